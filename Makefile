@@ -1,0 +1,38 @@
+# The two commands: `make demo` (install, world, features, serve) and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test lint bench services clean-data
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+services:
+	bash .ci/start-services
+
+demo: install
+	$(BIN)/funnelcast world generate
+	$(BIN)/funnelcast features build
+	$(BIN)/funnelcast features apply
+	$(BIN)/funnelcast features materialize
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check features funnelcast training service tests bench
+
+test: install services lint
+	$(BIN)/pytest -n 2 --timeout 300
+
+bench: install
+	$(BIN)/python bench/world_and_features.py
+
+clean-data:
+	rm -rf data

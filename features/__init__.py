@@ -1,0 +1,1 @@
+"""Canonical data, the synthetic world, feature jobs and the Feast feature repository."""

@@ -1,0 +1,76 @@
+"""Build every feature table from the canonical tables and write them as Parquet.
+
+``build_all`` is what ``funnelcast features build`` (and a notebook) calls: it reads the raw
+tables once, runs each job in turn and writes ``<feature_dir>/<table>.parquet`` with zstd, with
+``event_timestamp`` as ``timestamp[us, tz=UTC]`` — the contract the Feast sources are declared on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.jobs.account_health import build_account_health
+from features.jobs.behavior import build_company_behavior, build_lead_behavior
+from features.jobs.commodity_prices import build_commodity_prices
+from features.jobs.company_firmographics import build_company_firmographics
+from features.jobs.company_tenders import build_company_tenders
+from features.jobs.opportunity_snapshots import build_opportunity_snapshots
+from features.jobs.raw import RawTables, latest_observed_time, read_raw
+from features.jobs.rep_profile import build_rep_profile
+from features.jobs.timeline import utc_timestamp
+from funnelcast.settings import Settings
+
+FeatureJob = Callable[[RawTables, pd.Timestamp], pd.DataFrame]
+
+# Table name -> (job, entity key). The names are the contract Feast views are declared over.
+FEATURE_JOBS: dict[str, tuple[FeatureJob, str]] = {
+    "company_firmographics": (build_company_firmographics, "company_id"),
+    "company_behavior": (build_company_behavior, "company_id"),
+    "lead_behavior": (build_lead_behavior, "lead_id"),
+    "company_tenders": (build_company_tenders, "company_id"),
+    "commodity_prices": (build_commodity_prices, "commodity"),
+    "opportunity_snapshots": (build_opportunity_snapshots, "opportunity_id"),
+    "account_health": (build_account_health, "account_id"),
+    "rep_profile": (build_rep_profile, "rep_id"),
+}
+
+
+def write_feature_table(frame: pd.DataFrame, path: Path) -> int:
+    """Write ``frame`` to ``path`` (zstd Parquet) with every timestamp at ``timestamp[us, tz=UTC]``."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    fields = [
+        pa.field(f.name, pa.timestamp("us", tz="UTC")) if pa.types.is_timestamp(f.type) else f
+        for f in table.schema
+    ]
+    table = table.cast(pa.schema(fields))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(path)  # readers never see a half-written table
+    return table.num_rows
+
+
+def build_all(
+    settings: Settings,
+    as_of: pd.Timestamp | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, int]:
+    """Build and write every table in ``FEATURE_JOBS``; return rows written per table.
+
+    ``as_of`` (default: the latest observed time in the raw data) is the build's "now": nothing
+    dated later is used and every table gets its latest-state rows there. ``progress`` is called
+    with each table's name once it is written, so a CLI can advance a progress bar.
+    """
+    raw = read_raw(settings.raw_dir)
+    now = utc_timestamp(as_of) if as_of is not None else latest_observed_time(raw)
+    rows: dict[str, int] = {}
+    for name, (job, _key) in FEATURE_JOBS.items():
+        rows[name] = write_feature_table(job(raw, now), settings.feature_dir / f"{name}.parquet")
+        if progress is not None:
+            progress(name)
+    return rows

@@ -1,0 +1,65 @@
+"""The one typed settings object for every funnelcast deployable (CLI, training jobs, service).
+
+Values come from environment variables prefixed ``FUNNELCAST_`` (or a ``.env`` file); tests build
+their own ``Settings(...)`` and pass it in, so nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FUNNELCAST_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        PROJECT_ROOT / "data", description="Where raw tables, feature tables and stores live."
+    )
+    seed: int = Field(7, description="Seed of the synthetic world.")
+    world_scale: float = Field(
+        1.0, gt=0, description="Multiplies the demo world's sizes (1.0 = ~50k leads, ~60 reps)."
+    )
+
+    online_store: Literal["sqlite", "redis"] = "sqlite"
+    redis_url: str = Field("127.0.0.1:6379,db=0", description="Feast Redis connection string.")
+    registry: Literal["file", "sql"] = "file"
+    registry_url: str = Field(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/funnelcast_registry",
+        description="SQLAlchemy URL of the SQL (PostgreSQL) Feast registry when registry='sql'.",
+    )
+    feast_project: str = Field("funnelcast", pattern=r"^[a-z][a-z0-9_]*$")
+
+    mlflow_tracking_uri: str = Field(
+        f"sqlite:///{PROJECT_ROOT / 'mlflow' / 'mlflow.db'}", description="MLflow tracking store."
+    )
+
+    @property
+    def raw_dir(self) -> Path:
+        """Canonical tables (the world generator's or an importer's output)."""
+        return self.data_dir / "raw"
+
+    @property
+    def feature_dir(self) -> Path:
+        """Feature tables written by the feature jobs; the Feast offline store reads these."""
+        return self.data_dir / "features"
+
+    @property
+    def oracle_dir(self) -> Path:
+        return self.data_dir / "oracle"
+
+    @property
+    def feast_dir(self) -> Path:
+        """Feast's own state: file registry and SQLite online store."""
+        return self.data_dir / "feast"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
