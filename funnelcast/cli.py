@@ -15,7 +15,9 @@ from rich.table import Table
 
 from funnelcast.settings import Settings, get_settings
 
-app = typer.Typer(help="funnelcast: lead scoring, routing and forecasting for B2B sales.", no_args_is_help=True)
+app = typer.Typer(
+    help="funnelcast: lead scoring, routing and forecasting for B2B sales.", no_args_is_help=True
+)
 world_app = typer.Typer(help="The synthetic sales world.", no_args_is_help=True)
 features_app = typer.Typer(help="Feature tables and the Feast store.", no_args_is_help=True)
 app.add_typer(world_app, name="world")
@@ -25,8 +27,12 @@ console = Console()
 
 @contextmanager
 def _steps(total: int, title: str) -> Iterator[callable]:  # type: ignore[valid-type]
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(title, total=total)
 
@@ -41,14 +47,18 @@ def _settings(data_dir: Path | None) -> Settings:
     return settings.model_copy(update={"data_dir": data_dir}) if data_dir else settings
 
 
-DataDir = Annotated[Path | None, typer.Option(help="Data directory (default: settings / FUNNELCAST_DATA_DIR).")]
+DataDir = Annotated[
+    Path | None, typer.Option(help="Data directory (default: settings / FUNNELCAST_DATA_DIR).")
+]
 
 
 @world_app.command("generate")
 def world_generate(
     seed: Annotated[int | None, typer.Option(help="World seed (default: settings.seed).")] = None,
     scale: Annotated[float | None, typer.Option(min=0.001, help="Size relative to the demo world.")] = None,
-    leads: Annotated[int | None, typer.Option(min=200, help="Number of leads (overrides --scale for leads).")] = None,
+    leads: Annotated[
+        int | None, typer.Option(min=200, help="Number of leads (overrides --scale for leads).")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Generate the seeded synthetic world and its oracle, then print a summary."""
@@ -81,3 +91,70 @@ def world_generate(
 
 def main() -> None:
     app()
+
+
+@features_app.command("build")
+def features_build(data_dir: DataDir = None) -> None:
+    """Turn the canonical tables into feature tables (Parquet) for the Feast offline store."""
+    from features.jobs.run import FEATURE_JOBS, build_all
+
+    settings = _settings(data_dir)
+    with _steps(len(FEATURE_JOBS), "feature tables") as advance:
+        rows = build_all(settings, progress=advance)
+    table = Table(title=f"feature tables → {settings.feature_dir}")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, n in rows.items():
+        table.add_row(name, f"{n:,}")
+    console.print(table)
+
+
+@features_app.command("apply")
+def features_apply(data_dir: DataDir = None) -> None:
+    """Register entities, feature views and feature services in the Feast registry."""
+    from features.store import FeatureTablesMissing, apply_definitions, open_store
+
+    settings = _settings(data_dir)
+    try:
+        names = apply_definitions(open_store(settings), settings)
+    except FeatureTablesMissing as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    console.print(f"applied {len(names)} objects to project {settings.feast_project!r}: {', '.join(names)}")
+
+
+@features_app.command("materialize")
+def features_materialize(
+    end: Annotated[
+        str | None, typer.Option(help="Materialise up to this UTC time (default: newest feature row).")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Incrementally write the latest feature values each entity needs to the online store."""
+    from datetime import UTC, datetime
+
+    from features.store import latest_feature_time, materialize, open_store
+
+    settings = _settings(data_dir)
+    store = open_store(settings)
+    if end is None:
+        end_at = latest_feature_time(settings)
+    else:
+        try:
+            end_at = datetime.fromisoformat(end)
+        except ValueError as err:
+            console.print(f"[red]error:[/red] --end {end!r} is not an ISO time (e.g. 2026-11-02T00:00:00)")
+            raise typer.Exit(2) from err
+        end_at = end_at if end_at.tzinfo else end_at.replace(tzinfo=UTC)
+    views = store.list_feature_views()
+    if not views:
+        console.print("[red]error:[/red] no feature views registered; run `funnelcast features apply` first")
+        raise typer.Exit(2)
+    with _steps(len(views), "materialise") as advance:
+        reports = materialize(store, end_at, progress=advance)
+    table = Table(title=f"materialised to {settings.online_store} up to {end_at:%Y-%m-%d %H:%M} UTC")
+    for col in ("view", "from", "seconds"):
+        table.add_column(col)
+    for r in reports:
+        table.add_row(r.view, f"{r.start:%Y-%m-%d}", f"{r.seconds:.2f}")
+    console.print(table)

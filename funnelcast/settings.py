@@ -34,6 +34,9 @@ class Settings(BaseSettings):
         "postgresql+psycopg://postgres@127.0.0.1:5432/funnelcast_registry",
         description="SQLAlchemy URL of the SQL (PostgreSQL) Feast registry when registry='sql'.",
     )
+    feast_state_dir: Path | None = Field(
+        None, description="Feast registry/online DB dir (default data_dir/feast)."
+    )
     feast_project: str = Field("funnelcast", pattern=r"^[a-z][a-z0-9_]*$")
 
     mlflow_tracking_uri: str = Field(
@@ -57,7 +60,7 @@ class Settings(BaseSettings):
     @property
     def feast_dir(self) -> Path:
         """Feast's own state: file registry and SQLite online store."""
-        return self.data_dir / "feast"
+        return self.feast_state_dir or self.data_dir / "feast"
 
 
 @lru_cache(maxsize=1)

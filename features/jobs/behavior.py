@@ -48,7 +48,7 @@ def behavior_features(
 
     Only events at or before ``as_of`` are used, and a row at ``t`` counts only events in
     ``(t - w, t]``, so no row sees the future. Points after ``as_of`` are dropped; every entity with
-    an event also gets a row at ``as_of``; repeated (entity, time) rows appear once. Entities that
+    an event in the last 30 days also gets a row at ``as_of``; repeated (entity, time) rows appear once. Entities that
     appear only at points get zero counts and NaN recency.
     """
     as_of_ns = to_ns([utc_timestamp(as_of)])[0]
@@ -63,7 +63,10 @@ def behavior_features(
     pt_ids = point_ids.to_numpy(dtype=object)[pt_ok]
     entities = entity_index(ev_ids, pt_ids)
     ev_keys = entities.get_indexer(ev_ids)
-    with_events = np.unique(ev_keys)
+    # Only entities active in the last 30 days get an ``as_of`` row: the others' windows are all
+    # zero, and serving reads a missing entity as "no recent behaviour" (materialise stays small).
+    recent = ev_ts > as_of_ns - np.timedelta64(30, "D")
+    with_events = np.unique(ev_keys[recent])
     q_keys, q_ts = query_points(
         np.concatenate([ev_keys, entities.get_indexer(pt_ids), with_events]),
         np.concatenate([ev_ts, pt_ts[pt_ok], np.full(len(with_events), as_of_ns)]),

@@ -3,7 +3,7 @@
 A buyer with an open tender in our product line is actively purchasing, which is why the lead and
 opportunity models both read this table. Rows sit where those models look — each lead's creation
 time, each weekly opportunity snapshot of the company's deals — plus every tender's publication and
-deadline (where the state changes) and ``as_of`` for every company seen.
+deadline (where the state changes) and ``as_of`` for companies with recent tender activity.
 """
 
 from __future__ import annotations
@@ -71,9 +71,13 @@ def build_company_tenders(raw: RawTables, as_of: pd.Timestamp) -> pd.DataFrame:
     point_ts = np.concatenate([pub_ts, dl_ts, lead_ts, opp_t.astype("datetime64[ns]")])
     ok = pd.notna(point_ids) & ~np.isnat(point_ts) & (point_ts <= as_of_ns)
     companies = entity_index(point_ids[ok])
+    # ``as_of`` rows only for companies with tender activity in the last 90 days (or one still
+    # open); for the rest every count is zero, which serving reads from a missing row.
+    active = (pub_ts > as_of_ns - np.timedelta64(90, "D")) | (dl_ts > as_of_ns)
+    active_companies = np.unique(companies.get_indexer(tenders[KEY].to_numpy(dtype=object)[active]))
     q_keys, q_ts = query_points(
-        np.concatenate([companies.get_indexer(point_ids[ok]), np.arange(len(companies))]),
-        np.concatenate([point_ts[ok], np.full(len(companies), as_of_ns)]),
+        np.concatenate([companies.get_indexer(point_ids[ok]), active_companies]),
+        np.concatenate([point_ts[ok], np.full(len(active_companies), as_of_ns)]),
     )
 
     keys = companies.get_indexer(tenders[KEY].to_numpy(dtype=object))

@@ -46,7 +46,9 @@ def generate_companies(
     later["revenue_band"] = _revenue_band(later["insured_headcount"].to_numpy(), rng)
     out = pd.concat([base, later], ignore_index=True)
     out["snapshot_at"] = out["snapshot_at"].dt.floor("s")
-    return out.sort_values(["company_id", "snapshot_at"], ignore_index=True)
+    # row order follows the integer company code (c0, c1, ..., c10), which callers index by
+    out["_code"] = np.concatenate([np.arange(n), np.flatnonzero(changed)])
+    return out.sort_values(["_code", "snapshot_at"], ignore_index=True).drop(columns="_code")
 
 
 def _revenue_band(headcount: np.ndarray, rng: np.random.Generator) -> np.ndarray:

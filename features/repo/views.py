@@ -1,0 +1,162 @@
+"""Feature views: the four signal families (behaviour, firmographics, tenders, commodities) plus
+opportunity, account and rep views. Each view reads one feature table of the same name.
+
+``SERVING_WINDOW`` says how far back materialisation looks for each view: only the latest state
+serving needs (open opportunities' last snapshot, recently active companies' behaviour, ...).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from feast import FeatureView, Field
+from feast.types import Float64, Int64, String
+
+from features.catalog import BEHAVIOR_EVENT_TYPES, LANGUAGES, MILESTONES, PRODUCT_LINE_NAMES
+from features.repo.entities import account, commodity, company, lead, opportunity, rep
+from features.repo.sources import behavior_push_source, table_source
+
+WINDOWS_DAYS = (1, 7, 30)
+
+BEHAVIOR_FIELDS = [
+    *(Field(name=f"{t}_{w}d", dtype=Int64) for t in BEHAVIOR_EVENT_TYPES for w in WINDOWS_DAYS),
+    Field(name="events_30d", dtype=Int64),
+    Field(name="days_since_last_event", dtype=Float64),
+    Field(name="intent_combo", dtype=Int64),
+]
+FIRMOGRAPHIC_FIELDS = [
+    Field(name="industry", dtype=String),
+    Field(name="country", dtype=String),
+    Field(name="registered_capital_cny", dtype=Float64),
+    Field(name="insured_headcount", dtype=Int64),
+    Field(name="log_headcount", dtype=Float64),
+    Field(name="revenue_band", dtype=String),
+    Field(name="company_age_years", dtype=Float64),
+]
+TENDER_FIELDS = [
+    Field(name="tenders_30d", dtype=Int64),
+    Field(name="tenders_90d", dtype=Int64),
+    Field(name="tender_budget_90d_cny", dtype=Float64),
+    Field(name="open_tenders", dtype=Int64),
+    *(Field(name=f"open_tenders_{line}", dtype=Int64) for line in PRODUCT_LINE_NAMES),
+    Field(name="days_since_last_tender", dtype=Float64),
+]
+COMMODITY_FIELDS = [
+    Field(name="price", dtype=Float64),
+    Field(name="change_1w", dtype=Float64),
+    Field(name="change_4w", dtype=Float64),
+    Field(name="volatility_4w", dtype=Float64),
+]
+OPPORTUNITY_FIELDS = [
+    Field(name="milestones_reached", dtype=Int64),
+    *(Field(name=f"ms_{m}", dtype=Int64) for m in MILESTONES),
+    Field(name="stage_index", dtype=Int64),
+    Field(name="days_in_stage", dtype=Float64),
+    Field(name="legal_prereview_skipped", dtype=Int64),
+    Field(name="days_since_last_activity", dtype=Float64),
+    Field(name="activities_7d", dtype=Int64),
+    Field(name="activities_30d", dtype=Int64),
+    Field(name="resistant_7d", dtype=Int64),
+    Field(name="positive_7d", dtype=Int64),
+    Field(name="amount_cny", dtype=Float64),
+    Field(name="log_amount", dtype=Float64),
+    Field(name="weeks_open", dtype=Float64),
+    Field(name="product_line", dtype=String),
+    Field(name="commodity", dtype=String),
+    Field(name="exposure", dtype=Float64),
+    Field(name="days_to_expected_close", dtype=Float64),
+    Field(name="owner_rep_id", dtype=String),
+    Field(name="company_id", dtype=String),
+]
+ACCOUNT_FIELDS = [
+    Field(name="usage_rate_30d", dtype=Float64),
+    Field(name="active_users_30d", dtype=Float64),
+    Field(name="seat_utilization_30d", dtype=Float64),
+    Field(name="days_since_admin_login", dtype=Float64),
+    Field(name="alerts_30d", dtype=Int64),
+    Field(name="tickets_30d", dtype=Int64),
+    Field(name="tickets_prev_30d", dtype=Int64),
+    Field(name="ticket_trend", dtype=Int64),
+    Field(name="last_nps", dtype=Float64),
+    Field(name="payment_punctuality_12m", dtype=Float64),
+    Field(name="arr_cny", dtype=Float64),
+    Field(name="days_to_renewal", dtype=Float64),
+    Field(name="tenure_days", dtype=Float64),
+]
+REP_FIELDS = [
+    Field(name="team", dtype=String),
+    Field(name="region", dtype=String),
+    Field(name="timezone", dtype=String),
+    Field(name="work_start_hour", dtype=Int64),
+    Field(name="work_end_hour", dtype=Int64),
+    Field(name="capacity", dtype=Int64),
+    *(Field(name=f"lang_{lang}", dtype=Float64) for lang in LANGUAGES),
+    Field(name="leads_90d", dtype=Int64),
+    Field(name="conversion_rate_90d", dtype=Float64),
+    Field(name="open_opportunities", dtype=Int64),
+]
+
+# How far back materialisation reads each view (None: all history, e.g. every company's profile).
+SERVING_WINDOW: dict[str, timedelta | None] = {
+    "company_firmographics": None,
+    "company_behavior": timedelta(days=30),
+    "lead_behavior": timedelta(days=30),
+    "company_tenders": timedelta(days=90),
+    "commodity_prices": timedelta(days=7),
+    "opportunity_snapshots": timedelta(days=7),
+    "account_health": timedelta(days=7),
+    "rep_profile": timedelta(days=31),
+}
+
+
+def feature_views(feature_dir: Path) -> dict[str, FeatureView]:
+    """Every view by name. ``ttl=0``: point-in-time joins look back without limit."""
+
+    def view(name: str, entity, fields, source=None, description: str = "") -> FeatureView:
+        return FeatureView(
+            name=name,
+            entities=[entity],
+            ttl=timedelta(0),
+            schema=list(fields),
+            online=True,
+            source=source or table_source(feature_dir, name),
+            description=description,
+        )
+
+    views = [
+        view(
+            "company_behavior",
+            company,
+            BEHAVIOR_FIELDS,
+            behavior_push_source(feature_dir),
+            "Web and email behaviour of the company in 1/7/30-day windows; pushable.",
+        ),
+        view("lead_behavior", lead, BEHAVIOR_FIELDS, description="The lead's own engagement after creation."),
+        view(
+            "company_firmographics",
+            company,
+            FIRMOGRAPHIC_FIELDS,
+            description="Registered capital, insured headcount, industry (工商 snapshots).",
+        ),
+        view(
+            "company_tenders", company, TENDER_FIELDS, description="Public tenders (招投标) by the company."
+        ),
+        view(
+            "commodity_prices",
+            commodity,
+            COMMODITY_FIELDS,
+            description="Daily price, 1w/4w change, volatility.",
+        ),
+        view(
+            "opportunity_snapshots",
+            opportunity,
+            OPPORTUNITY_FIELDS,
+            description="Weekly state of an open opportunity: milestones, stage, activity, sentiment.",
+        ),
+        view("account_health", account, ACCOUNT_FIELDS, description="Usage, tickets, NPS and payments."),
+        view(
+            "rep_profile", rep, REP_FIELDS, description="Rep time zone, languages, capacity, recent results."
+        ),
+    ]
+    return {v.name: v for v in views}

@@ -1,0 +1,84 @@
+"""Training sets, one function per model, built only by point-in-time joins on its feature service.
+
+Each function takes the rows a model learns from (entity id, the time the model would have
+scored it, the label) and returns them in the same order with every feature of the model's
+feature service as known at that time. Labels come from the canonical outcome columns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+
+from features.catalog import COMMODITY_OF_PRODUCT_LINE
+from features.repo.services import CHURN_SERVICE, LEAD_SCORE_SERVICE, MILESTONE_CLOSE_SERVICE
+
+LEAD_LABEL_DAYS = 30
+CLOSE_HORIZON_WEEKS = 13
+_ROW = "_row"
+
+
+def historical_features(
+    store: FeatureStore, service: str, entity_df: pd.DataFrame, keys: list[str]
+) -> pd.DataFrame:
+    """``get_historical_features`` on ``service``: ``entity_df`` (same rows, same order) plus features.
+
+    Only the join keys and ``event_timestamp`` go to Feast; features come back named
+    ``<view>__<feature>`` so a feature never collides with a row column (both leads and companies
+    have a ``country``). Feast does not keep row order, so rows are matched back by position.
+    """
+    entity_df = entity_df.reset_index(drop=True)
+    rows = entity_df[[*keys, "event_timestamp"]].assign(**{_ROW: np.arange(len(entity_df))})
+    out = store.get_historical_features(
+        entity_df=rows, features=store.get_feature_service(service), full_feature_names=True
+    ).to_df()
+    if len(out) != len(rows):
+        raise RuntimeError(f"point-in-time join on {service} returned {len(out)} rows for {len(rows)}")
+    feats = out.sort_values(_ROW).drop(columns=[_ROW, *keys, "event_timestamp"]).reset_index(drop=True)
+    return pd.concat([entity_df, feats], axis=1)
+
+
+def lead_training_set(store: FeatureStore, leads: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Leads decided by ``as_of`` (created 30+ days earlier), features as at creation, label ``converted``."""
+    decided = leads[leads["created_at"] + pd.Timedelta(days=LEAD_LABEL_DAYS) <= as_of]
+    entity = decided.rename(columns={"created_at": "event_timestamp"})
+    entity = entity.assign(label=entity["converted"].astype(int))
+    return historical_features(store, LEAD_SCORE_SERVICE, entity, ["company_id"])
+
+
+def close_training_set(store: FeatureStore, opportunities: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Every open opportunity at every weekly snapshot, with ``won_within_{k}w`` labels for k = 1..13.
+
+    Snapshots come from the opportunity view's own rows (Mondays while open); a label is only
+    known when the horizon ended by ``as_of`` or the deal closed before it, else it is NaN.
+    """
+    from pyarrow import parquet as pq
+
+    source = store.get_feature_view("opportunity_snapshots").batch_source
+    snaps = pq.read_table(source.path, columns=["opportunity_id", "event_timestamp"]).to_pandas()
+    snaps = snaps[snaps["event_timestamp"] <= as_of]
+    opps = opportunities.set_index("opportunity_id")
+    joined = snaps.join(opps[["company_id", "product_line", "outcome", "closed_at"]], on="opportunity_id")
+    joined["commodity"] = joined["product_line"].map(COMMODITY_OF_PRODUCT_LINE)
+    weeks_to_close = (joined["closed_at"] - joined["event_timestamp"]) / pd.Timedelta(weeks=1)
+    won = joined["outcome"].eq("won").to_numpy()
+    for k in range(1, CLOSE_HORIZON_WEEKS + 1):
+        horizon_end = joined["event_timestamp"] + pd.Timedelta(weeks=k)
+        known = (horizon_end <= as_of) | (joined["closed_at"].notna() & (joined["closed_at"] <= horizon_end))
+        label = np.where(won & (weeks_to_close <= k).to_numpy(), 1.0, 0.0)
+        joined[f"won_within_{k}w"] = np.where(known.to_numpy(), label, np.nan)
+    entity = joined.drop(columns=["outcome", "closed_at"])
+    return historical_features(store, MILESTONE_CLOSE_SERVICE, entity, ["opportunity_id", "company_id", "commodity"])
+
+
+def churn_training_set(store: FeatureStore, contracts: pd.DataFrame, days_before: int = 90) -> pd.DataFrame:
+    """Each decided renewal, scored ``days_before`` renewal; label 1 when the account did not renew."""
+    decided = contracts.dropna(subset=["renewed"])
+    entity = pd.DataFrame({
+        "account_id": decided["account_id"].to_numpy(),
+        "event_timestamp": (decided["renewal_at"] - pd.Timedelta(days=days_before)).to_numpy(),
+        "renewal_at": decided["renewal_at"].to_numpy(),
+        "label": (~decided["renewed"].astype(bool)).astype(int).to_numpy(),
+    })
+    return historical_features(store, CHURN_SERVICE, entity, ["account_id"])

@@ -1,0 +1,35 @@
+"""Shared fixtures: one tiny world per test session, generated, featurised and applied to Feast."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from features.world.generate import WorldSummary, generate_world
+from features.world.params import WorldParams
+from funnelcast.settings import Settings
+
+TINY_LEADS = 3_000
+
+
+def tiny_params(seed: int = 11) -> WorldParams:
+    """~3k leads, ~200 opportunities, 150 accounts: seconds to build, enough to learn from."""
+    return replace(WorldParams(seed=seed).scaled(TINY_LEADS / 50_000), n_accounts=150)
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, WorldSummary]:
+    data = tmp_path_factory.mktemp("tiny_world")
+    settings = Settings(data_dir=data, feast_project="tiny")
+    summary = generate_world(tiny_params(), settings.raw_dir, settings.oracle_dir)
+    return settings, summary
+
+
+@pytest.fixture(scope="session")
+def tiny_features(tiny_world: tuple[Settings, WorldSummary]) -> Settings:
+    from features.jobs.run import build_all
+
+    settings, _ = tiny_world
+    build_all(settings)
+    return settings
