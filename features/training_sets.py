@@ -69,16 +69,20 @@ def close_training_set(store: FeatureStore, opportunities: pd.DataFrame, as_of: 
         label = np.where(won & (weeks_to_close <= k).to_numpy(), 1.0, 0.0)
         joined[f"won_within_{k}w"] = np.where(known.to_numpy(), label, np.nan)
     entity = joined.drop(columns=["outcome", "closed_at"])
-    return historical_features(store, MILESTONE_CLOSE_SERVICE, entity, ["opportunity_id", "company_id", "commodity"])
+    return historical_features(
+        store, MILESTONE_CLOSE_SERVICE, entity, ["opportunity_id", "company_id", "commodity"]
+    )
 
 
 def churn_training_set(store: FeatureStore, contracts: pd.DataFrame, days_before: int = 90) -> pd.DataFrame:
     """Each decided renewal, scored ``days_before`` renewal; label 1 when the account did not renew."""
     decided = contracts.dropna(subset=["renewed"])
-    entity = pd.DataFrame({
-        "account_id": decided["account_id"].to_numpy(),
-        "event_timestamp": (decided["renewal_at"] - pd.Timedelta(days=days_before)).to_numpy(),
-        "renewal_at": decided["renewal_at"].to_numpy(),
-        "label": (~decided["renewed"].astype(bool)).astype(int).to_numpy(),
-    })
+    entity = pd.DataFrame(
+        {
+            "account_id": decided["account_id"].to_numpy(),
+            "event_timestamp": (decided["renewal_at"] - pd.Timedelta(days=days_before)).to_numpy(),
+            "renewal_at": decided["renewal_at"].to_numpy(),
+            "label": (~decided["renewed"].astype(bool)).astype(int).to_numpy(),
+        }
+    )
     return historical_features(store, CHURN_SERVICE, entity, ["account_id"])

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -37,11 +37,19 @@ class Settings(BaseSettings):
     feast_state_dir: Path | None = Field(
         None, description="Feast registry/online DB dir (default data_dir/feast)."
     )
+    # SQLite reserves table names starting with "sqlite", and Feast prefixes tables with the project
     feast_project: str = Field("funnelcast", pattern=r"^[a-z][a-z0-9_]*$")
 
     mlflow_tracking_uri: str = Field(
         f"sqlite:///{PROJECT_ROOT / 'mlflow' / 'mlflow.db'}", description="MLflow tracking store."
     )
+
+    @field_validator("feast_project")
+    @classmethod
+    def _not_sqlite_reserved(cls, value: str) -> str:
+        if value.startswith("sqlite"):
+            raise ValueError("feast_project must not start with 'sqlite' (SQLite reserves those table names)")
+        return value
 
     @property
     def raw_dir(self) -> Path:

@@ -48,8 +48,8 @@ def behavior_features(
 
     Only events at or before ``as_of`` are used, and a row at ``t`` counts only events in
     ``(t - w, t]``, so no row sees the future. Points after ``as_of`` are dropped; every entity with
-    an event in the last 30 days also gets a row at ``as_of``; repeated (entity, time) rows appear once. Entities that
-    appear only at points get zero counts and NaN recency.
+    an event in the last 30 days also gets a row at ``as_of``; repeated (entity, time) rows appear
+    once. Entities that appear only at points get zero counts and NaN recency.
     """
     as_of_ns = to_ns([utc_timestamp(as_of)])[0]
     ev_ts = to_ns(event_ts)

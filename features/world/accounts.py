@@ -150,12 +150,14 @@ def simulate_accounts(
     due_ts = days[inv_due[ok]] + np.timedelta64(1, "D")
     paid = due_ts + (inv_delay[ok] * 86400).astype("timedelta64[s]")
     paid = np.where(paid <= np.datetime64(end_n), paid, np.datetime64("NaT"))
-    invoices = pd.DataFrame({
-        "account_id": company_ids[inv_acc[ok]],
-        "due_at": pd.DatetimeIndex(due_ts).tz_localize("UTC").floor("s"),
-        "paid_at": pd.DatetimeIndex(paid).tz_localize("UTC").floor("s"),
-        "amount_cny": arr[inv_acc[ok]] / 12,
-    })
+    invoices = pd.DataFrame(
+        {
+            "account_id": company_ids[inv_acc[ok]],
+            "due_at": pd.DatetimeIndex(due_ts).tz_localize("UTC").floor("s"),
+            "paid_at": pd.DatetimeIndex(paid).tz_localize("UTC").floor("s"),
+            "amount_cny": arr[inv_acc[ok]] / 12,
+        }
+    )
     invoices = invoices[invoices["due_at"] >= (start - pd.Timedelta(days=400))]
 
     c = np.array(contract_rows, dtype=object)

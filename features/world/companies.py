@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.world import make_ids
-
 from features.catalog import COUNTRIES, INDUSTRIES
+from features.world import make_ids
 
 _PROVINCES = ("Jiangsu", "Zhejiang", "Guangdong", "Shandong", "Shanghai", "Beijing", "Sichuan", "Hubei")
 _REVENUE_BANDS = ("<10M", "10-50M", "50-200M", "200M-1B", ">1B")

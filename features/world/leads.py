@@ -13,8 +13,6 @@ import holidays
 import numpy as np
 import pandas as pd
 
-from features.world import make_ids
-
 from features.catalog import (
     BEHAVIOR_EVENT_TYPES,
     CHANNELS,
@@ -27,6 +25,7 @@ from features.catalog import (
 )
 from features.timezones import circular_gap_hours, utc_offset_hours
 from features.windows import trailing_counts
+from features.world import make_ids
 from features.world.params import (
     FIT_MATRIX,
     INTENT_GAMMA_SHAPE,
@@ -175,7 +174,9 @@ def generate_leads(
     headcount = company_headcount(company, created_utc)
     hw = _holiday_weeks(start, end)
     iso = pd.DatetimeIndex(local_naive).isocalendar()
-    holiday = pd.MultiIndex.from_arrays([country, iso["year"].to_numpy(), iso["week"].to_numpy()]).isin(list(hw))
+    holiday = pd.MultiIndex.from_arrays([country, iso["year"].to_numpy(), iso["week"].to_numpy()]).isin(
+        list(hw)
+    )
 
     logit = (
         m.base_logit

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.world import make_ids
-
 from features.catalog import COMMODITIES, PRODUCT_LINE_NAMES
+from features.world import make_ids
 
 # start price (CNY per tonne; polysilicon per kg) and daily log-volatility
 _COMMODITY_START = {

@@ -14,8 +14,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from features.world import make_ids
-
 from features.catalog import (
     ACTIVITY_TYPES,
     COMMODITIES,
@@ -28,6 +26,7 @@ from features.catalog import (
     STAGE_START_MILESTONE_COUNT,
     STAGES,
 )
+from features.world import make_ids
 from features.world.params import OpportunityMechanism
 
 N_MILESTONES = len(MILESTONES)

@@ -1,0 +1,1 @@
+"""The FastAPI service: built in the service issues."""

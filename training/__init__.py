@@ -1,0 +1,1 @@
+"""Training jobs (lead score, milestone close, churn): built in the training issue."""
