@@ -333,22 +333,24 @@ def _oracle_win_probabilities(
     is simulated once; weeks open only matter near the one-year cut-off.
     """
     near_cutoff = np.where(states.weeks_open >= m.max_open_weeks - HORIZON_WEEKS - 1, states.weeks_open, -1)
-    key = np.stack(
-        [
-            states.pos,
-            states.skipped_legal,
-            states.idle_weeks,
-            states.resistant_last,
-            near_cutoff,
-            np.round(states.size_decades * 4),
-            states.open_tender,
-            np.round(states.exposure * 100),
-            swing_now,
-            commodity,
-        ],
-        axis=1,
-    ).astype(np.int64)
-    uniq, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    # one int64 per state (mixed radix) keeps the de-duplication a fast 1-D unique; only
+    # min(resistant_last, 3) enters the transition, so states differing above 3 share a future
+    parts = [
+        (states.pos, 16),
+        (states.skipped_legal, 2),
+        (states.idle_weeks, 128),
+        (np.minimum(states.resistant_last, 3), 4),
+        (near_cutoff + 1, 128),
+        (np.round(states.size_decades * 4) + 64, 128),
+        (states.open_tender, 2),
+        (np.round(states.exposure * 100), 128),
+        (swing_now, 2),
+        (commodity, 8),
+    ]
+    key = np.zeros(len(states.pos), dtype=np.int64)
+    for values, radix in parts:
+        key = key * radix + np.asarray(values).astype(np.int64)
+    uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     reps = states.take(first)
     reps.weeks_open = np.where(near_cutoff[first] >= 0, states.weeks_open[first], 0)
     probs = np.empty((len(uniq), HORIZON_WEEKS), dtype=np.float32)
