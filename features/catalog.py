@@ -62,6 +62,7 @@ PRODUCT_LINES: tuple[ProductLine, ...] = (
 PRODUCT_LINE_NAMES: tuple[str, ...] = tuple(p.name for p in PRODUCT_LINES)
 COMMODITY_OF_PRODUCT_LINE: dict[str, str] = {p.name: p.commodity for p in PRODUCT_LINES}
 EXPOSURE_OF_PRODUCT_LINE: dict[str, float] = {p.name: p.exposure for p in PRODUCT_LINES}
+BASE_AMOUNT_OF_PRODUCT_LINE: dict[str, float] = {p.name: p.base_amount_cny for p in PRODUCT_LINES}
 
 STAGES: tuple[str, ...] = (
     "lead_captured",
@@ -94,6 +95,11 @@ STAGE_START_MILESTONE_COUNT: tuple[int, ...] = (0, 2, 4, 7, 9, 12)
 
 ACTIVITY_TYPES: tuple[str, ...] = ("call", "visit", "wechat", "email", "meeting")
 SENTIMENTS: tuple[str, ...] = ("positive", "neutral", "resistant")
+
+# Behaviour is counted in these trailing windows (days), for features and mechanisms alike.
+BEHAVIOR_WINDOWS_DAYS: tuple[int, ...] = (1, 7, 30)
+# The intent combination: >=3 competitor-comparison views + a whitepaper + a service-needs form in 30 days.
+INTENT_COMBO_MIN_COMPARISONS = 3
 
 BEHAVIOR_EVENT_TYPES: tuple[str, ...] = (
     "page_view",

@@ -116,9 +116,9 @@ def materialize(
         window = SERVING_WINDOW.get(fv.name)
         floor = end - window if window is not None else datetime(1970, 1, 1, tzinfo=UTC)
         done = fv.most_recent_end_time
-        start = max(floor, done) if done is not None and done.tzinfo else floor
         if done is not None and done.tzinfo is None:
-            start = max(floor, done.replace(tzinfo=UTC))
+            done = done.replace(tzinfo=UTC)  # the file registry returns naive UTC
+        start = max(floor, done) if done is not None else floor
         t0 = time.perf_counter()
         if start < end:
             store.materialize(start_date=start, end_date=end, feature_views=[fv.name])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.catalog import BEHAVIOR_EVENT_TYPES
+from features.catalog import BEHAVIOR_EVENT_TYPES, BEHAVIOR_WINDOWS_DAYS, INTENT_COMBO_MIN_COMPARISONS
 from features.jobs.raw import RawTables, require
 from features.jobs.timeline import (
     days_between,
@@ -25,8 +25,8 @@ from features.jobs.timeline import (
 )
 from features.windows import last_event_before, trailing_counts
 
-WINDOWS_DAYS: tuple[int, ...] = (1, 7, 30)
-INTENT_MIN_COMPETITOR_VIEWS_30D = 3
+WINDOWS_DAYS = BEHAVIOR_WINDOWS_DAYS
+INTENT_MIN_COMPETITOR_VIEWS_30D = INTENT_COMBO_MIN_COMPARISONS
 
 
 def behavior_columns() -> list[str]:

@@ -13,11 +13,17 @@ from pathlib import Path
 from feast import FeatureView, Field
 from feast.types import Float64, Int64, String
 
-from features.catalog import BEHAVIOR_EVENT_TYPES, LANGUAGES, MILESTONES, PRODUCT_LINE_NAMES
+from features.catalog import (
+    BEHAVIOR_EVENT_TYPES,
+    BEHAVIOR_WINDOWS_DAYS,
+    LANGUAGES,
+    MILESTONES,
+    PRODUCT_LINE_NAMES,
+)
 from features.repo.entities import account, commodity, company, lead, opportunity, rep
 from features.repo.sources import behavior_push_source, table_source
 
-WINDOWS_DAYS = (1, 7, 30)
+WINDOWS_DAYS = BEHAVIOR_WINDOWS_DAYS
 
 BEHAVIOR_FIELDS = [
     *(Field(name=f"{t}_{w}d", dtype=Int64) for t in BEHAVIOR_EVENT_TYPES for w in WINDOWS_DAYS),

@@ -113,7 +113,7 @@ def generate_world(
         "leads": lw.leads,
         "behavior_events": lw.events,
         "tenders": tenders,
-        "commodity_prices": _utc(prices, "date"),
+        "commodity_prices": prices,
         "opportunities": ow.opportunities,
         "stage_events": ow.stage_events,
         "milestone_events": ow.milestone_events,
@@ -133,13 +133,6 @@ def generate_world(
     summary.base_rates, summary.oracle_auc = _base_rates_and_aucs(lw.oracle, lw.leads, ow, aw)
     summary.seconds = time.perf_counter() - t0
     return summary
-
-
-def _utc(frame: pd.DataFrame, col: str) -> pd.DataFrame:
-    out = frame.copy()
-    if out[col].dt.tz is None:
-        out[col] = out[col].dt.tz_localize("UTC")
-    return out
 
 
 def _base_rates_and_aucs(lead_oracle, leads, ow, aw) -> tuple[dict[str, float], dict[str, float]]:

@@ -51,6 +51,15 @@ class LeadWorld:
     product_code: np.ndarray  # per lead
 
 
+def rep_match_factor(
+    proficiency: np.ndarray, rep_offset: np.ndarray, lead_offset: np.ndarray, m: LeadMechanism
+) -> np.ndarray:
+    """Share of a lead's chance kept with a rep: language below threshold and a far time zone cost."""
+    lang_ok = proficiency >= m.language_threshold
+    tz_ok = circular_gap_hours(rep_offset, lead_offset) <= m.timezone_gap_hours
+    return np.where(lang_ok, 1.0, m.language_mismatch_factor) * np.where(tz_ok, 1.0, m.timezone_gap_factor)
+
+
 def expected_delay_factor(m: LeadMechanism) -> float:
     """E[(1 - decay)^R] for the lognormal response time R, by Gauss-Hermite quadrature."""
     nodes, weights = np.polynomial.hermite_e.hermegauss(80)
@@ -224,25 +233,22 @@ def generate_leads(
     lang_code = pd.Categorical(language, categories=LANGUAGES).codes
     lead_off = utc_offset_hours(created_utc, timezone)
 
-    def match_factor(rep_idx: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        lang_ok = (
-            prof[rep_idx, lang_code[rows, None] if rep_idx.ndim == 2 else lang_code[rows]]
-            >= m.language_threshold
-        )
-        rep_off = offsets[h_assign[rows, None] if rep_idx.ndim == 2 else h_assign[rows], rep_idx]
-        lo = lead_off[rows, None] if rep_idx.ndim == 2 else lead_off[rows]
-        tz_ok = circular_gap_hours(rep_off, lo) <= m.timezone_gap_hours
-        return np.where(lang_ok, 1.0, m.language_mismatch_factor) * np.where(
-            tz_ok, 1.0, m.timezone_gap_factor
+    def match_for(rep_idx: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``[row, k]`` match factor of rep ``rep_idx[row, k]`` for lead ``rows[row]``."""
+        return rep_match_factor(
+            prof[rep_idx, lang_code[rows, None]],
+            offsets[h_assign[rows, None], rep_idx],
+            lead_off[rows, None],
+            m,
         )
 
     rows = np.arange(n)
-    actual_match = match_factor(assigned, rows)
+    actual_match = match_for(assigned[:, None], rows)[:, 0]
     expected_match = np.empty(n)
     all_reps = np.arange(len(reps))
     for lo in range(0, n, 50_000):
         r = rows[lo : lo + 50_000]
-        f = match_factor(np.broadcast_to(all_reps, (len(r), len(reps))), r)
+        f = match_for(np.broadcast_to(all_reps, (len(r), len(reps))), r)
         on = online[h_assign[r]]
         expected_match[r] = (f * on).sum(axis=1) / on.sum(axis=1)
 

@@ -16,12 +16,12 @@ import pandas as pd
 
 from features.catalog import (
     ACTIVITY_TYPES,
+    BASE_AMOUNT_OF_PRODUCT_LINE,
     COMMODITIES,
     COMMODITY_OF_PRODUCT_LINE,
     EXPOSURE_OF_PRODUCT_LINE,
     LEGAL_PREREVIEW_INDEX,
     MILESTONES,
-    PRODUCT_LINE_NAMES,
     SENTIMENTS,
     STAGE_START_MILESTONE_COUNT,
     STAGES,
@@ -175,9 +175,7 @@ def simulate_opportunities(
     product = won_leads["product_interest"].to_numpy()
     exposure = np.array([EXPOSURE_OF_PRODUCT_LINE[p] for p in product])
     commodity = np.array([COMMODITY_OF_PRODUCT_LINE[p] for p in product])
-    base_amount = np.array(
-        [dict(zip(PRODUCT_LINE_NAMES, (400e3, 900e3, 1.5e6, 2.5e6, 1.2e6), strict=True))[p] for p in product]
-    )
+    base_amount = np.array([BASE_AMOUNT_OF_PRODUCT_LINE[p] for p in product])
     amount = np.round(base_amount * np.exp(rng.normal(0, 0.6, n)) * (headcount / 200.0) ** 0.3, -3)
     # buyers respond to size bands (quarter decades), which also lets the oracle share futures
     size_decades = np.round(4 * np.log10(np.maximum(headcount, 1) / 200.0)) / 4

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from features.catalog import INTENT_COMBO_MIN_COMPARISONS
+
 
 @dataclass(frozen=True)
 class LeadMechanism:
@@ -43,7 +45,7 @@ class LeadMechanism:
     # The intent combination: >=3 competitor-comparison views + a whitepaper + a service-needs form
     # in the 30 days before the lead, a strong buying signal on its own.
     intent_combo_logit: float = 1.4
-    intent_min_comparisons: int = 3
+    intent_min_comparisons: int = INTENT_COMBO_MIN_COMPARISONS
     pricing_view_logit_per_log1p: float = 0.25
     demo_request_logit: float = 0.5
     # each open tender in the lead's product line at creation, up to the cap
