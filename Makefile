@@ -23,6 +23,7 @@ demo: install
 	$(BIN)/funnelcast features build
 	$(BIN)/funnelcast features apply
 	$(BIN)/funnelcast features materialize
+	$(BIN)/funnelcast train all
 
 lint: install
 	$(BIN)/ruff check .
@@ -33,6 +34,7 @@ test: install services lint
 
 bench: install
 	$(BIN)/python bench/world_and_features.py
+	$(BIN)/python bench/train_models.py
 
 clean-data:
 	rm -rf data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -158,3 +159,42 @@ def features_materialize(
     for r in reports:
         table.add_row(r.view, f"{r.start:%Y-%m-%d}", f"{r.seconds:.2f}")
     console.print(table)
+
+
+@app.command("train")
+def train(
+    model: Annotated[str, typer.Argument(help="lead | close | churn | all")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Make the new version champion even if it does not beat it.")
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Train a model on its feature service, log it to MLflow, register it and apply the promotion gate."""
+    from training.run import MODELS, STEPS_PER_MODEL, train_model
+
+    names = list(MODELS) if model == "all" else [model]
+    if any(name not in MODELS for name in names):
+        console.print(f"[red]error:[/red] MODEL must be one of {', '.join([*MODELS, 'all'])}, not {model!r}")
+        raise typer.Exit(2)
+    settings = _settings(data_dir)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # MLflow's INFO lines drown the progress bar
+    results = []
+    with _steps(STEPS_PER_MODEL * len(names), "train") as advance:
+        for name in names:
+            try:
+                results.append(train_model(settings, name, force=force, progress=advance))
+            except (FileNotFoundError, ValueError) as err:
+                console.print(f"[red]error:[/red] {name}: {err}")
+                raise typer.Exit(2) from err
+    for run in results:
+        table = Table(title=f"{run.name} v{run.version} (run {run.run_id[:8]})")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for key, value in run.metrics.items():
+            table.add_row(key, f"{value:.4f}")
+        console.print(table)
+        verdict = "[green]champion[/green]" if run.gate.promoted else "[yellow]not promoted[/yellow]"
+        console.print(f"{run.name} v{run.version}: {verdict} — {run.gate.reason}")
+        if run.gate.forced:
+            console.print("[yellow]--force overrode the gate[/yellow]")
+    console.print(f"MLflow: {settings.mlflow_tracking_uri}")

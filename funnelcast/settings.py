@@ -41,8 +41,13 @@ class Settings(BaseSettings):
     feast_project: str = Field("funnelcast", pattern=r"^[a-z][a-z0-9_]*$")
 
     mlflow_tracking_uri: str = Field(
-        f"sqlite:///{PROJECT_ROOT / 'mlflow' / 'mlflow.db'}", description="MLflow tracking store."
+        f"sqlite:///{PROJECT_ROOT / 'mlflow' / 'mlflow.db'}",
+        description="MLflow tracking and registry store (any MLflow URI, e.g. postgresql+psycopg://...).",
     )
+    mlflow_artifact_root: Path = Field(
+        PROJECT_ROOT / "mlflow" / "artifacts", description="Where new MLflow experiments keep artifacts."
+    )
+    mlflow_experiment: str = Field("funnelcast", min_length=1, description="MLflow experiment name.")
 
     @field_validator("feast_project")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +34,22 @@ def tiny_features(tiny_world: tuple[Settings, WorldSummary]) -> Settings:
     settings, _ = tiny_world
     build_all(settings)
     return settings
+
+
+@pytest.fixture(scope="session")
+def tiny_feast(tiny_features: Settings) -> Settings:
+    """The tiny world with its Feast definitions applied (file registry, SQLite online store)."""
+    from features.store import apply_definitions, open_store
+
+    apply_definitions(open_store(tiny_features), tiny_features)
+    return tiny_features
+
+
+def with_mlflow(settings: Settings, directory: Path, uri: str | None = None) -> Settings:
+    """``settings`` pointed at its own MLflow store (a fresh SQLite file in ``directory`` by default)."""
+    return settings.model_copy(
+        update={
+            "mlflow_tracking_uri": uri or f"sqlite:///{directory / 'mlflow.db'}",
+            "mlflow_artifact_root": directory / "artifacts",
+        }
+    )

@@ -1,0 +1,67 @@
+"""The shared request-time function: local clock, holidays, offsets, missing stored rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.request_time import LEAD_MODEL_COLUMNS, lead_model_frame
+
+
+def lead(**fields: object) -> dict[str, object]:
+    base = {
+        "created_at": pd.Timestamp("2026-03-10 01:30", tz="UTC"),
+        "channel": "referral",
+        "utm_source": "partner",
+        "contact_role": "decision_maker",
+        "country": "CN",
+        "timezone": "Asia/Shanghai",
+        "language": "zh",
+        "product_interest": "switchgear",
+    }
+    return base | fields
+
+
+def test_local_clock_offset_and_industry_product_pair() -> None:
+    rows = pd.DataFrame([lead(company_firmographics__industry="utilities")])
+    frame = lead_model_frame(rows)
+    assert list(frame.columns) == list(LEAD_MODEL_COLUMNS)
+    assert frame.loc[0, "local_hour"] == 9.5  # 01:30 UTC is 09:30 in Shanghai
+    assert frame.loc[0, "utc_hour"] == 1.5
+    assert frame.loc[0, "utc_offset_hours"] == 8.0
+    assert frame.loc[0, "local_weekday"] == 1  # Tuesday
+    assert frame.loc[0, "industry_product"] == "utilities:switchgear"
+
+
+def test_holiday_week_follows_the_leads_country() -> None:
+    # 2026-02-17 is China's Spring Festival; that week holds no public holiday in Germany
+    when = pd.Timestamp("2026-02-17 04:00", tz="UTC")
+    rows = pd.DataFrame(
+        [lead(created_at=when), lead(created_at=when, country="DE", timezone="Europe/Berlin", language="de")]
+    )
+    assert lead_model_frame(rows)["holiday_week"].tolist() == [1.0, 0.0]
+
+
+def test_missing_stored_rows_read_as_zero_counts_and_unknown_recency() -> None:
+    frame = lead_model_frame(pd.DataFrame([lead()]))  # no company features at all: unknown company
+    assert frame.loc[0, "company_behavior__pricing_view_30d"] == 0.0
+    assert frame.loc[0, "company_tenders__open_tenders"] == 0.0
+    assert frame.loc[0, "open_tenders_in_interest"] == 0.0
+    assert np.isnan(frame.loc[0, "company_behavior__days_since_last_event"])
+    assert frame.loc[0, "industry"] is None and frame.loc[0, "industry_product"] is None
+
+
+def test_open_tenders_in_interest_picks_the_product_line_column() -> None:
+    rows = pd.DataFrame(
+        [
+            lead(company_tenders__open_tenders_switchgear=2, company_tenders__open_tenders_pv_modules=5),
+            lead(product_interest="pv_modules", company_tenders__open_tenders_pv_modules=5),
+        ]
+    )
+    assert lead_model_frame(rows)["open_tenders_in_interest"].tolist() == [2.0, 5.0]
+
+
+def test_unknown_timezone_leaves_the_offset_unknown_and_uses_utc_clock() -> None:
+    frame = lead_model_frame(pd.DataFrame([lead(timezone=None)]))
+    assert np.isnan(frame.loc[0, "utc_offset_hours"])
+    assert frame.loc[0, "local_hour"] == 1.5

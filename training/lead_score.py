@@ -1,0 +1,137 @@
+"""Lead score: P(a lead converts to a qualified opportunity within 30 days), from what is known at creation.
+
+Rows are decided leads (created 30+ days before the data's as-of), joined point-in-time to the
+``lead_score_v1`` feature service at their creation time, then turned into model columns by the
+shared request-time function (``features.request_time.lead_model_frame``) the service also calls.
+Split by creation time: train on the earliest 65%, validate (early stopping, calibrator choice,
+score scale) on the next 15%, hold out the latest 20% for every reported metric and the gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+
+from features.jobs.raw import latest_observed_time, read_raw
+from features.repo.services import LEAD_SCORE_SERVICE
+from features.request_time import LEAD_CATEGORICAL_LEVELS, LEAD_NUMERIC_COLUMNS, lead_model_frame
+from features.training_sets import LEAD_LABEL_DAYS, lead_training_set
+from funnelcast.grades import DEFAULT_GRADE_CUTS, score_quantiles
+from training.baselines import OdooNaiveBayes, lead_rule_points
+from training.metrics import classification_metrics, scorer_metrics
+from training.model import BoostParams, TabularModel, choose_calibrator, fit_booster
+from training.plots import calibration_figure, importance_figure
+from training.registry import TrainingOutcome, run_params
+from training.splits import TimeSplit, time_split
+
+NAME = "lead_score"
+PARAMS = BoostParams(learning_rate=0.03, num_leaves=15, min_data_in_leaf=100, feature_fraction=0.7)
+
+
+@dataclass
+class LeadDataset:
+    rows: pd.DataFrame  # lead_id, created_at, label, oracle_p and every joined feature
+    frame: pd.DataFrame  # model columns (LEAD_MODEL_COLUMNS)
+    split: TimeSplit
+    as_of: pd.Timestamp
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.rows["label"].to_numpy(int)
+
+
+def build_dataset(
+    store: FeatureStore, raw_dir, oracle_dir=None, as_of: pd.Timestamp | None = None
+) -> LeadDataset:
+    raw = read_raw(raw_dir, ["leads", "behavior_events", "opportunities", "stage_events", "tenders"])
+    as_of = as_of or latest_observed_time(raw)
+    rows = lead_training_set(store, raw["leads"], as_of).rename(columns={"event_timestamp": "created_at"})
+    if oracle_dir is not None and (oracle_dir / "leads.parquet").exists():
+        oracle = pd.read_parquet(oracle_dir / "leads.parquet", columns=["lead_id", "p_at_creation"])
+        rows = rows.merge(oracle.rename(columns={"p_at_creation": "oracle_p"}), on="lead_id", how="left")
+    if rows["label"].nunique() < 2:
+        raise ValueError(f"lead labels are all {rows['label'].iloc[0]}; need converted and unconverted leads")
+    split = time_split(rows["created_at"], valid_share=0.15, holdout_share=0.20)
+    return LeadDataset(rows=rows, frame=lead_model_frame(rows), split=split, as_of=as_of)
+
+
+def train(
+    data: LeadDataset, params: BoostParams = PARAMS, columns: tuple[str, ...] | None = None
+) -> TabularModel:
+    """Fit on train, stop early and calibrate on valid. ``columns`` restricts the features (tests)."""
+    cats = {k: v for k, v in LEAD_CATEGORICAL_LEVELS.items() if columns is None or k in columns}
+    nums = tuple(c for c in LEAD_NUMERIC_COLUMNS if columns is None or c in columns)
+    model = TabularModel(NAME, cats, nums, booster=None)  # type: ignore[arg-type]
+    x = model.matrix(data.frame)
+    y, s = data.y, data.split
+    model.booster = fit_booster(x[s.train], y[s.train], x[s.valid], y[s.valid], params)
+    raw_valid = model.raw_predict(data.frame[s.valid])
+    model.calibrator, cal_scores = choose_calibrator(raw_valid, y[s.valid], seed=params.seed)
+    model.metadata = {
+        "feature_service": LEAD_SCORE_SERVICE,
+        "label": f"converted within {LEAD_LABEL_DAYS} days",
+        "calibration": model.calibrator.method,
+        "calibration_brier_cv": cal_scores,
+        "score_quantiles": score_quantiles(model.calibrator(raw_valid)),
+        "grade_cuts": DEFAULT_GRADE_CUTS,
+        "base_rate": float(y[s.train].mean()),
+        "best_iteration": int(model.booster.best_iteration),
+        "as_of": data.as_of.isoformat(),
+    }
+    return model
+
+
+def holdout_metrics(model: TabularModel, data: LeadDataset) -> dict[str, float]:
+    return classification_metrics(data.y[data.split.holdout], model.predict(data.frame[data.split.holdout]))
+
+
+def gate_score(model: TabularModel, data) -> float:
+    """The promotion gate's metric on this dataset's holdout: ROC-AUC (higher is better)."""
+    return holdout_metrics(model, data)["roc_auc"]
+
+
+def evaluate(model: TabularModel, data: LeadDataset) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Holdout metrics for the model, both baselines and the oracle; plus the holdout scores."""
+    s, y = data.split, data.y
+    hold = data.frame[s.holdout]
+    scores = {"model": model.predict(hold)}
+    crm = data.rows.assign(industry=data.frame["industry"])  # CRM fields as Odoo sees them
+    bayes = OdooNaiveBayes.fit(crm[s.train | s.valid], y[s.train | s.valid])
+    scores["odoo_naive_bayes"] = bayes.predict(crm[s.holdout])
+    scores["rule_points"] = lead_rule_points(hold)
+    if "oracle_p" in data.rows:
+        scores["oracle"] = data.rows["oracle_p"].to_numpy(float)[s.holdout]
+    metrics = scorer_metrics(y[s.holdout], scores, frozenset({"rule_points"}))
+    return metrics, scores
+
+
+def to_outcome(data: LeadDataset, model: TabularModel, params: BoostParams = PARAMS) -> TrainingOutcome:
+    """Evaluate ``model`` on ``data``'s holdout and package everything an MLflow run logs."""
+    metrics, scores = evaluate(model, data)
+    y_hold = data.y[data.split.holdout]
+    curves = {k: v for k, v in scores.items() if k in ("model", "odoo_naive_bayes", "oracle")}
+    s = data.split
+    return TrainingOutcome(
+        model=model,
+        params=run_params(
+            params,
+            model,
+            LEAD_SCORE_SERVICE,
+            s.windows(data.rows["created_at"]),
+            s.rows(),
+            as_of=data.as_of,
+            calibration=model.calibrator.method,
+        ),
+        metrics=metrics,
+        primary_metric="roc_auc",
+        higher_is_better=True,
+        holdout_score=lambda other: gate_score(other, data),
+        input_example=data.frame[s.holdout].head(5),
+        figures={
+            "calibration": calibration_figure(y_hold, curves),
+            "importance": importance_figure(model.importance()),
+        },
+    )

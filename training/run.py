@@ -1,0 +1,57 @@
+"""Train, log and register one model by its short name; what ``funnelcast train`` and the notebooks call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+
+from features.store import open_store
+from funnelcast.settings import Settings
+from training import churn, lead_score, milestone_close
+from training.registry import RegisteredRun, TrainingOutcome, log_and_register
+
+MODELS: dict[str, ModuleType] = {"lead": lead_score, "close": milestone_close, "churn": churn}
+STEPS_PER_MODEL = 6  # dataset, train, evaluate, log model, register, gate
+
+
+def registered_name(short: str) -> str:
+    return MODELS[short].NAME
+
+
+def build_outcome(
+    settings: Settings,
+    short: str,
+    columns: tuple[str, ...] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TrainingOutcome:
+    """Dataset, fit and evaluation for model ``short`` (``lead``, ``close``, ``churn``), no MLflow."""
+    if short not in MODELS:
+        raise ValueError(f"unknown model {short!r}; choose one of {', '.join(MODELS)}")
+    for table in ("company_firmographics", "opportunity_snapshots", "account_health"):
+        if not (settings.feature_dir / f"{table}.parquet").exists():
+            raise FileNotFoundError(
+                f"feature table {table} missing in {settings.feature_dir}; run `funnelcast features build`"
+            )
+    store = open_store(settings)
+    if not store.list_feature_services():
+        raise FileNotFoundError("no feature services registered; run `funnelcast features apply`")
+    module = MODELS[short]
+    step = progress or (lambda _msg: None)
+    step(f"{short}: dataset")
+    data = module.build_dataset(store, settings.raw_dir, settings.oracle_dir)
+    step(f"{short}: train")
+    model = module.train(data, columns=columns)
+    step(f"{short}: evaluate")
+    return module.to_outcome(data, model)
+
+
+def train_model(
+    settings: Settings,
+    short: str,
+    force: bool = False,
+    columns: tuple[str, ...] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> RegisteredRun:
+    """Train ``short``, log the run to MLflow, register a version and apply the promotion gate."""
+    outcome = build_outcome(settings, short, columns, progress)
+    return log_and_register(settings, registered_name(short), outcome, force=force, progress=progress)
