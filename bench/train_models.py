@@ -54,6 +54,9 @@ def train_world(label: str, params: WorldParams, root: Path, rows: list[tuple[st
         key = outcome.primary_metric
         rows.append((label, f"{short}: dataset + train + evaluate", fit, f"{key} {run.metrics[key]:.4f}"))
         rows.append((label, f"{short}: MLflow log + register", logged, f"v{run.version}"))
+        print(
+            f"{label}: {short} {fit:.1f} s + MLflow {logged:.1f} s, {key} {run.metrics[key]:.4f}", flush=True
+        )
     budget = f"budget {DEMO_BUDGET_SECONDS} s" if label == "demo" else ""
     rows.append((label, "all three models", total, budget))
 

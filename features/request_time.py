@@ -14,7 +14,11 @@ active, or not active within the serving window) gets zero counts, in training a
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 import holidays
 import numpy as np
@@ -30,7 +34,6 @@ from features.catalog import (
     LANGUAGES,
     PRODUCT_LINE_NAMES,
 )
-from features.timezones import utc_offset_hours
 
 # Columns the CRM sends for a lead at creation (the service's request, the training rows).
 LEAD_REQUEST_COLUMNS = (
@@ -99,83 +102,132 @@ def _holidays(country: str, year: int) -> frozenset[tuple[int, int]]:
     return frozenset((d.isocalendar()[0], d.isocalendar()[1]) for d in days)
 
 
-def holiday_week(local_time: pd.DatetimeIndex, country: np.ndarray) -> np.ndarray:
-    """1 where the local ISO week of ``local_time`` holds a public holiday in ``country``."""
-    iso = local_time.isocalendar()
-    years, weeks = iso["year"].to_numpy(), iso["week"].to_numpy()
-    out = np.zeros(len(local_time), dtype=np.int64)
+def holiday_week(years: np.ndarray, weeks: np.ndarray, country: np.ndarray) -> np.ndarray:
+    """1 where local ISO week ``(years, weeks)`` holds a public holiday in ``country``."""
+    out = np.zeros(len(country), dtype=np.float64)
     for i, (c, y, w) in enumerate(zip(country, years, weeks, strict=True)):
         if isinstance(c, str) and c:
             # the ISO week can straddle New Year, so look in both calendar years
-            out[i] = int((y, w) in _holidays(c, int(y)) or (y, w) in _holidays(c, int(y) + 1))
+            y, w = int(y), int(w)
+            out[i] = float((y, w) in _holidays(c, y) or (y, w) in _holidays(c, y + 1))
     return out
 
 
-def _local_times(created: pd.DatetimeIndex, timezone: np.ndarray) -> pd.DatetimeIndex:
-    """Naive local wall-clock times (UTC where the timezone is unknown)."""
-    local = created.tz_convert("UTC").tz_localize(None).to_numpy().copy()
-    zones = pd.Series(timezone).fillna("UTC").replace("", "UTC").to_numpy()
+_SMALL = 64  # below this many rows per zone, plain datetime beats pandas' vectorised setup cost
+
+
+@dataclass(frozen=True)
+class LocalClock:
+    hour: np.ndarray  # local hour + minute/60
+    weekday: np.ndarray
+    iso_year: np.ndarray
+    iso_week: np.ndarray
+    utc_hour: np.ndarray
+    utc_offset_hours: np.ndarray  # NaN where the zone is unknown
+
+
+def local_clock(created_utc: np.ndarray, timezone: np.ndarray) -> LocalClock:
+    """Local wall-clock facts of each instant in its zone (UTC clock, NaN offset, where unknown)."""
+    n = len(created_utc)
+    hour, weekday, year, week, offset = (np.empty(n) for _ in range(5))
+    instants = created_utc.astype("datetime64[s]")
+    zones = np.array([z if isinstance(z, str) and z else "" for z in timezone], dtype=object)
     for zone in pd.unique(zones):
-        mask = zones == zone
-        local[mask] = created[mask].tz_convert(zone).tz_localize(None).to_numpy()
-    return pd.DatetimeIndex(local)
+        mask = np.flatnonzero(zones == zone)
+        tz = ZoneInfo(zone) if zone else UTC
+        if len(mask) < _SMALL:
+            for i in mask:
+                utc = datetime.fromtimestamp(int(instants[i].astype(np.int64)), UTC)
+                local = utc.astimezone(tz)
+                iso = local.isocalendar()
+                hour[i] = local.hour + local.minute / 60.0
+                weekday[i], year[i], week[i] = local.weekday(), iso[0], iso[1]
+                off = local.utcoffset()
+                offset[i] = off.total_seconds() / 3600.0 if off is not None else 0.0
+        else:
+            utc = pd.DatetimeIndex(instants[mask]).tz_localize("UTC")
+            local = utc.tz_convert(zone or "UTC").tz_localize(None)
+            iso = local.isocalendar()
+            hour[mask] = local.hour + local.minute / 60.0
+            weekday[mask] = local.weekday
+            year[mask], week[mask] = iso["year"].to_numpy(), iso["week"].to_numpy()
+            offset[mask] = (local - utc.tz_localize(None)).total_seconds().to_numpy() / 3600.0
+        if not zone:
+            offset[mask] = np.nan
+    seconds = instants.astype(np.int64) % 86_400
+    utc_hour = (seconds // 3600) + (seconds % 3600 // 60) / 60.0
+    return LocalClock(hour, weekday, year, week, utc_hour.astype(float), offset)
+
+
+def _numbers(values: object, n: int, fill: float | None) -> np.ndarray:
+    if values is None:
+        out = np.full(n, np.nan)
+    else:
+        arr = np.asarray(values)
+        out = (
+            arr.astype(float)
+            if arr.dtype.kind in "fiub"
+            else pd.to_numeric(pd.Series(arr), errors="coerce").to_numpy(float)
+        )
+    return np.where(np.isnan(out), fill, out) if fill is not None else out
+
+
+def lead_model_columns(rows: Mapping[str, Sequence[object] | np.ndarray]) -> dict[str, np.ndarray]:
+    """The lead-score model's input columns (``LEAD_MODEL_COLUMNS``) as arrays, from column arrays.
+
+    ``rows`` maps ``LEAD_REQUEST_COLUMNS`` plus the lead-score feature service's features (named
+    ``<view>__<feature>``; missing ones read as unknown or zero, see the module doc) to equal-length
+    sequences. ``created_at`` is UTC (tz-aware pandas values or naive UTC ``datetime64``).
+    """
+    n = len(rows["created_at"])
+
+    def text(name: str) -> np.ndarray:
+        values = rows.get(name)
+        if values is None:
+            return np.full(n, None, dtype=object)
+        return np.array([v if isinstance(v, str) and v else None for v in values], dtype=object)
+
+    created = (
+        pd.DatetimeIndex(pd.to_datetime(np.asarray(rows["created_at"]), utc=True))
+        .tz_localize(None)
+        .to_numpy()
+    )
+    clock = local_clock(created, text("timezone"))
+    industry, product = text("company_firmographics__industry"), text("product_interest")
+    out: dict[str, np.ndarray] = {
+        "channel": text("channel"),
+        "contact_role": text("contact_role"),
+        "product_interest": product,
+        "industry": industry,
+        "industry_product": np.array(
+            [
+                f"{i}:{p}" if i is not None and p is not None else None
+                for i, p in zip(industry, product, strict=True)
+            ],
+            dtype=object,
+        ),
+        "language": text("language"),
+        "country": text("country"),
+    }
+    for name in (*_BEHAVIOR_COUNTS, *_TENDER_COUNTS):
+        out[name] = _numbers(rows.get(name), n, 0.0)
+    for name in (*_FIRMOGRAPHIC_NUMBERS, *_RECENCY):
+        out[name] = _numbers(rows.get(name), n, None)
+    in_interest = np.zeros(n)
+    for line in PRODUCT_LINE_NAMES:
+        mask = product == line
+        if mask.any():
+            in_interest[mask] = out[f"company_tenders__open_tenders_{line}"][mask]
+    out["open_tenders_in_interest"] = in_interest
+    out["local_hour"] = clock.hour
+    out["local_weekday"] = clock.weekday
+    out["utc_hour"] = clock.utc_hour
+    out["utc_offset_hours"] = clock.utc_offset_hours
+    out["holiday_week"] = holiday_week(clock.iso_year, clock.iso_week, out["country"])
+    return {name: out[name] for name in LEAD_MODEL_COLUMNS}
 
 
 def lead_model_frame(rows: pd.DataFrame) -> pd.DataFrame:
-    """The lead-score model's input columns (``LEAD_MODEL_COLUMNS``) for request + stored-feature rows.
-
-    ``rows`` holds ``LEAD_REQUEST_COLUMNS`` plus the lead-score feature service's features named
-    ``<view>__<feature>`` (missing ones are allowed and read as unknown or zero, see the module doc).
-    """
-    n = len(rows)
-    idx = rows.index
-
-    def col(name: str, fill: float | None = None) -> pd.Series:
-        if name in rows.columns:
-            series = pd.to_numeric(rows[name], errors="coerce").astype("float64")
-        else:
-            series = pd.Series(np.nan, index=idx, dtype="float64")
-        return series.fillna(fill) if fill is not None else series
-
-    created = pd.DatetimeIndex(pd.to_datetime(rows["created_at"], utc=True))
-    timezone = rows["timezone"].to_numpy(dtype=object)
-    country = rows["country"].to_numpy(dtype=object)
-    local = _local_times(created, timezone)
-    industry = (
-        rows["company_firmographics__industry"]
-        if "company_firmographics__industry" in rows.columns
-        else pd.Series([None] * n, index=idx, dtype=object)
-    )
-    product = rows["product_interest"].astype(object)
-    in_interest = np.full(n, np.nan)
-    for line in PRODUCT_LINE_NAMES:
-        mask = (product == line).to_numpy()
-        in_interest[mask] = col(f"company_tenders__open_tenders_{line}", 0.0).to_numpy()[mask]
-    known_zone = pd.Series(timezone).fillna("").ne("").to_numpy()
-    offset = np.full(n, np.nan)
-    if known_zone.any():
-        offset[known_zone] = utc_offset_hours(created[known_zone], timezone[known_zone])
-
-    out = pd.DataFrame(index=idx)
-    out["channel"] = rows["channel"].astype(object)
-    out["contact_role"] = rows["contact_role"].astype(object)
-    out["product_interest"] = product
-    out["industry"] = industry.astype(object)
-    out["industry_product"] = np.where(
-        industry.notna().to_numpy() & product.notna().to_numpy(),
-        industry.astype(str).to_numpy() + ":" + product.astype(str).to_numpy(),
-        None,
-    )
-    out["language"] = rows["language"].astype(object)
-    out["country"] = rows["country"].astype(object)
-    for name in (*_BEHAVIOR_COUNTS, *_TENDER_COUNTS):
-        out[name] = col(name, 0.0).to_numpy()
-    for name in (*_FIRMOGRAPHIC_NUMBERS, *_RECENCY):
-        out[name] = col(name).to_numpy()
-    out["open_tenders_in_interest"] = in_interest
-    out["local_hour"] = (local.hour + local.minute / 60.0).to_numpy(dtype=float)
-    out["local_weekday"] = local.weekday.to_numpy(dtype=float)
-    out["utc_hour"] = (created.hour + created.minute / 60.0).to_numpy(dtype=float)
-    out["utc_offset_hours"] = offset
-    out["holiday_week"] = holiday_week(local, country).astype(float)
-    return out[list(LEAD_MODEL_COLUMNS)]
+    """``lead_model_columns`` over a DataFrame (training), returned as a DataFrame on the same index."""
+    columns = lead_model_columns({name: rows[name].to_numpy() for name in rows.columns})
+    return pd.DataFrame(columns, index=rows.index)

@@ -16,6 +16,7 @@ from features.repo.services import CHURN_SERVICE, LEAD_SCORE_SERVICE, MILESTONE_
 
 LEAD_LABEL_DAYS = 30
 CLOSE_HORIZON_WEEKS = 13
+JOIN_CHUNK_ROWS = 250_000
 
 
 def historical_features(
@@ -41,11 +42,17 @@ def historical_features(
         if missing:
             raise ValueError(f"rows for {service} lack column(s) {missing} needed by view {view.name}")
         pairs = entity_df[[*view_keys, "event_timestamp"]].drop_duplicates(ignore_index=True)
-        feats = store.get_historical_features(
-            entity_df=pairs,
-            features=[f"{projection.name}:{f.name}" for f in projection.features],
-            full_feature_names=True,
-        ).to_df()
+        refs = [f"{projection.name}:{f.name}" for f in projection.features]
+        # bounded chunks: one DuckDB join over millions of rows holds them all in memory at once
+        feats = pd.concat(
+            [
+                store.get_historical_features(
+                    entity_df=pairs.iloc[lo : lo + JOIN_CHUNK_ROWS], features=refs, full_feature_names=True
+                ).to_df()
+                for lo in range(0, len(pairs), JOIN_CHUNK_ROWS)
+            ],
+            ignore_index=True,
+        )
         if len(feats) != len(pairs):
             raise RuntimeError(
                 f"point-in-time join on {view.name} returned {len(feats)} rows for {len(pairs)}"

@@ -198,3 +198,32 @@ def train(
         if run.gate.forced:
             console.print("[yellow]--force overrode the gate[/yellow]")
     console.print(f"MLflow: {settings.mlflow_tracking_uri}")
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default: settings.service_host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: settings.service_port).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+    data_dir: DataDir = None,
+) -> None:
+    """Serve the API (scoring, routing, models, metrics) with uvicorn."""
+    import os
+
+    import uvicorn
+
+    if data_dir is not None:
+        os.environ["FUNNELCAST_DATA_DIR"] = str(data_dir)  # the app factory reads settings itself
+    settings = _settings(data_dir)
+    if not (settings.feature_dir / "rep_profile.parquet").exists():
+        console.print("[red]error:[/red] no feature tables; run `make demo` (or world/features/train) first")
+        raise typer.Exit(2)
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=host or settings.service_host,
+        port=port or settings.service_port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )

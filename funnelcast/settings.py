@@ -49,6 +49,29 @@ class Settings(BaseSettings):
     )
     mlflow_experiment: str = Field("funnelcast", min_length=1, description="MLflow experiment name.")
 
+    # -- service
+    api_keys: dict[str, Literal["crm", "forecaster", "manager", "admin"]] = Field(
+        default_factory=lambda: {
+            "demo-crm-key": "crm",
+            "demo-forecaster-key": "forecaster",
+            "demo-manager-key": "manager",
+            "demo-admin-key": "admin",
+        },
+        description="API key -> role (JSON). The demo keys are for the local demo only; set your own.",
+    )
+    routing_store: Literal["sqlite", "redis"] = "sqlite"
+    routing_redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL of the routing state.")
+    routing_redis_prefix: str = Field("funnelcast:routing", description="Key prefix of the routing state.")
+    model_poll_seconds: float = Field(30.0, ge=0, description="Poll MLflow aliases this often (0: never).")
+    feature_stale_hours: float = Field(
+        24 * 30, gt=0, description="Online features older than this flag an answer `degraded`."
+    )
+    service_state_dir: Path | None = Field(
+        None, description="Routing state and model cache dir (default data_dir/service)."
+    )
+    service_host: str = "127.0.0.1"
+    service_port: int = Field(8000, ge=1, le=65535)
+
     @field_validator("feast_project")
     @classmethod
     def _not_sqlite_reserved(cls, value: str) -> str:
@@ -69,6 +92,11 @@ class Settings(BaseSettings):
     @property
     def oracle_dir(self) -> Path:
         return self.data_dir / "oracle"
+
+    @property
+    def service_dir(self) -> Path:
+        """Routing state (SQLite) and the local cache of champion models."""
+        return self.service_state_dir or self.data_dir / "service"
 
     @property
     def feast_dir(self) -> Path:

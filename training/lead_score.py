@@ -20,11 +20,13 @@ from features.repo.services import LEAD_SCORE_SERVICE
 from features.request_time import LEAD_CATEGORICAL_LEVELS, LEAD_NUMERIC_COLUMNS, lead_model_frame
 from features.training_sets import LEAD_LABEL_DAYS, lead_training_set
 from funnelcast.grades import DEFAULT_GRADE_CUTS, score_quantiles
+from service.routing.policy import RoutingPolicy
 from training.baselines import OdooNaiveBayes, lead_rule_points
 from training.metrics import classification_metrics, scorer_metrics
 from training.model import BoostParams, TabularModel, choose_calibrator, fit_booster
 from training.plots import calibration_figure, importance_figure
 from training.registry import TrainingOutcome, run_params
+from training.rep_fit import fit_rep_fit, match_columns
 from training.splits import TimeSplit, time_split
 
 NAME = "lead_score"
@@ -37,6 +39,8 @@ class LeadDataset:
     frame: pd.DataFrame  # model columns (LEAD_MODEL_COLUMNS)
     split: TimeSplit
     as_of: pd.Timestamp
+    reps: pd.DataFrame | None = None  # for the learned rep fit (routing); None when history has no reps
+    rep_languages: pd.DataFrame | None = None
 
     @property
     def y(self) -> np.ndarray:
@@ -47,6 +51,7 @@ def build_dataset(
     store: FeatureStore, raw_dir, oracle_dir=None, as_of: pd.Timestamp | None = None
 ) -> LeadDataset:
     raw = read_raw(raw_dir, ["leads", "behavior_events", "opportunities", "stage_events", "tenders"])
+    reps = read_raw(raw_dir, ["reps", "rep_languages"]) if (raw_dir / "reps.parquet").exists() else {}
     as_of = as_of or latest_observed_time(raw)
     rows = lead_training_set(store, raw["leads"], as_of).rename(columns={"event_timestamp": "created_at"})
     if oracle_dir is not None and (oracle_dir / "leads.parquet").exists():
@@ -55,7 +60,14 @@ def build_dataset(
     if rows["label"].nunique() < 2:
         raise ValueError(f"lead labels are all {rows['label'].iloc[0]}; need converted and unconverted leads")
     split = time_split(rows["created_at"], valid_share=0.15, holdout_share=0.20)
-    return LeadDataset(rows=rows, frame=lead_model_frame(rows), split=split, as_of=as_of)
+    return LeadDataset(
+        rows=rows,
+        frame=lead_model_frame(rows),
+        split=split,
+        as_of=as_of,
+        reps=reps.get("reps"),
+        rep_languages=reps.get("rep_languages"),
+    )
 
 
 def train(
@@ -80,8 +92,24 @@ def train(
         "base_rate": float(y[s.train].mean()),
         "best_iteration": int(model.booster.best_iteration),
         "as_of": data.as_of.isoformat(),
+        "rep_fit": learned_rep_fit(model, data),
     }
     return model
+
+
+def learned_rep_fit(model: TabularModel, data: LeadDataset) -> dict | None:
+    """Routing's rep fit from the train + valid leads' history (None without reps or routing)."""
+    if data.reps is None or data.rep_languages is None or data.rows["assigned_rep_id"].isna().all():
+        return None
+    seen = data.split.train | data.split.valid
+    rows = data.rows[seen]
+    policy = RoutingPolicy()
+    match = match_columns(
+        rows, data.reps, data.rep_languages, policy.min_language_proficiency, policy.max_timezone_gap_hours
+    )
+    return fit_rep_fit(
+        data.y[seen], model.predict(data.frame[seen]), match, rows["assigned_rep_id"].to_numpy()
+    )
 
 
 def holdout_metrics(model: TabularModel, data: LeadDataset) -> dict[str, float]:

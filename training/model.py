@@ -8,6 +8,7 @@ is read as missing, not re-coded), the booster, the probability calibrator and f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -101,22 +102,50 @@ class TabularModel:
             x[name] = x[name].astype(object).where(x[name].notna(), None)
         return x
 
-    def raw_predict(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(self.matrix(frame))
+    def encode(self, columns: Mapping[str, Any]) -> np.ndarray:
+        """Float matrix in the booster's column order: categories as their training codes (NaN if
+        unseen or missing), numbers as floats. Works on a DataFrame or a dict of arrays, without
+        pandas on the way (the service's per-request path); gives the same predictions as ``matrix``."""
+        if isinstance(columns, pd.DataFrame):
+            n = len(columns.index)
+        else:
+            n = len(next(iter(columns.values()))) if columns else 0
+        x = np.full((n, len(self.columns)), np.nan)
+        for j, (name, levels) in enumerate(self.categorical_levels.items()):
+            if name in columns:
+                lut = self._codes(name, levels)
+                x[:, j] = [lut.get(v, np.nan) for v in np.asarray(columns[name], dtype=object)]
+        for j, name in enumerate(self.numeric_columns, start=len(self.categorical_levels)):
+            if name in columns:
+                values = np.asarray(columns[name])
+                x[:, j] = (
+                    values.astype(float)
+                    if values.dtype.kind in "fiub"
+                    else pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(float)
+                )
+        return x
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+    def _codes(self, name: str, levels: tuple[str, ...]) -> dict[Any, float]:
+        cache = self.__dict__.setdefault("_code_cache", {})
+        if name not in cache:
+            cache[name] = {level: float(i) for i, level in enumerate(levels)}
+        return cache[name]
+
+    def raw_predict(self, frame: Mapping[str, Any]) -> np.ndarray:
+        return self.booster.predict(self.encode(frame))
+
+    def predict(self, frame: Mapping[str, Any]) -> np.ndarray:
         """Calibrated probability of the positive class (binary models)."""
         return self.calibrator(self.raw_predict(frame))
 
-    def predict_classes(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict_classes(self, frame: Mapping[str, Any]) -> np.ndarray:
         """Class probabilities ``[row, class]`` (multiclass models; rows sum to 1)."""
-        probs = self.booster.predict(self.matrix(frame))
+        probs = self.booster.predict(self.encode(frame))
         return probs if probs.ndim == 2 else np.column_stack([1 - probs, probs])
 
-    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """LightGBM's own SHAP values (log-odds), one column per feature plus ``bias``."""
-        values = self.booster.predict(self.matrix(frame), pred_contrib=True)
-        return pd.DataFrame(values, columns=[*self.columns, "bias"], index=frame.index)
+    def contributions(self, frame: Mapping[str, Any]) -> np.ndarray:
+        """LightGBM's own SHAP values (log-odds): ``[row, column]`` over ``columns`` plus a last ``bias``."""
+        return self.booster.predict(self.encode(frame), pred_contrib=True)
 
     def importance(self) -> pd.Series:
         gain = self.booster.feature_importance(importance_type="gain")

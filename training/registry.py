@@ -181,7 +181,7 @@ def log_and_register(
             metadata={"funnelcast": _jsonable(outcome.model.metadata)},
         )
         step("register")
-        version = mlflow.register_model(info.model_uri, name).version
+        version = str(mlflow.register_model(info.model_uri, name).version)
         current = champion_version(client, name)
         champion_score = None
         step(

@@ -1,0 +1,180 @@
+"""The models the service runs: MLflow champions, cached locally, hot-swapped without a failed request.
+
+``LiveModels`` holds one immutable ``LiveModel`` per registered name. A reload asks MLflow for the
+``champion`` alias, loads a changed version fully, writes it to the local cache, then swaps the
+reference in one assignment: a request that already took the old model finishes with it, the next
+one gets the new one, and nothing ever sees a half-loaded model. When the registry is unreachable
+at start, the cached champion is served (``source = "cache"``) until a reload reaches it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from training.model import TabularModel
+
+log = logging.getLogger("funnelcast.models")
+CHAMPION = "champion"
+
+
+@dataclass(frozen=True)
+class LiveModel:
+    name: str
+    version: str
+    model: TabularModel
+    source: str  # "registry" | "cache"
+    live_since: datetime
+    run_id: str | None
+    metrics: dict[str, float]
+
+
+def registry_reachable(uri: str, timeout_seconds: float = 2.0) -> None:
+    """Raise quickly when a database or HTTP registry cannot be reached.
+
+    MLflow's SQL store retries a refused connection with back-off for about a minute; a service
+    starting while its registry is down should fall back to the cache in seconds instead.
+    """
+    scheme = uri.split(":", 1)[0].split("+", 1)[0]
+    if scheme in ("postgresql", "mysql", "mssql"):
+        from sqlalchemy import create_engine, text
+
+        connect_args = {"connect_timeout": int(max(1, timeout_seconds))}
+        engine = create_engine(uri, connect_args=connect_args, pool_pre_ping=False)
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        finally:
+            engine.dispose()
+    elif scheme in ("http", "https"):
+        import httpx
+
+        httpx.get(uri.rstrip("/") + "/health", timeout=timeout_seconds).raise_for_status()
+
+
+class LiveModels:
+    def __init__(self, tracking_uri: str, cache_dir: Path, names: Iterable[str]) -> None:
+        self.tracking_uri = tracking_uri
+        self.cache_dir = cache_dir
+        self.names = tuple(names)
+        self._live: dict[str, LiveModel] = {}
+        self._lock = threading.Lock()  # one reload at a time; readers never wait
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    # -- reading (lock-free: dict lookups of immutable values)
+    def get(self, name: str) -> LiveModel | None:
+        return self._live.get(name)
+
+    def all(self) -> list[LiveModel]:
+        return [self._live[n] for n in self.names if n in self._live]
+
+    # -- loading
+    def start(self) -> dict[str, str]:
+        """Load every champion from the registry, else from the cache. Returns errors by name."""
+        errors = self.reload()[1]
+        for name in list(errors):
+            cached = self._from_cache(name)
+            if cached is not None:
+                self._live[name] = cached
+                log.warning("model %s served from cache v%s: %s", name, cached.version, errors[name])
+        return errors
+
+    def reload(self) -> tuple[list[str], dict[str, str]]:
+        """Pick up changed champions. Returns (changed names, errors by name)."""
+        changed: list[str] = []
+        errors: dict[str, str] = {}
+        with self._lock:
+            try:
+                client = self._client()
+            except Exception as err:  # registry unreachable: keep what is live
+                return [], {name: f"registry unreachable: {err}" for name in self.names}
+            for name in self.names:
+                try:
+                    mv = client.get_model_version_by_alias(name, CHAMPION)
+                except Exception as err:
+                    errors[name] = f"no champion: {type(err).__name__}: {str(err)[:200]}"
+                    continue
+                current = self._live.get(name)
+                if current is not None and current.version == mv.version and current.source == "registry":
+                    continue
+                try:
+                    live = self._load(client, name, mv.version, mv.run_id)
+                except Exception as err:
+                    errors[name] = f"loading v{mv.version} failed: {type(err).__name__}: {str(err)[:200]}"
+                    continue
+                self._live[name] = live  # the swap: one reference assignment
+                changed.append(name)
+                log.info("model %s v%s live", name, live.version)
+        return changed, errors
+
+    def start_polling(self, interval_seconds: float) -> None:
+        if interval_seconds <= 0 or self._poller is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(interval_seconds):
+                try:
+                    self.reload()
+                except Exception:  # a poll must never kill the thread
+                    log.exception("model poll failed")
+
+        self._poller = threading.Thread(target=loop, name="model-poller", daemon=True)
+        self._poller.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- internals
+    def _client(self):  # type: ignore[no-untyped-def]
+        from mlflow import MlflowClient
+
+        registry_reachable(self.tracking_uri)
+        client = MlflowClient(self.tracking_uri, self.tracking_uri)
+        client.search_registered_models(max_results=1)  # fail fast here if the store is unreachable
+        return client
+
+    def _load(self, client, name: str, version: str, run_id: str | None) -> LiveModel:  # type: ignore[no-untyped-def]
+        import mlflow.pyfunc
+
+        mlflow.set_registry_uri(self.tracking_uri)
+        mlflow.set_tracking_uri(self.tracking_uri)
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().model
+        metrics: dict[str, float] = {}
+        if run_id:
+            try:
+                metrics = dict(client.get_run(run_id).data.metrics)
+            except Exception:
+                metrics = {}
+        live = LiveModel(name, str(version), model, "registry", datetime.now(UTC), run_id, metrics)
+        self._to_cache(live)
+        return live
+
+    def _cache_paths(self, name: str) -> tuple[Path, Path]:
+        folder = self.cache_dir / name
+        return folder / "champion.pkl", folder / "champion.json"
+
+    def _to_cache(self, live: LiveModel) -> None:
+        model_path, meta_path = self._cache_paths(live.name)
+        model_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = model_path.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps(live.model))
+        tmp.replace(model_path)  # atomic: a crash never leaves a torn cache
+        meta = {"version": live.version, "run_id": live.run_id, "metrics": live.metrics}
+        meta_path.write_text(json.dumps(meta))
+
+    def _from_cache(self, name: str) -> LiveModel | None:
+        model_path, meta_path = self._cache_paths(name)
+        if not (model_path.exists() and meta_path.exists()):
+            return None
+        meta = json.loads(meta_path.read_text())
+        model = pickle.loads(model_path.read_bytes())
+        return LiveModel(
+            name, meta["version"], model, "cache", datetime.now(UTC), meta["run_id"], meta["metrics"]
+        )

@@ -1,0 +1,104 @@
+"""Prometheus metrics and structured JSON logs (no personal data: bodies are never logged)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            "funnelcast_request_seconds",
+            "Request latency by route",
+            ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_version = Gauge(
+            "funnelcast_model_version", "Live model version", ["model", "source"], registry=self.registry
+        )
+        self.degraded = Counter(
+            "funnelcast_degraded_total",
+            "Answers flagged degraded, by source",
+            ["source"],
+            registry=self.registry,
+        )
+        self.routed = Counter(
+            "funnelcast_routed_total", "Routing decisions", ["outcome"], registry=self.registry
+        )
+
+
+class TimingMiddleware:
+    """Pure ASGI (cheaper than BaseHTTPMiddleware): latency histogram per route template and a log line."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.log = logging.getLogger("funnelcast.access")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status_code = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            elapsed = time.perf_counter() - start
+            self.metrics.latency.labels(path, scope["method"], str(status_code)).observe(elapsed)
+            if status_code >= 400 or self.log.isEnabledFor(logging.DEBUG):
+                self.log.info(
+                    "request",
+                    extra={
+                        "route": path,
+                        "method": scope["method"],
+                        "status": status_code,
+                        "ms": round(elapsed * 1000, 3),
+                    },
+                )
+
+
+_STANDARD = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None)))
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        body: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        body.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
+        if record.exc_info:
+            body["error"] = self.formatException(record.exc_info)
+        return json.dumps(body, default=str)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger("funnelcast")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False

@@ -1,0 +1,125 @@
+"""The router at the edge: rep directory (from Feast), the pure policy, and the shared assignment store.
+
+``Router.route`` ranks reps with ``policy.rank_candidates`` and then asks the store to take the
+best one; if a concurrent request filled that rep in between, the store refuses and the next
+candidate is tried, so capacity holds under any concurrency.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+from feast import FeatureStore
+
+from features.catalog import LANGUAGES
+from service.routing.policy import (
+    LeadToRoute,
+    Rep,
+    RepFit,
+    RoutingDecision,
+    RoutingPolicy,
+    decide,
+    rank_candidates,
+)
+from service.routing.state import Assignment, AssignmentStore
+
+REP_FIELDS = ["team", "region", "timezone", "work_start_hour", "work_end_hour", "capacity"] + [
+    f"lang_{lang}" for lang in LANGUAGES
+]
+
+
+def reps_from_feast(store: FeatureStore, rep_ids: list[str]) -> list[Rep]:
+    """Current rep profiles from the online store (``rep_profile`` view)."""
+    values = store.get_online_features(
+        features=[f"rep_profile:{f}" for f in REP_FIELDS], entity_rows=[{"rep_id": r} for r in rep_ids]
+    ).to_dict()
+    reps = []
+    for i, rep_id in enumerate(rep_ids):
+        if values["timezone"][i] is None:
+            continue  # no profile online: not routable
+        reps.append(
+            Rep(
+                rep_id=rep_id,
+                team=values["team"][i],
+                region=values["region"][i],
+                timezone=values["timezone"][i],
+                work_start_hour=int(values["work_start_hour"][i]),
+                work_end_hour=int(values["work_end_hour"][i]),
+                capacity=int(values["capacity"][i]),
+                languages={
+                    lang: float(values[f"lang_{lang}"][i] or 0.0)
+                    for lang in LANGUAGES
+                    if values[f"lang_{lang}"][i]
+                },
+            )
+        )
+    return reps
+
+
+def rep_ids_from_table(feature_dir) -> list[str]:  # type: ignore[no-untyped-def]
+    """Which reps exist: the ids in the ``rep_profile`` feature table (values come from Feast)."""
+    return sorted(pd.read_parquet(feature_dir / "rep_profile.parquet", columns=["rep_id"])["rep_id"].unique())
+
+
+@dataclass
+class RepDirectory:
+    """Rep profiles cached in memory, refreshed at most every ``refresh_seconds``."""
+
+    load: Callable[[], list[Rep]]
+    refresh_seconds: float = 300.0
+
+    def __post_init__(self) -> None:
+        self._reps: list[Rep] = []
+        self._by_id: dict[str, Rep] = {}
+        self._loaded_at = 0.0
+        self._lock = threading.Lock()
+
+    def reps(self) -> list[Rep]:
+        if time.monotonic() - self._loaded_at > self.refresh_seconds or not self._reps:
+            with self._lock:
+                if time.monotonic() - self._loaded_at > self.refresh_seconds or not self._reps:
+                    try:
+                        reps = self.load()
+                    except Exception:
+                        if not self._reps:
+                            raise
+                        reps = self._reps  # keep the last good directory
+                    self._reps, self._by_id = reps, {r.rep_id: r for r in reps}
+                    self._loaded_at = time.monotonic()
+        return self._reps
+
+    def by_id(self) -> dict[str, Rep]:
+        self.reps()
+        return self._by_id
+
+
+class Router:
+    def __init__(self, directory: RepDirectory, state: AssignmentStore, policy: RoutingPolicy) -> None:
+        self.directory = directory
+        self.state = state
+        self.policy = policy
+
+    def route(self, lead: LeadToRoute, now: datetime, fit: RepFit) -> RoutingDecision:
+        reps = self.directory.reps()
+        ranked, relaxed = rank_candidates(lead, reps, self.state.loads(), now, self.policy, fit)
+        by_id = self.directory.by_id()
+        for index, cand in enumerate(ranked):
+            rep = by_id[cand.rep_id]
+            decision = decide(lead, ranked, relaxed, index, by_id, now, self.policy)
+            assignment = Assignment(
+                lead.lead_id,
+                rep.rep_id,
+                now,
+                decision.first_touch_deadline,
+                "open",
+                lead.probability,
+                lead.grade,
+            )
+            if self.state.try_assign(assignment, rep.capacity):
+                return decision
+        return decide(lead, ranked, relaxed, None, by_id, now, self.policy)

@@ -1,0 +1,293 @@
+"""Assignment state shared by every worker and durable across restarts: SQLite (default) or Redis.
+
+The one operation that must be atomic is "give this lead to this rep if the rep is below capacity":
+``try_assign`` does the check and the increment in one SQLite ``BEGIN IMMEDIATE`` transaction or
+one Redis Lua script, so concurrent requests (threads, workers, replicas) never push a rep past
+capacity. Load counts a rep's open leads (assigned, not yet converted, lost or re-routed); a touch
+clears the first-touch deadline but keeps the lead open. Outcomes are appended for retraining.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from service.routing.policy import RepLoad
+
+RELEASING = {"converted", "lost", "disqualified", "rerouted"}
+
+
+@dataclass(frozen=True)
+class Assignment:
+    lead_id: str
+    rep_id: str
+    assigned_at: datetime
+    deadline: datetime | None
+    status: str  # open | touched | converted | lost | disqualified | rerouted
+    probability: float
+    grade: str
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["assigned_at"] = self.assigned_at.isoformat()
+        d["deadline"] = self.deadline.isoformat() if self.deadline else None
+        return json.dumps(d)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Assignment:
+        d = json.loads(text)
+        d["assigned_at"] = datetime.fromisoformat(d["assigned_at"])
+        d["deadline"] = datetime.fromisoformat(d["deadline"]) if d["deadline"] else None
+        return cls(**d)
+
+
+class AssignmentStore(Protocol):
+    def loads(self) -> dict[str, RepLoad]: ...
+
+    def try_assign(self, assignment: Assignment, capacity: int) -> bool: ...
+
+    def get(self, lead_id: str) -> Assignment | None: ...
+
+    def update_status(self, lead_id: str, status: str, at: datetime) -> Assignment | None: ...
+
+    def overdue(self, now: datetime) -> list[Assignment]: ...
+
+    def record_outcome(self, outcome: dict[str, Any]) -> None: ...
+
+    def outcomes(self) -> list[dict[str, Any]]: ...
+
+    def ping(self) -> bool: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS rep_load (
+    rep_id TEXT PRIMARY KEY, open_leads INTEGER NOT NULL DEFAULT 0, last_assigned_at TEXT);
+CREATE TABLE IF NOT EXISTS assignments (
+    lead_id TEXT PRIMARY KEY, rep_id TEXT NOT NULL, assigned_at TEXT NOT NULL, deadline TEXT,
+    status TEXT NOT NULL, probability REAL NOT NULL, grade TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS assignments_open ON assignments (status, deadline);
+CREATE TABLE IF NOT EXISTS outcomes (id INTEGER PRIMARY KEY AUTOINCREMENT, recorded_at TEXT NOT NULL,
+    body TEXT NOT NULL);
+"""
+
+
+class SqliteAssignmentStore:
+    """One SQLite file in WAL mode; safe across threads (a lock) and processes (SQLite's locks)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def ping(self) -> bool:
+        with self._lock:
+            self._db.execute("SELECT 1").fetchone()
+        return True
+
+    def loads(self) -> dict[str, RepLoad]:
+        with self._lock:
+            rows = self._db.execute("SELECT rep_id, open_leads, last_assigned_at FROM rep_load").fetchall()
+        return {rep: RepLoad(n, datetime.fromisoformat(last) if last else None) for rep, n, last in rows}
+
+    def try_assign(self, assignment: Assignment, capacity: int) -> bool:
+        a = assignment
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT OR IGNORE INTO rep_load (rep_id) VALUES (?)", (a.rep_id,))
+                cur = self._db.execute(
+                    "UPDATE rep_load SET open_leads = open_leads + 1, last_assigned_at = ? "
+                    "WHERE rep_id = ? AND open_leads < ?",
+                    (a.assigned_at.isoformat(), a.rep_id, capacity),
+                )
+                if cur.rowcount != 1:
+                    self._db.execute("ROLLBACK")
+                    return False
+                self._db.execute(
+                    "INSERT OR REPLACE INTO assignments VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        a.lead_id,
+                        a.rep_id,
+                        a.assigned_at.isoformat(),
+                        a.deadline.isoformat() if a.deadline else None,
+                        a.status,
+                        a.probability,
+                        a.grade,
+                    ),
+                )
+                self._db.execute("COMMIT")
+                return True
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def get(self, lead_id: str) -> Assignment | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM assignments WHERE lead_id = ?", (lead_id,)).fetchone()
+        return _assignment(row) if row else None
+
+    def update_status(self, lead_id: str, status: str, at: datetime) -> Assignment | None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("SELECT * FROM assignments WHERE lead_id = ?", (lead_id,)).fetchone()
+                if row is None:
+                    self._db.execute("ROLLBACK")
+                    return None
+                old = _assignment(row)
+                if old.status not in RELEASING and status in RELEASING:
+                    self._db.execute(
+                        "UPDATE rep_load SET open_leads = MAX(open_leads - 1, 0) WHERE rep_id = ?",
+                        (old.rep_id,),
+                    )
+                if old.status not in RELEASING:
+                    deadline = None if status != "open" else row[3]
+                    self._db.execute(
+                        "UPDATE assignments SET status = ?, deadline = ? WHERE lead_id = ?",
+                        (status, deadline, lead_id),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return self.get(lead_id)
+
+    def overdue(self, now: datetime) -> list[Assignment]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM assignments WHERE status = 'open' AND deadline IS NOT NULL AND deadline < ?",
+                (now.astimezone(UTC).isoformat(),),
+            ).fetchall()
+        return [_assignment(r) for r in rows]
+
+    def record_outcome(self, outcome: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO outcomes (recorded_at, body) VALUES (?, ?)",
+                (datetime.now(UTC).isoformat(), json.dumps(outcome, default=str)),
+            )
+
+    def outcomes(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT body FROM outcomes ORDER BY id").fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+
+def _assignment(row: tuple) -> Assignment:
+    lead_id, rep_id, assigned_at, deadline, status, probability, grade = row
+    return Assignment(
+        lead_id,
+        rep_id,
+        datetime.fromisoformat(assigned_at),
+        datetime.fromisoformat(deadline) if deadline else None,
+        status,
+        float(probability),
+        grade,
+    )
+
+
+# KEYS: load hash, last-assigned hash, assignments hash; ARGV: rep, capacity, iso time, lead, json
+_ASSIGN_LUA = """
+local load = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if load >= tonumber(ARGV[2]) then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
+return 1
+"""
+# KEYS: load hash, assignments hash; ARGV: lead, new json, release (1/0), rep
+_STATUS_LUA = """
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
+if ARGV[3] == '1' then
+  local load = tonumber(redis.call('HGET', KEYS[1], ARGV[4]) or '0')
+  if load > 0 then redis.call('HINCRBY', KEYS[1], ARGV[4], -1) end
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+
+class RedisAssignmentStore:
+    """The same state in Redis hashes; atomic steps are Lua scripts. Durable as the server is configured."""
+
+    def __init__(self, url: str, prefix: str = "funnelcast:routing") -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._keys = {k: f"{prefix}:{k}" for k in ("load", "last", "assignments", "outcomes")}
+        self._assign = self._redis.register_script(_ASSIGN_LUA)
+        self._status = self._redis.register_script(_STATUS_LUA)
+
+    def ping(self) -> bool:
+        return bool(self._redis.ping())
+
+    def loads(self) -> dict[str, RepLoad]:
+        load = self._redis.hgetall(self._keys["load"])
+        last = self._redis.hgetall(self._keys["last"])
+        reps = {k.decode() for k in (*load, *last)}
+        return {
+            rep: RepLoad(
+                int(load.get(rep.encode(), 0)),
+                datetime.fromisoformat(last[rep.encode()].decode()) if rep.encode() in last else None,
+            )
+            for rep in reps
+        }
+
+    def try_assign(self, assignment: Assignment, capacity: int) -> bool:
+        a = assignment
+        keys = [self._keys["load"], self._keys["last"], self._keys["assignments"]]
+        args = [a.rep_id, capacity, a.assigned_at.isoformat(), a.lead_id, a.to_json()]
+        return bool(self._assign(keys=keys, args=args))
+
+    def get(self, lead_id: str) -> Assignment | None:
+        raw = self._redis.hget(self._keys["assignments"], lead_id)
+        return Assignment.from_json(raw) if raw else None
+
+    def update_status(self, lead_id: str, status: str, at: datetime) -> Assignment | None:
+        old = self.get(lead_id)
+        if old is None:
+            return None
+        if old.status in RELEASING:
+            return old
+        release = status in RELEASING
+        new = Assignment(
+            old.lead_id,
+            old.rep_id,
+            old.assigned_at,
+            old.deadline if status == "open" else None,
+            status,
+            old.probability,
+            old.grade,
+        )
+        keys = [self._keys["load"], self._keys["assignments"]]
+        self._status(keys=keys, args=[lead_id, new.to_json(), "1" if release else "0", old.rep_id])
+        return new
+
+    def overdue(self, now: datetime) -> list[Assignment]:
+        out = []
+        for raw in self._redis.hvals(self._keys["assignments"]):
+            a = Assignment.from_json(raw)
+            if a.status == "open" and a.deadline is not None and a.deadline < now:
+                out.append(a)
+        return out
+
+    def record_outcome(self, outcome: dict[str, Any]) -> None:
+        self._redis.rpush(self._keys["outcomes"], json.dumps(outcome, default=str))
+
+    def outcomes(self) -> list[dict[str, Any]]:
+        return [json.loads(x) for x in self._redis.lrange(self._keys["outcomes"], 0, -1)]
+
+    def clear(self) -> None:
+        """Delete every key of this store (tests)."""
+        self._redis.delete(*self._keys.values())

@@ -1,0 +1,175 @@
+"""Request and response bodies of the API (pydantic v2). Validation errors name the field."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Literal
+from zoneinfo import available_timezones
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from features.catalog import CHANNELS, CONTACT_ROLES, PRODUCT_LINE_NAMES
+
+Channel = Literal[CHANNELS]  # type: ignore[valid-type]
+ContactRole = Literal[CONTACT_ROLES]  # type: ignore[valid-type]
+ProductLine = Literal[PRODUCT_LINE_NAMES]  # type: ignore[valid-type]
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+class LeadIn(BaseModel):
+    """What the CRM knows about a lead when it is created."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    lead_id: str = Field(pattern=ID_PATTERN, description="CRM lead id")
+    company_id: str = Field(pattern=ID_PATTERN, description="CRM account/company id")
+    created_at: datetime | None = Field(None, description="Creation time (default: now; naive = UTC)")
+    channel: Channel
+    utm_source: str | None = Field(None, max_length=100)
+    utm_campaign: str | None = Field(None, max_length=100)
+    contact_role: ContactRole
+    country: str | None = Field(None, description="ISO 3166-1 alpha-2, e.g. CN")
+    timezone: str | None = Field(None, description="IANA time zone, e.g. Asia/Shanghai")
+    language: str | None = Field(None, description="ISO 639-1, e.g. zh")
+    product_interest: ProductLine
+    phone: str | None = Field(None, max_length=40, description="Used only to infer country/time zone")
+    email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    message: str | None = Field(None, max_length=5000, description="Used only to infer the language")
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.upper()
+        if not re.fullmatch(r"[A-Z]{2}", value):
+            raise ValueError("must be an ISO 3166-1 alpha-2 code such as CN or DE")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is not None and value not in _zones():
+            raise ValueError("must be an IANA time zone such as Asia/Shanghai")
+        return value
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.lower()
+        if not re.fullmatch(r"[a-z]{2}", value):
+            raise ValueError("must be an ISO 639-1 code such as zh or en")
+        return value
+
+
+class LeadBatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    leads: list[LeadIn] = Field(min_length=1, max_length=1000)
+
+
+class RouteIn(BaseModel):
+    """Re-route a lead (e.g. its first-touch deadline passed untouched). Send the lead again."""
+
+    model_config = ConfigDict(extra="forbid")
+    lead: LeadIn
+    reason: Literal["deadline_passed", "rep_unavailable", "manual"] = "manual"
+
+
+class Reason(BaseModel):
+    code: str
+    direction: Literal["up", "down"]
+    impact: float = Field(description="Log-odds contribution of this group of features")
+    text: str
+
+
+class Candidate(BaseModel):
+    rep_id: str
+    expected_value: float
+    fit: float
+    availability: float
+    timezone_gap_hours: float | None
+    language_proficiency: float | None
+    load: str
+
+
+class Routing(BaseModel):
+    rep_id: str | None
+    first_touch_deadline: datetime | None
+    reasons: list[str]
+    relaxed_filters: list[str]
+    runners_up: list[Candidate]
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class LeadScore(BaseModel):
+    lead_id: str
+    probability: float
+    score: int
+    grade: Literal["A", "B", "C", "D"]
+    model: ModelRef
+    feature_snapshot_time: datetime | None
+    reasons: list[Reason] | None
+    routing: Routing | None
+    inferred: dict[str, str] = Field(description="Field -> what it was inferred from")
+    degraded: list[str] = Field(description="Feature sources unavailable or stale (empty: none)")
+    unknown_entity: bool
+
+
+class LeadBatchOut(BaseModel):
+    results: list[LeadScore]
+
+
+class OutcomeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["touched", "converted", "disqualified", "opportunity_won", "opportunity_lost"]
+    lead_id: str | None = Field(None, pattern=ID_PATTERN)
+    opportunity_id: str | None = Field(None, pattern=ID_PATTERN)
+    rep_id: str | None = Field(None, pattern=ID_PATTERN)
+    at: datetime | None = None
+    amount_cny: float | None = Field(None, ge=0)
+
+    @field_validator("at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return LeadIn._utc(value)
+
+
+class OutcomeOut(BaseModel):
+    recorded: bool
+    released_capacity: bool
+    lead_status: str | None
+
+
+class LiveModelOut(BaseModel):
+    name: str
+    version: str
+    source: Literal["registry", "cache"]
+    live_since: datetime
+    run_id: str | None
+    metrics: dict[str, float]
+
+
+class ReloadOut(BaseModel):
+    models: list[LiveModelOut]
+    changed: list[str]
+    errors: dict[str, str]

@@ -1,0 +1,133 @@
+"""Score leads: infer missing fields, join online features, run the champion, explain, route.
+
+The model input comes from ``features.request_time.lead_model_frame``, the same function
+training used, over the request's fields plus the online features named as in training.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from features.request_time import LEAD_REQUEST_COLUMNS, lead_model_columns, local_clock
+from funnelcast.grades import grade_of, score_0_100
+from service.inference import infer_missing
+from service.live_models import LiveModel
+from service.online_features import OnlineFeatures
+from service.reasons import reason_codes
+from service.routing.policy import LeadToRoute, RepFit, RoutingDecision
+from service.routing.router import Router
+from service.schemas import LeadIn
+
+log = logging.getLogger("funnelcast.scoring")
+
+
+class ModelNotLoaded(RuntimeError):
+    pass
+
+
+@dataclass
+class ScoredLead:
+    lead: LeadIn
+    probability: float
+    score: int
+    grade: str
+    model: LiveModel
+    snapshot_time: datetime | None
+    reasons: list | None
+    routing: RoutingDecision | None
+    inferred: dict[str, str]
+    degraded: list[str]
+    unknown_entity: bool
+
+
+def rep_fit_of(model: LiveModel) -> RepFit:
+    fit = model.model.metadata.get("rep_fit") or {}
+    return RepFit(
+        language_mismatch_factor=float(fit.get("language_mismatch_factor", RepFit.language_mismatch_factor)),
+        timezone_gap_factor=float(fit.get("timezone_gap_factor", RepFit.timezone_gap_factor)),
+        delay_decay_per_hour=float(fit.get("delay_decay_per_hour", RepFit.delay_decay_per_hour)),
+        rep_lift=dict(fit.get("rep_lift", {})),
+    )
+
+
+def score_leads(
+    leads: list[LeadIn],
+    model: LiveModel | None,
+    features: OnlineFeatures,
+    router: Router | None,
+    explain: bool,
+    lang: str,
+    now: datetime | None = None,
+    exclude: Mapping[str, frozenset[str]] | None = None,
+) -> list[ScoredLead]:
+    """Score (and route, when a router is given) each lead; one feature read and one predict per batch."""
+    if model is None:
+        raise ModelNotLoaded("no lead_score champion is loaded")
+    now = now or datetime.now(UTC)
+    inferred = [infer_missing(x.country, x.timezone, x.language, x.phone, x.message) for x in leads]
+    company = features.lead_features([x.company_id for x in leads], now)
+    request: dict[str, list] = {name: [getattr(x, name) for x in leads] for name in LEAD_REQUEST_COLUMNS}
+    request["created_at"] = [np.datetime64((x.created_at or now).replace(tzinfo=None), "s") for x in leads]
+    request["country"] = [inf.country for inf in inferred]
+    request["timezone"] = [inf.timezone for inf in inferred]
+    request["language"] = [inf.language for inf in inferred]
+    for name in {k for comp in company for k in comp.values}:
+        request[name] = [comp.values.get(name) for comp in company]
+    columns = lead_model_columns(request)
+    tab = model.model
+    probs = tab.predict(columns)
+    scores = score_0_100(probs, tab.metadata["score_quantiles"]).astype(int)
+    grades = grade_of(scores, tab.metadata["grade_cuts"])
+    contributions = tab.contributions(columns) if explain else None
+    offsets = [
+        local_clock(
+            np.array([np.datetime64(now.replace(tzinfo=None), "s")]), np.array([inf.timezone], dtype=object)
+        ).utc_offset_hours[0]
+        for inf in inferred
+    ]
+    offsets = [None if np.isnan(o) else float(o) for o in offsets]
+    fit = rep_fit_of(model) if router is not None else None
+    out = []
+    for i, lead in enumerate(leads):
+        reasons = None
+        if contributions is not None:
+            values = {name: column[i] for name, column in columns.items()}
+            reasons = reason_codes(
+                dict(zip([*tab.columns, "bias"], contributions[i], strict=True)), values, lang
+            )
+        routing = None
+        if router is not None and fit is not None:
+            to_route = LeadToRoute(
+                lead_id=lead.lead_id,
+                probability=float(probs[i]),
+                grade=str(grades[i]),
+                language=inferred[i].language,
+                utc_offset_hours=offsets[i],
+                exclude_reps=(exclude or {}).get(lead.lead_id, frozenset()),
+            )
+            try:
+                routing = router.route(to_route, now, fit)
+            except Exception as err:  # routing state unreachable: score anyway, say so
+                log.warning("routing failed", extra={"error": f"{type(err).__name__}: {str(err)[:200]}"})
+                company[i].degraded.append("routing")
+        out.append(
+            ScoredLead(
+                lead=lead,
+                probability=float(probs[i]),
+                score=int(scores[i]),
+                grade=str(grades[i]),
+                model=model,
+                snapshot_time=company[i].snapshot_time,
+                reasons=reasons,
+                routing=routing,
+                inferred=inferred[i].sources,
+                degraded=company[i].degraded,
+                unknown_entity=company[i].unknown_entity,
+            )
+        )
+    return out

@@ -1,0 +1,83 @@
+"""A tiny world served for real: features materialised, models trained into its own MLflow, uvicorn on
+a free port in a background thread (real HTTP, real Feast, real MLflow, real SQLite/Redis state)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from features.store import latest_feature_time, materialize, open_store
+from funnelcast.settings import Settings
+from service.app import create_app
+from tests.conftest import with_mlflow
+from training.run import train_model
+
+CRM = {"X-API-Key": "demo-crm-key"}
+ADMIN = {"X-API-Key": "demo-admin-key"}
+
+
+@pytest.fixture(scope="session")
+def served_world(tiny_feast: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The tiny world, materialised, with champions for all three models in its own MLflow store."""
+    settings = with_mlflow(tiny_feast, tmp_path_factory.mktemp("served_mlflow"))
+    materialize(open_store(settings), latest_feature_time(settings))
+    for short in ("lead", "close", "churn"):
+        train_model(settings, short)
+    return settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running(settings: Settings) -> Iterator[httpx.Client]:
+    """uvicorn serving ``create_app(settings)`` until the block ends; yields a client bound to it."""
+    port = free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def service_settings(base: Settings, tmp_path: Path, **update: object) -> Settings:
+    """``base`` with its own routing state and model cache, and no alias polling unless asked."""
+    return base.model_copy(
+        update={"service_state_dir": tmp_path / "service", "model_poll_seconds": 0, **update}
+    )
+
+
+def lead(lead_id: str = "t1", **fields: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "lead_id": lead_id,
+        "company_id": "c1",
+        "channel": "referral",
+        "contact_role": "decision_maker",
+        "product_interest": "switchgear",
+        "country": "CN",
+        "timezone": "Asia/Shanghai",
+        "language": "zh",
+    }
+    body.update(fields)
+    return {k: v for k, v in body.items() if v is not None}

@@ -1,0 +1,75 @@
+"""The assignment store's capacity check holds under real concurrency, on SQLite and on Redis."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from service.routing.state import Assignment, RedisAssignmentStore, SqliteAssignmentStore
+
+REDIS_URL = "redis://127.0.0.1:6379/9"
+
+
+def _open(kind: str, where: str) -> SqliteAssignmentStore | RedisAssignmentStore:
+    return SqliteAssignmentStore(Path(where)) if kind == "sqlite" else RedisAssignmentStore(REDIS_URL, where)
+
+
+def _hammer(kind: str, where: str, worker: int, tries: int, capacity: int) -> int:
+    store = _open(kind, where)
+    now = datetime.now(UTC)
+    won = 0
+    for i in range(tries):
+        won += store.try_assign(Assignment(f"w{worker}-{i}", "r1", now, None, "open", 0.5, "B"), capacity)
+    return won
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def where(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        yield "sqlite", str(tmp_path / "routing.db")
+    else:
+        prefix = f"test:{uuid.uuid4().hex[:8]}"
+        yield "redis", prefix
+        RedisAssignmentStore(REDIS_URL, prefix).clear()
+
+
+def test_four_processes_racing_for_one_rep_never_exceed_its_capacity(where: tuple[str, str]) -> None:
+    kind, location = where
+    _open(kind, location)  # create the schema before the race
+    with mp.get_context("spawn").Pool(4) as pool:
+        won = pool.starmap(_hammer, [(kind, location, w, 40, 25) for w in range(4)])
+    store = _open(kind, location)
+    assert sum(won) == 25
+    assert store.loads()["r1"].open_leads == 25
+
+
+def test_outcomes_release_capacity_once_and_touch_keeps_it(where: tuple[str, str]) -> None:
+    kind, location = where
+    store = _open(kind, location)
+    now = datetime.now(UTC)
+    assert store.try_assign(Assignment("a", "r1", now, now, "open", 0.5, "B"), 1)
+    assert not store.try_assign(Assignment("b", "r1", now, now, "open", 0.5, "B"), 1)
+    assert store.update_status("a", "touched", now).status == "touched"
+    assert store.loads()["r1"].open_leads == 1
+    assert store.update_status("a", "converted", now).status == "converted"
+    assert store.update_status("a", "lost", now).status == "converted"  # final states stay final
+    assert store.loads()["r1"].open_leads == 0
+    assert store.update_status("missing", "converted", now) is None
+    store.record_outcome({"kind": "converted", "lead_id": "a"})
+    assert store.outcomes() == [{"kind": "converted", "lead_id": "a"}]
+
+
+def test_overdue_lists_open_leads_past_their_deadline(where: tuple[str, str]) -> None:
+    kind, location = where
+    store = _open(kind, location)
+    past = datetime(2026, 1, 1, tzinfo=UTC)
+    future = datetime(2100, 1, 1, tzinfo=UTC)
+    store.try_assign(Assignment("late", "r1", past, past, "open", 0.5, "A"), 10)
+    store.try_assign(Assignment("fine", "r1", past, future, "open", 0.5, "A"), 10)
+    store.try_assign(Assignment("done", "r2", past, past, "open", 0.5, "A"), 10)
+    store.update_status("done", "touched", past)
+    assert [a.lead_id for a in store.overdue(datetime.now(UTC))] == ["late"]
