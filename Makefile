@@ -24,6 +24,8 @@ demo: install
 	$(BIN)/funnelcast features apply
 	$(BIN)/funnelcast features materialize
 	$(BIN)/funnelcast train all
+	@echo "serving on http://127.0.0.1:8000 (docs: /docs); Ctrl-C to stop"
+	$(BIN)/funnelcast serve
 
 lint: install
 	$(BIN)/ruff check .
@@ -35,6 +37,9 @@ test: install services lint
 bench: install
 	$(BIN)/python bench/world_and_features.py
 	$(BIN)/python bench/train_models.py
+	command -v wrk >/dev/null || apt-get install -y wrk
+	$(BIN)/python bench/serve_latency.py
+	$(BIN)/python bench/routing_replay.py
 
 clean-data:
 	rm -rf data

@@ -7,6 +7,7 @@ where a degraded answer is possible.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,8 +17,9 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import generate_latest
+from pydantic import BaseModel
 
 from funnelcast.settings import Settings, get_settings
 from service import schemas
@@ -66,6 +68,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.router = Router(directory, state, RoutingPolicy())
     language_detector()  # load lingua's models now, not in the first request
     _publish_versions(app)
+    # Everything loaded so far (Feast, MLflow, pandas, the models) lives for the process; freezing it
+    # keeps the garbage collector from walking millions of objects in a full collection mid-request
+    # (a 50-100 ms pause at the p99).
+    gc.collect()
+    gc.freeze()
     yield
     models.stop()
 
@@ -147,9 +154,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         explain: Annotated[bool, Query(description="Add reason codes from SHAP contributions")] = True,
         route: Annotated[bool, Query(description="Also route the lead to a rep")] = True,
         accept_language: Annotated[str | None, Header()] = None,
-    ) -> schemas.LeadScore:
+    ) -> Response:
         """Score one new lead (probability, 0-100 score, grade, reasons) and route it."""
-        return _out(scored(request, [lead], explain, accept_language, route)[0])
+        return _json(_out(scored(request, [lead], explain, accept_language, route)[0]))
 
     @app.post(
         "/v1/leads/score:batch", response_model=schemas.LeadBatchOut, dependencies=[crm], tags=["leads"]
@@ -160,7 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         explain: bool = False,
         route: bool = False,
         accept_language: Annotated[str | None, Header()] = None,
-    ) -> schemas.LeadBatchOut:
+    ) -> Response:
         """Score up to 1,000 leads in one call (routing off by default: batches are usually backfills)."""
         ids = [lead.lead_id for lead in body.leads]
         if len(set(ids)) != len(ids):
@@ -262,6 +269,15 @@ def _model_out(live) -> schemas.LiveModelOut:  # type: ignore[no-untyped-def]
         run_id=live.run_id,
         metrics=live.metrics,
     )
+
+
+def _json(body: BaseModel) -> Response:
+    """The already-validated response model serialised by pydantic's own (Rust) JSON encoder.
+
+    Returning a ``Response`` skips FastAPI's second validation and its ``jsonable_encoder`` pass
+    (~0.3 ms per lead); the route's ``response_model`` still documents the shape in OpenAPI.
+    """
+    return Response(content=body.model_dump_json(), media_type="application/json")
 
 
 def _out(r: ScoredLead) -> schemas.LeadScore:

@@ -131,8 +131,13 @@ class TabularModel:
             cache[name] = {level: float(i) for i, level in enumerate(levels)}
         return cache[name]
 
+    def _predict(self, x: np.ndarray, **kwargs: Any) -> np.ndarray:
+        # one thread for small inputs: an OpenMP team for a single request costs more than it saves
+        # and its spinning threads steal the CPU the server needs
+        return self.booster.predict(x, num_threads=1 if len(x) < 2000 else 0, **kwargs)
+
     def raw_predict(self, frame: Mapping[str, Any]) -> np.ndarray:
-        return self.booster.predict(self.encode(frame))
+        return self._predict(self.encode(frame))
 
     def predict(self, frame: Mapping[str, Any]) -> np.ndarray:
         """Calibrated probability of the positive class (binary models)."""
@@ -140,12 +145,12 @@ class TabularModel:
 
     def predict_classes(self, frame: Mapping[str, Any]) -> np.ndarray:
         """Class probabilities ``[row, class]`` (multiclass models; rows sum to 1)."""
-        probs = self.booster.predict(self.encode(frame))
+        probs = self._predict(self.encode(frame))
         return probs if probs.ndim == 2 else np.column_stack([1 - probs, probs])
 
     def contributions(self, frame: Mapping[str, Any]) -> np.ndarray:
         """LightGBM's own SHAP values (log-odds): ``[row, column]`` over ``columns`` plus a last ``bias``."""
-        return self.booster.predict(self.encode(frame), pred_contrib=True)
+        return self._predict(self.encode(frame), pred_contrib=True)
 
     def importance(self) -> pd.Series:
         gain = self.booster.feature_importance(importance_type="gain")

@@ -86,8 +86,24 @@ class SqliteAssignmentStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
         self._db.executescript(_SCHEMA)
+        # Checkpoints (which fsync) run on a background thread, not inside a request's commit.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._path = path
+        self._closed = threading.Event()
+        threading.Thread(target=self._checkpoint_loop, name="routing-wal-checkpoint", daemon=True).start()
+
+    def _checkpoint_loop(self, every_seconds: float = 2.0) -> None:
+        db = sqlite3.connect(self._path, timeout=10.0, isolation_level=None)
+        try:
+            while not self._closed.wait(every_seconds):
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            pass  # the database went away (tests); nothing left to checkpoint
+        finally:
+            db.close()
 
     def close(self) -> None:
+        self._closed.set()
         self._db.close()
 
     def ping(self) -> bool:

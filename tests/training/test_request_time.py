@@ -65,3 +65,19 @@ def test_unknown_timezone_leaves_the_offset_unknown_and_uses_utc_clock() -> None
     frame = lead_model_frame(pd.DataFrame([lead(timezone=None)]))
     assert np.isnan(frame.loc[0, "utc_offset_hours"])
     assert frame.loc[0, "local_hour"] == 1.5
+
+
+def test_one_lead_at_a_time_equals_the_vectorised_training_path() -> None:
+    """The service scores one lead (plain datetime path); training scores thousands (pandas path)."""
+    times = pd.date_range("2026-03-28 20:00", periods=300, freq="37min", tz="UTC")  # spans a DST change
+    rows = pd.DataFrame(
+        [
+            lead(created_at=t, timezone=z, country=c)
+            for t, (z, c) in zip(
+                times, [("Europe/Berlin", "DE"), ("Asia/Shanghai", "CN"), (None, "US")] * 100, strict=True
+            )
+        ]
+    )
+    together = lead_model_frame(rows)
+    one_by_one = pd.concat([lead_model_frame(rows.iloc[[i]]) for i in range(len(rows))])
+    pd.testing.assert_frame_equal(together, one_by_one)

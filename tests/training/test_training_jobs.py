@@ -64,7 +64,7 @@ def test_each_model_is_logged_registered_and_becomes_the_first_champion(
     }
     for run in runs.values():
         assert run.gate.promoted and run.gate.reason == "no champion yet"
-        assert client.get_model_version_by_alias(run.name, CHAMPION).version == run.version
+        assert str(client.get_model_version_by_alias(run.name, CHAMPION).version) == run.version
         logged = client.get_run(run.run_id).data
         assert expected_metrics[run.name] <= set(logged.metrics), run.name
         assert logged.params["feature_service"].endswith("_v1")
@@ -110,7 +110,7 @@ def test_gate_refuses_a_crippled_model_then_force_promotes_it_and_keeps_previous
     assert crippled.gate.champion_version == champion
     assert crippled.gate.candidate < crippled.gate.champion
     assert "does not beat" in crippled.gate.reason
-    assert client.get_model_version_by_alias("lead_score", CHAMPION).version == champion
+    assert str(client.get_model_version_by_alias("lead_score", CHAMPION).version) == champion
     version = client.get_model_version("lead_score", crippled.version)
     assert version.tags["gate.decision"] == "refused"
     assert client.get_run(crippled.run_id).data.tags["gate.reason"] == crippled.gate.reason
@@ -118,8 +118,8 @@ def test_gate_refuses_a_crippled_model_then_force_promotes_it_and_keeps_previous
     forced = train_model(settings, "lead", columns=("local_weekday",), force=True)
     assert forced.gate.promoted and forced.gate.forced
     assert forced.gate.reason.startswith("forced:")
-    assert client.get_model_version_by_alias("lead_score", CHAMPION).version == forced.version
-    assert client.get_model_version_by_alias("lead_score", PREVIOUS).version == champion
+    assert str(client.get_model_version_by_alias("lead_score", CHAMPION).version) == forced.version
+    assert str(client.get_model_version_by_alias("lead_score", PREVIOUS).version) == champion
 
 
 POSTGRES_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
@@ -136,7 +136,7 @@ def test_mlflow_with_postgresql_as_backend_store(tiny_feast: Settings, tmp_path:
         )
         run = train_model(settings, "churn")
         client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
-        assert client.get_model_version_by_alias("churn", CHAMPION).version == run.version
+        assert str(client.get_model_version_by_alias("churn", CHAMPION).version) == run.version
         assert "roc_auc" in client.get_run(run.run_id).data.metrics
         with psycopg.connect(POSTGRES_DSN.replace("dbname=postgres", f"dbname={database}")) as conn:
             (count,) = conn.execute("SELECT count(*) FROM registered_models").fetchone()
