@@ -21,7 +21,7 @@ from features.repo.services import CHURN_SERVICE
 from features.repo.views import ACCOUNT_FIELDS
 from features.training_sets import churn_training_set
 from training.baselines import churn_rule_risk
-from training.metrics import classification_metrics, scorer_metrics
+from training.metrics import holdout_roc_auc, scorer_metrics
 from training.model import BoostParams, TabularModel, choose_calibrator, fit_booster
 from training.plots import calibration_figure, importance_figure
 from training.registry import TrainingOutcome, run_params
@@ -70,8 +70,7 @@ def build_dataset(store: FeatureStore, raw_dir, oracle_dir=None) -> ChurnDataset
 def train(
     data: ChurnDataset, params: BoostParams = PARAMS, columns: tuple[str, ...] | None = None
 ) -> TabularModel:
-    nums = tuple(c for c in NUMERIC_COLUMNS if columns is None or c in columns)
-    model = TabularModel(NAME, {}, nums, booster=None)  # type: ignore[arg-type]
+    model = TabularModel.unfitted(NAME, {}, NUMERIC_COLUMNS, keep=columns)
     x, y, s = model.matrix(data.rows), data.y, data.split
     model.booster = fit_booster(x[s.train], y[s.train], x[s.valid], y[s.valid], params)
     raw_valid = model.raw_predict(data.rows[s.valid])
@@ -88,13 +87,9 @@ def train(
     return model
 
 
-def holdout_metrics(model: TabularModel, data: ChurnDataset) -> dict[str, float]:
-    return classification_metrics(data.y[data.split.holdout], model.predict(data.rows[data.split.holdout]))
-
-
-def gate_score(model: TabularModel, data) -> float:
+def gate_score(model: TabularModel, data: ChurnDataset) -> float:
     """The promotion gate's metric on this dataset's holdout: ROC-AUC (higher is better)."""
-    return holdout_metrics(model, data)["roc_auc"]
+    return holdout_roc_auc(model, data.rows, data.y, data.split.holdout)
 
 
 def evaluate(model: TabularModel, data: ChurnDataset) -> tuple[dict[str, float], dict[str, np.ndarray]]:

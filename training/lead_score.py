@@ -22,7 +22,7 @@ from features.training_sets import LEAD_LABEL_DAYS, lead_training_set
 from funnelcast.grades import DEFAULT_GRADE_CUTS, score_quantiles
 from service.routing.policy import RoutingPolicy
 from training.baselines import OdooNaiveBayes, lead_rule_points
-from training.metrics import classification_metrics, scorer_metrics
+from training.metrics import holdout_roc_auc, scorer_metrics
 from training.model import BoostParams, TabularModel, choose_calibrator, fit_booster
 from training.plots import calibration_figure, importance_figure
 from training.registry import TrainingOutcome, run_params
@@ -74,9 +74,7 @@ def train(
     data: LeadDataset, params: BoostParams = PARAMS, columns: tuple[str, ...] | None = None
 ) -> TabularModel:
     """Fit on train, stop early and calibrate on valid. ``columns`` restricts the features (tests)."""
-    cats = {k: v for k, v in LEAD_CATEGORICAL_LEVELS.items() if columns is None or k in columns}
-    nums = tuple(c for c in LEAD_NUMERIC_COLUMNS if columns is None or c in columns)
-    model = TabularModel(NAME, cats, nums, booster=None)  # type: ignore[arg-type]
+    model = TabularModel.unfitted(NAME, LEAD_CATEGORICAL_LEVELS, LEAD_NUMERIC_COLUMNS, keep=columns)
     x = model.matrix(data.frame)
     y, s = data.y, data.split
     model.booster = fit_booster(x[s.train], y[s.train], x[s.valid], y[s.valid], params)
@@ -112,13 +110,9 @@ def learned_rep_fit(model: TabularModel, data: LeadDataset) -> dict | None:
     )
 
 
-def holdout_metrics(model: TabularModel, data: LeadDataset) -> dict[str, float]:
-    return classification_metrics(data.y[data.split.holdout], model.predict(data.frame[data.split.holdout]))
-
-
-def gate_score(model: TabularModel, data) -> float:
+def gate_score(model: TabularModel, data: LeadDataset) -> float:
     """The promotion gate's metric on this dataset's holdout: ROC-AUC (higher is better)."""
-    return holdout_metrics(model, data)["roc_auc"]
+    return holdout_roc_auc(model, data.frame, data.y, data.split.holdout)
 
 
 def evaluate(model: TabularModel, data: LeadDataset) -> tuple[dict[str, float], dict[str, np.ndarray]]:

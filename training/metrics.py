@@ -43,6 +43,11 @@ def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
+def holdout_roc_auc(model: object, inputs: object, y: np.ndarray, holdout: np.ndarray) -> float:
+    """ROC-AUC of ``model.predict`` on the holdout rows of ``inputs`` (a DataFrame)."""
+    return classification_metrics(y[holdout], model.predict(inputs[holdout]))["roc_auc"]  # type: ignore[attr-defined,index]
+
+
 def wape(actual: np.ndarray, forecast: np.ndarray) -> float:
     """Weighted absolute percentage error: sum |actual - forecast| / sum actual."""
     actual, forecast = np.asarray(actual, float), np.asarray(forecast, float)

@@ -172,9 +172,7 @@ def build_dataset(
 def train(
     data: CloseDataset, params: BoostParams = PARAMS, columns: tuple[str, ...] | None = None
 ) -> TabularModel:
-    cats = {k: v for k, v in CATEGORICAL_LEVELS.items() if columns is None or k in columns}
-    nums = tuple(c for c in NUMERIC_COLUMNS if columns is None or c in columns)
-    model = TabularModel(NAME, cats, nums, booster=None)  # type: ignore[arg-type]
+    model = TabularModel.unfitted(NAME, CATEGORICAL_LEVELS, NUMERIC_COLUMNS, keep=columns)
     x, y = model.matrix(data.rows), data.rows["week_won"].to_numpy()
     model.booster = fit_booster(x[data.train], y[data.train], x[data.valid], y[data.valid], params)
     model.metadata = {

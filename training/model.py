@@ -95,6 +95,19 @@ class TabularModel:
         """The model's input frame: fixed column order, categories on the training levels."""
         return model_matrix(frame, self.categorical_levels, self.numeric_columns)
 
+    @classmethod
+    def unfitted(
+        cls,
+        name: str,
+        categorical_levels: dict[str, tuple[str, ...]],
+        numeric_columns: tuple[str, ...],
+        keep: tuple[str, ...] | None = None,
+    ) -> TabularModel:
+        """A model over these columns (only those in ``keep`` when given), booster to be fitted."""
+        cats = {k: v for k, v in categorical_levels.items() if keep is None or k in keep}
+        nums = tuple(c for c in numeric_columns if keep is None or c in keep)
+        return cls(name, cats, nums, booster=None)  # type: ignore[arg-type]
+
     def input_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``matrix`` with categories as plain strings: the pyfunc's (and MLflow signature's) input."""
         x = self.matrix(frame)
