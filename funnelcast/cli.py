@@ -214,7 +214,14 @@ def serve(
 
     if data_dir is not None:
         os.environ["FUNNELCAST_DATA_DIR"] = str(data_dir)  # the app factory reads settings itself
+    from service.rules import RulesError, load_rules
+
     settings = _settings(data_dir)
+    try:
+        load_rules(settings.rules_path)  # refuse to start on a bad rules file, with line and reason
+    except RulesError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
     if not (settings.feature_dir / "rep_profile.parquet").exists():
         console.print("[red]error:[/red] no feature tables; run `make demo` (or world/features/train) first")
         raise typer.Exit(2)
@@ -227,3 +234,38 @@ def serve(
         log_level="warning",
         access_log=False,
     )
+
+
+score_app = typer.Typer(help="Scheduled scoring jobs.", no_args_is_help=True)
+app.add_typer(score_app, name="score")
+
+
+@score_app.command("weekly")
+def score_weekly_command(data_dir: DataDir = None) -> None:
+    """Score the open pipeline, evaluate the process rules, store alerts and notify the webhook."""
+    from service.rules import RulesError
+    from service.weekly import score_weekly
+
+    settings = _settings(data_dir)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    try:
+        with console.status("scoring the pipeline and evaluating rules"):
+            report = score_weekly(settings)
+    except (RulesError, RuntimeError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    table = Table(
+        title=f"weekly scoring: {report.deals:,} open deals, milestone_close v{report.model_version}"
+    )
+    for col in ("rule", "fired"):
+        table.add_column(col)
+    counts: dict[str, int] = {}
+    for f in report.firings:
+        counts[f.rule] = counts.get(f.rule, 0) + 1
+    for rule, n in sorted(counts.items()):
+        table.add_row(rule, str(n))
+    console.print(table)
+    webhook = {None: "no webhook configured", True: "sent", False: "FAILED after retries"}[
+        report.webhook_sent
+    ]
+    console.print(f"{report.new_alerts} new alert(s) stored; webhook: {webhook}")

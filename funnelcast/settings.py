@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     feature_stale_hours: float = Field(
         24 * 30, gt=0, description="Online features older than this flag an answer `degraded`."
     )
+    rules_path: Path = Field(
+        PROJECT_ROOT / "service" / "default_rules.yaml",
+        description="Process rules (YAML), validated at start.",
+    )
+    alert_webhook_url: str | None = Field(None, description="WeCom/DingTalk-style bot URL for fired rules.")
     service_state_dir: Path | None = Field(
         None, description="Routing state and model cache dir (default data_dir/service)."
     )

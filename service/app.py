@@ -12,24 +12,43 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import numpy as np
+import pandas as pd
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import generate_latest
 from pydantic import BaseModel
 
+from funnelcast.forecast import expected_close_week
+from funnelcast.risk import weekly_forecast
 from funnelcast.settings import Settings, get_settings
 from service import schemas
 from service.auth import require
+from service.dashboard import render_dashboard
 from service.live_models import LiveModels
+from service.manager import (
+    AlertStore,
+    account_punctuality,
+    account_reasons,
+    deal_context,
+    explain_deal,
+    previous_week_p_win,
+    rank_at_risk,
+    rule_context,
+    score_accounts,
+)
 from service.observability import Metrics, TimingMiddleware, configure_logging
+from service.online_features import online_frame
+from service.pipeline import AMOUNT, STAGE, Pipeline, PipelineSnapshot
 from service.reasons import language_of
 from service.routing.policy import RoutingPolicy
 from service.routing.router import RepDirectory, Router, rep_ids_from_table, reps_from_feast
 from service.routing.state import AssignmentStore, RedisAssignmentStore, SqliteAssignmentStore
+from service.rules import evaluate, load_rules
 from service.scoring import ModelNotLoaded, ScoredLead, score_leads
 
 log = logging.getLogger("funnelcast.service")
@@ -66,6 +85,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     except Exception as err:  # routing degrades; scoring still works
         log.warning("rep directory unavailable at start", extra={"error": str(err)[:300]})
     app.state.router = Router(directory, state, RoutingPolicy())
+
+    def rep_groups() -> pd.DataFrame:
+        reps = directory.reps()
+        return pd.DataFrame(
+            {"team": [r.team for r in reps], "region": [r.region for r in reps]},
+            index=pd.Index([r.rep_id for r in reps], name="rep_id"),
+        )
+
+    app.state.pipeline = Pipeline(store, settings.raw_dir, rep_groups)
+    app.state.manager_view = ManagerView()
+    app.state.alerts = AlertStore(settings.service_dir / "alerts.db")
     language_detector()  # load lingua's models now, not in the first request
     _publish_versions(app)
     # Everything loaded so far (Feast, MLflow, pandas, the models) lives for the process; freezing it
@@ -95,6 +125,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.rules = load_rules(
+        settings.rules_path
+    )  # a bad rules file stops the start, with line and reason
     app.state.metrics = Metrics()
     app.add_middleware(TimingMiddleware, metrics=app.state.metrics)
 
@@ -225,6 +258,143 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             models=[_model_out(m) for m in request.app.state.models.all()], changed=changed, errors=errors
         )
 
+    manager = Depends(require("manager"))
+    planners = Depends(require("forecaster", "manager"))
+
+    @app.get("/v1/forecast/weekly", dependencies=[planners], tags=["forecast"])
+    def forecast_weekly(
+        request: Request,
+        weeks: Annotated[int, Query(ge=1, le=13)] = 13,
+        group_by: Annotated[Literal["region", "team", "product_line", "rep", "all"], Query()] = "all",
+        as_of: Annotated[datetime | None, Query(description="Must be the live snapshot (default)")] = None,
+        format: Annotated[Literal["json", "csv"], Query()] = "json",
+    ) -> Response:
+        """Expected bookings, P10/P50/P90, expected wins and the stage-weighted baseline by group/week."""
+        snap = _snapshot(request)
+        if as_of is not None and snap.as_of is not None:
+            as_of_utc = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+            if abs((as_of_utc - snap.as_of).total_seconds()) > 7 * 86400:
+                raise HTTPException(
+                    422,
+                    f"invalid field(s): as_of (only the live snapshot {snap.as_of:%Y-%m-%d} is served; "
+                    "past weeks are in the training run's backtest)",
+                )
+        column = "owner_rep_id" if group_by == "rep" else group_by
+        table = weekly_forecast(
+            snap.deals,
+            snap.p_week[:, :weeks],
+            column,
+            np.asarray(snap.model.model.metadata["stage_win_rate"]),
+            AMOUNT,
+            STAGE,
+            "opportunity_snapshots__days_to_expected_close",
+        )
+        table.insert(0, "features_as_of", snap.as_of.isoformat() if snap.as_of else None)
+        table.insert(1, "model_version", snap.model.version)
+        if format == "csv":
+            return PlainTextResponse(table.to_csv(index=False), media_type="text/csv")
+        return JSONResponse(
+            {
+                "as_of": table["features_as_of"].iloc[0] if len(table) else None,
+                "group_by": group_by,
+                "rows": table.drop(columns=["features_as_of"]).to_dict("records"),
+            }
+        )
+
+    @app.get("/v1/opportunities/at-risk", dependencies=[manager], tags=["opportunities"])
+    def opportunities_at_risk(
+        request: Request,
+        team: str | None = None,
+        region: str | None = None,
+        k: Annotated[int, Query(ge=1, le=200)] = 20,
+        accept_language: Annotated[str | None, Header()] = None,
+        lang: Annotated[Literal["zh", "en"] | None, Query()] = None,
+    ) -> JSONResponse:
+        """Top-k open deals by value at risk, with reasons, the most helpful missing milestone and rules."""
+        view = _view(request)
+        table = rank_at_risk(view.snapshot, view.p_last_week, team, region).head(k)
+        language = lang or language_of(accept_language)
+        items = []
+        for deal_id, row in table.iterrows():
+            reasons, milestone = explain_deal(view.snapshot, deal_id, language)
+            items.append(_deal_json(deal_id, row, reasons, milestone, view.firings.get(deal_id, [])))
+        return JSONResponse(
+            {
+                "as_of": _iso(view.snapshot.as_of),
+                "model_version": view.snapshot.model.version,
+                "weeks_to_quarter_end": view.snapshot.weeks_to_quarter_end,
+                "items": items,
+            }
+        )
+
+    @app.get("/v1/opportunities/{opportunity_id}", dependencies=[planners], tags=["opportunities"])
+    def opportunity(request: Request, opportunity_id: str, lang: Literal["zh", "en"] = "en") -> JSONResponse:
+        """One open deal: week-by-week close distribution, P(win this quarter), reasons, rules."""
+        view = _view(request)
+        snap = view.snapshot
+        if opportunity_id not in snap.deals.index:
+            raise HTTPException(
+                404, f"opportunity {opportunity_id!r} is not an open deal in the live snapshot"
+            )
+        table = rank_at_risk(snap, view.p_last_week, None, None)
+        reasons, milestone = explain_deal(snap, opportunity_id, lang)
+        body = _deal_json(
+            opportunity_id,
+            table.loc[opportunity_id],
+            reasons,
+            milestone,
+            view.firings.get(opportunity_id, []),
+        )
+        p = snap.p_week[snap.deals.index.get_loc(opportunity_id)]
+        body["weekly_close_probability"] = [
+            {
+                "week": k + 1,
+                "p_win_in_week": round(float(v), 5),
+                "p_win_by_week": round(float(p[: k + 1].sum()), 5),
+            }
+            for k, v in enumerate(p)
+        ]
+        body["expected_close_week"] = _finite(expected_close_week(p[None, :])[0])
+        return JSONResponse(body)
+
+    @app.get("/v1/accounts/at-risk", dependencies=[manager], tags=["accounts"])
+    def accounts_at_risk(
+        request: Request, k: Annotated[int, Query(ge=1, le=200)] = 20, lang: Literal["zh", "en"] = "en"
+    ) -> JSONResponse:
+        """Accounts with an undecided renewal, by P(churn), with reasons."""
+        model = _model(request, "churn")
+        scored = score_accounts(
+            request.app.state.feature_store, request.app.state.settings.raw_dir, model
+        ).head(k)
+        items = [_account_json(acc, scored.loc[[acc]], model, lang) for acc in scored.index]
+        return JSONResponse({"model_version": model.version, "items": items})
+
+    @app.get("/v1/accounts/{account_id}/churn", dependencies=[manager], tags=["accounts"])
+    def account_churn(request: Request, account_id: str, lang: Literal["zh", "en"] = "en") -> JSONResponse:
+        model = _model(request, "churn")
+        frame = online_frame(request.app.state.feature_store, "account_health", "account_id", [account_id])
+        if frame["account_health__ts"].isna().all():
+            raise HTTPException(404, f"account {account_id!r} has no health features online")
+        frame = frame.assign(p_churn=model.model.predict(frame))
+        return JSONResponse(_account_json(account_id, frame, model, lang) | {"model_version": model.version})
+
+    @app.get("/v1/alerts", dependencies=[manager], tags=["rules"])
+    def alerts(
+        request: Request,
+        since_days: Annotated[int, Query(ge=0, le=366)] = 7,
+        rule: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> JSONResponse:
+        """Fired rules (from the weekly scoring job and the manager views), newest first."""
+        if rule is not None and rule not in {r.name for r in request.app.state.rules}:
+            raise HTTPException(422, f"invalid field(s): rule (unknown rule {rule!r})")
+        return JSONResponse({"alerts": request.app.state.alerts.list(manager_since(since_days), rule, limit)})
+
+    @app.get("/dashboard", response_class=HTMLResponse, tags=["dashboard"])
+    def dashboard(key: str | None = None, lang: Literal["zh", "en"] = "en") -> HTMLResponse:
+        """The manager page: forecast chart with range and baseline, top risks, churn risks, filters."""
+        return HTMLResponse(render_dashboard(lang))
+
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -249,6 +419,97 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return PlainTextResponse(generate_latest(request.app.state.metrics.registry).decode())
 
     return app
+
+
+class ManagerView:
+    """Derived views of one pipeline snapshot (last week's P(win), rule firings), rebuilt with it."""
+
+    def __init__(self) -> None:
+        self.snapshot: PipelineSnapshot | None = None
+        self.p_last_week = pd.Series(dtype=float)
+        self.firings: dict[str, list[dict[str, Any]]] = {}
+
+
+def _model(request: Request, name: str):  # type: ignore[no-untyped-def]
+    model = request.app.state.models.get(name)
+    if model is None:
+        raise ModelNotLoaded(f"no {name} champion is loaded")
+    return model
+
+
+def _snapshot(request: Request) -> PipelineSnapshot:
+    return request.app.state.pipeline.snapshot(_model(request, "milestone_close"))
+
+
+def _view(request: Request) -> ManagerView:
+    snap = _snapshot(request)
+    view: ManagerView = request.app.state.manager_view
+    if view.snapshot is not snap:
+        store = request.app.state.feature_store
+        p_last = previous_week_p_win(store, snap, snap.weeks_to_quarter_end)
+        punctuality = account_punctuality(store, sorted(set(snap.deals["company_id"])))
+        ctx = rule_context(
+            datetime.now(UTC), deal_context(snap, p_last, punctuality), [], request.app.state.settings.raw_dir
+        )
+        deal_rules = [
+            r
+            for r in request.app.state.rules
+            if r.kind not in ("first_touch_sla", "bookings_anomaly", "channel_share_shift")
+        ]
+        firings = evaluate(deal_rules, ctx)
+        request.app.state.alerts.add(firings, datetime.now(UTC))
+        by_deal: dict[str, list[dict[str, Any]]] = {}
+        for f in firings:
+            by_deal.setdefault(f.entity, []).append(
+                {"rule": f.rule, "severity": f.severity, "action": f.action, "evidence": f.evidence}
+            )
+        view.p_last_week, view.firings, view.snapshot = p_last, by_deal, snap
+    return view
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or not np.isfinite(value) else round(float(value), 4)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _deal_json(
+    deal_id: str, row: pd.Series, reasons: list, milestone: dict | None, rules: list
+) -> dict[str, Any]:
+    change = row["p_win_quarter"] - row["p_win_last_week"]
+    return {
+        "opportunity_id": deal_id,
+        "team": row["team"],
+        "region": row["region"],
+        "owner_rep_id": row["owner_rep_id"],
+        "product_line": row["product_line"],
+        "amount_cny": round(float(row["amount_cny"]), 2),
+        "stage_index": int(row["stage_index"]),
+        "p_win_quarter": round(float(row["p_win_quarter"]), 4),
+        "p_win_normal_for_stage": round(float(row["p_win_normal"]), 4),
+        "change_since_last_week": _finite(change),
+        "value_at_risk": round(float(row["value_at_risk"]), 2),
+        "reasons": reasons,
+        "missing_milestone": milestone,
+        "rules": rules,
+    }
+
+
+def _account_json(account_id: str, row: pd.DataFrame, model, lang: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    first = row.iloc[0]
+    return {
+        "account_id": account_id,
+        "p_churn": round(float(first["p_churn"]), 4),
+        "arr_cny": _finite(float(first["arr_cny"])) if "arr_cny" in row else None,
+        "renewal_at": _iso(first["renewal_at"]) if "renewal_at" in row else None,
+        "reasons": account_reasons(model, row, lang),
+    }
+
+
+def manager_since(days: int) -> datetime:
+    return datetime.now(UTC) - timedelta(days=days)
 
 
 def _router_or_none(request: Request) -> Router | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pandas as pd
 from feast import FeatureStore
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
@@ -98,3 +99,24 @@ def _utc(value: Any) -> datetime | None:
     if hasattr(value, "seconds"):  # protobuf Timestamp
         return datetime.fromtimestamp(value.seconds, UTC)
     return None
+
+
+def online_frame(store: FeatureStore, view: str, join_key: str, ids: list[str]) -> pd.DataFrame:
+    """One view's online values for many entities: ``<view>__<feature>`` columns plus ``<view>__ts``.
+
+    Raises when the online store is unreachable; callers decide how to degrade.
+    """
+    fv = store.get_feature_view(view)
+    online = store._get_provider().online_store
+    keys = [EntityKey(join_keys=[join_key], entity_values=[Value(string_val=i)]) for i in ids]
+    rows = online.online_read(store.config, fv, keys, [f.name for f in fv.features])
+    records = []
+    for ts, row in rows:
+        record: dict[str, Any] = {f"{view}__{k}": _python(v) for k, v in (row or {}).items()}
+        record[f"{view}__ts"] = _utc(ts)
+        records.append(record)
+    frame = pd.DataFrame.from_records(records, index=pd.Index(ids, name=join_key))
+    for f in fv.features:
+        if f"{view}__{f.name}" not in frame:
+            frame[f"{view}__{f.name}"] = None
+    return frame

@@ -1,0 +1,304 @@
+"""Manager-facing answers over the scored pipeline and accounts: at-risk deals and accounts, alerts.
+
+Edges (Feast, MLflow models, SQLite alerts) are passed in; the math lives in ``funnelcast.risk``,
+``funnelcast.forecast`` and ``service.rules``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+
+from features.catalog import MILESTONES
+from features.repo.services import MILESTONE_CLOSE_SERVICE
+from features.schema import read_table
+from features.training_sets import historical_features
+from funnelcast.risk import MILESTONE_NAMES_ZH, deal_reasons, value_at_risk
+from service.live_models import LiveModel
+from service.online_features import online_frame
+from service.pipeline import AMOUNT, STAGE, PipelineSnapshot
+from service.rules import Firing, Rule, RuleContext, evaluate
+
+
+def previous_week_p_win(store: FeatureStore, snapshot: PipelineSnapshot, weeks_to_qe: int) -> pd.Series:
+    """Each open deal's P(win by quarter end) one week before the snapshot (offline point-in-time join)."""
+    if snapshot.as_of is None or not len(snapshot.deals):
+        return pd.Series(dtype=float)
+    at = pd.Timestamp(snapshot.as_of) - pd.Timedelta(weeks=1)
+    rows = pd.DataFrame(
+        {
+            "opportunity_id": snapshot.deals.index,
+            "company_id": snapshot.deals["company_id"].to_numpy(),
+            "commodity": snapshot.deals["opportunity_snapshots__commodity"].fillna("").to_numpy(),
+            "event_timestamp": at,
+        }
+    )
+    joined = historical_features(store, MILESTONE_CLOSE_SERVICE, rows)
+    had = joined["opportunity_snapshots__stage_index"].notna().to_numpy()
+    p = snapshot.model.model.predict_classes(joined)[:, 1 : weeks_to_qe + 2].sum(axis=1)
+    return pd.Series(np.where(had, p, np.nan), index=snapshot.deals.index)
+
+
+def deal_context(snapshot: PipelineSnapshot, p_last_week: pd.Series, punctuality: pd.Series) -> pd.DataFrame:
+    d = snapshot.deals
+    ts = pd.to_datetime(d["opportunity_snapshots__ts"], utc=True)
+    idle = d["opportunity_snapshots__days_since_last_activity"].astype(float).to_numpy()
+    in_stage = d["opportunity_snapshots__days_in_stage"].astype(float).to_numpy()
+    return pd.DataFrame(
+        {
+            "amount": d[AMOUNT].astype(float),
+            "stage_index": d[STAGE].fillna(0).astype(int),
+            # the last update: the latest activity or stage change, whichever came later
+            "last_update_at": ts - pd.to_timedelta(np.fmin(idle, in_stage), unit="D"),
+            "resistant_7d": d["opportunity_snapshots__resistant_7d"].fillna(0).astype(float),
+            "commodity": d["opportunity_snapshots__commodity"],
+            "change_1w": d["commodity_prices__change_1w"].astype(float),
+            "exposure": d["opportunity_snapshots__exposure"].astype(float),
+            "punctuality": d["company_id"].map(punctuality).astype(float),
+            "p_win": snapshot.p_by_quarter_end,
+            "p_win_last_week": p_last_week.reindex(d.index).astype(float),
+        },
+        index=d.index,
+    )
+
+
+def account_punctuality(store: FeatureStore, account_ids: list[str]) -> pd.Series:
+    frame = online_frame(store, "account_health", "account_id", account_ids)
+    return frame["account_health__payment_punctuality_12m"].astype(float)
+
+
+def missing_milestone(model: LiveModel, row: pd.DataFrame, weeks_to_qe: int) -> dict[str, Any] | None:
+    """The not-yet-reached milestone whose arrival most raises P(win by quarter end), by the model."""
+    base = model.model.predict_classes(row)[0, 1 : weeks_to_qe + 1].sum()
+    best: tuple[float, str] | None = None
+    for m in MILESTONES:
+        col = f"opportunity_snapshots__ms_{m}"
+        if col not in row or float(row[col].iloc[0] or 0) >= 1:
+            continue
+        what_if = row.copy()
+        what_if[col] = 1
+        what_if["opportunity_snapshots__milestones_reached"] = (
+            float(row["opportunity_snapshots__milestones_reached"].iloc[0] or 0) + 1
+        )
+        gain = model.model.predict_classes(what_if)[0, 1 : weeks_to_qe + 1].sum() - base
+        if best is None or gain > best[0]:
+            best = (float(gain), m)
+    if best is None:
+        return None
+    return {
+        "milestone": best[1],
+        "milestone_zh": MILESTONE_NAMES_ZH[best[1]],
+        "p_win_gain": round(best[0], 4),
+    }
+
+
+def risk_contributions(model: LiveModel, frame: pd.DataFrame) -> np.ndarray:
+    """SHAP contributions toward class 0 ("not won within 13 weeks"): positive = more risk."""
+    contrib = model.model.contributions(frame)
+    width = len(model.model.columns) + 1
+    return contrib[:, :width]
+
+
+@dataclass
+class AtRisk:
+    table: pd.DataFrame  # ranked deals with p, normal p, value at risk, group keys
+
+
+def rank_at_risk(
+    snapshot: PipelineSnapshot, p_last_week: pd.Series, team: str | None, region: str | None
+) -> pd.DataFrame:
+    d = snapshot.deals
+    p = snapshot.p_by_quarter_end
+    var, normal = value_at_risk(d[AMOUNT].to_numpy(float), p, d[STAGE].fillna(0).to_numpy(int))
+    table = pd.DataFrame(
+        {
+            "team": d["team"],
+            "region": d["region"],
+            "owner_rep_id": d["owner_rep_id"],
+            "product_line": d["product_line"],
+            "amount_cny": d[AMOUNT].astype(float),
+            "stage_index": d[STAGE].fillna(0).astype(int),
+            "p_win_quarter": p,
+            "p_win_normal": normal,
+            "p_win_last_week": p_last_week.reindex(d.index).to_numpy(float),
+            "value_at_risk": var,
+        },
+        index=d.index,
+    )
+    if team:
+        table = table[table["team"] == team]
+    if region:
+        table = table[table["region"] == region]
+    return table.sort_values("value_at_risk", ascending=False)
+
+
+def explain_deal(
+    snapshot: PipelineSnapshot, deal_id: str, lang: str
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    position = snapshot.deals.index.get_loc(deal_id)
+    row = snapshot.deals.iloc[[position]]
+    contrib = risk_contributions(snapshot.model, row)[0]
+    named = dict(zip([*snapshot.model.model.columns, "bias"], contrib, strict=True))
+    values = row.iloc[0].to_dict()
+    reasons = [
+        {"code": r.code, "impact": r.impact, "text": r.text} for r in deal_reasons(named, values, lang)
+    ]
+    return reasons, missing_milestone(snapshot.model, row, snapshot.weeks_to_quarter_end)
+
+
+# -- accounts
+
+
+def score_accounts(store: FeatureStore, raw_dir: Path, model: LiveModel) -> pd.DataFrame:
+    """Accounts with an undecided renewal, P(churn) from the churn champion over online health features."""
+    contracts = read_table("contracts", raw_dir)
+    live = (
+        contracts[contracts["renewed"].isna()]
+        .drop_duplicates("account_id", keep="last")
+        .set_index("account_id")
+    )
+    frame = online_frame(store, "account_health", "account_id", list(live.index))
+    frame = frame[frame["account_health__ts"].notna()]
+    p = model.model.predict(frame) if len(frame) else np.zeros(0)
+    out = frame.assign(
+        p_churn=p, arr_cny=live.loc[frame.index, "arr_cny"], renewal_at=live.loc[frame.index, "renewal_at"]
+    )
+    return out.sort_values("p_churn", ascending=False)
+
+
+_ACCOUNT_TERMS = {
+    "usage_rate_30d": ("LOW_USAGE", "module usage {v:.0%} in 30 days", "30天模块使用率 {v:.0%}"),
+    "seat_utilization_30d": ("LOW_USAGE", "seat utilisation {v:.0%}", "席位使用率 {v:.0%}"),
+    "active_users_30d": ("LOW_USAGE", "{v:.0f} active users", "活跃用户 {v:.0f}"),
+    "days_since_admin_login": ("NO_ADMIN", "no admin login for {v:.0f} days", "管理员 {v:.0f} 天未登录"),
+    "payment_punctuality_12m": (
+        "LATE_PAYER",
+        "payment punctuality {v:.0%} (12 months)",
+        "12个月付款准时率 {v:.0%}",
+    ),
+    "ticket_trend": ("TICKETS", "support tickets up by {v:.0f}", "工单增加 {v:.0f}"),
+    "tickets_30d": ("TICKETS", "{v:.0f} tickets in 30 days", "30天工单 {v:.0f}"),
+    "last_nps": ("LOW_NPS", "last NPS {v:.0f}", "最近 NPS {v:.0f}"),
+}
+
+
+def account_reasons(model: LiveModel, row: pd.DataFrame, lang: str, top: int = 3) -> list[dict[str, Any]]:
+    contrib = model.model.contributions(row)[0]
+    reasons = []
+    for column, value in sorted(zip(model.model.columns, contrib, strict=False), key=lambda kv: -kv[1])[:top]:
+        if value <= 0:
+            continue
+        name = column.split("__", 1)[1]
+        code, en, zh = _ACCOUNT_TERMS.get(name, ("OTHER", name + " {v}", name + " {v}"))
+        v = row[column].iloc[0]
+        v = float(v) if v is not None and not pd.isna(v) else float("nan")
+        reasons.append(
+            {"code": code, "impact": round(float(value), 4), "text": (zh if lang == "zh" else en).format(v=v)}
+        )
+    return reasons
+
+
+# -- alerts
+
+
+class AlertStore:
+    """Fired rules, durable in SQLite; one row per (rule, entity, day)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS alerts (rule TEXT, kind TEXT, entity TEXT, day TEXT, severity TEXT,"
+            " action TEXT, evidence TEXT, fired_at TEXT, PRIMARY KEY (rule, entity, day))"
+        )
+
+    def add(self, firings: list[Firing], at: datetime) -> list[Firing]:
+        """Store new firings; returns those not already stored today (what to notify)."""
+        new = []
+        with self._lock:
+            for f in firings:
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        f.rule,
+                        f.kind,
+                        f.entity,
+                        at.date().isoformat(),
+                        f.severity,
+                        f.action,
+                        json.dumps(f.evidence, default=str),
+                        at.isoformat(),
+                    ),
+                )
+                if cur.rowcount:
+                    new.append(f)
+        return new
+
+    def list(
+        self, since: datetime | None = None, rule: str | None = None, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        query = "SELECT rule, kind, entity, severity, action, evidence, fired_at FROM alerts WHERE 1=1"
+        args: list[Any] = []
+        if since is not None:
+            query += " AND fired_at >= ?"
+            args.append(since.astimezone(UTC).isoformat())
+        if rule:
+            query += " AND rule = ?"
+            args.append(rule)
+        query += " ORDER BY fired_at DESC, rule, entity LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            rows = self._db.execute(query, args).fetchall()
+        keys = ("rule", "kind", "entity", "severity", "action", "evidence", "fired_at")
+        return [
+            dict(zip(keys, r[:5], strict=False)) | {"evidence": json.loads(r[5]), "fired_at": r[6]}
+            for r in rows
+        ]
+
+
+def rule_context(
+    now: datetime,
+    deals: pd.DataFrame,
+    overdue: list,
+    raw_dir: Path,
+    as_of: datetime | None = None,
+) -> RuleContext:
+    """Everything rules look at: deals, overdue first touches, daily bookings and channel mix."""
+    opps = read_table("opportunities", raw_dir)
+    won = opps[opps["outcome"] == "won"]
+    daily = won.groupby(won["closed_at"].dt.floor("D"))["amount_cny"].sum()
+    if len(daily):
+        daily = daily.asfreq("D", fill_value=0.0)
+    leads = read_table("leads", raw_dir)
+    counts = leads.groupby([leads["created_at"].dt.floor("D"), "channel"]).size().unstack(fill_value=0)
+    overdue_frame = pd.DataFrame(
+        [{"lead_id": a.lead_id, "rep_id": a.rep_id, "deadline": a.deadline} for a in overdue],
+        columns=["lead_id", "rep_id", "deadline"],
+    )
+    return RuleContext(
+        now=now,
+        as_of=as_of,
+        deals=deals,
+        overdue_leads=overdue_frame,
+        daily_bookings=daily,
+        daily_channel_counts=counts,
+    )
+
+
+def fire_rules(rules: list[Rule], ctx: RuleContext) -> list[Firing]:
+    return evaluate(rules, ctx)
+
+
+def since_days(days: int) -> datetime:
+    return datetime.now(UTC) - timedelta(days=days)

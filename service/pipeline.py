@@ -1,0 +1,111 @@
+"""The open pipeline, scored: every open opportunity's weekly win distribution from the close champion.
+
+``PipelineSnapshot.build`` reads open deals (canonical ``opportunities`` with outcome ``open``),
+their online features (opportunity, company, tenders, commodity views), runs the milestone-close
+champion and keeps per deal: P(won in week k), k = 1..13, amount, stage, group keys (region, team,
+product line, rep). It is rebuilt when the champion changes or the cache is older than its TTL;
+forecast, at-risk and rules read it without touching the stores again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+
+from features.schema import read_table
+from funnelcast.forecast import weekly_win_probabilities
+from service.live_models import LiveModel
+from service.online_features import online_frame
+
+WEEKS = 13
+AMOUNT = "opportunity_snapshots__amount_cny"
+STAGE = "opportunity_snapshots__stage_index"
+
+
+@dataclass
+class PipelineSnapshot:
+    deals: pd.DataFrame  # index opportunity_id; features, group keys, amount, stage
+    p_week: np.ndarray  # [deal, week-1]
+    model: LiveModel
+    as_of: datetime | None  # newest opportunity snapshot time used
+    built_at: datetime
+
+    @property
+    def p_by_quarter_end(self) -> np.ndarray:
+        return self.p_week[:, : self.weeks_to_quarter_end].sum(axis=1)
+
+    @property
+    def weeks_to_quarter_end(self) -> int:
+        return weeks_to_quarter_end(self.as_of or self.built_at)
+
+
+def weeks_to_quarter_end(at: datetime) -> int:
+    """Whole weeks from ``at`` to the end of its calendar quarter (at least 1, at most 13)."""
+    naive = pd.Timestamp(at).tz_localize(None) if pd.Timestamp(at).tzinfo else pd.Timestamp(at)
+    quarter_end = naive.to_period("Q").end_time
+    days = (quarter_end - naive).days + 1
+    return int(min(WEEKS, max(1, int(np.ceil(days / 7)))))
+
+
+def open_deals(raw_dir, rep_groups: pd.DataFrame) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """Open opportunities with their owner's team and region (``rep_groups`` indexed by rep_id)."""
+    opps = read_table("opportunities", raw_dir)
+    live = opps[opps["outcome"] == "open"].set_index("opportunity_id")
+    out = live[["company_id", "owner_rep_id", "product_line", "amount_cny", "expected_close_at"]].copy()
+    return out.join(rep_groups[["team", "region"]], on="owner_rep_id")
+
+
+def score_pipeline(
+    store: FeatureStore, deals: pd.DataFrame, model: LiveModel, now: datetime | None = None
+) -> PipelineSnapshot:
+    ids = list(deals.index)
+    feats = online_frame(store, "opportunity_snapshots", "opportunity_id", ids)
+    companies = deals["company_id"].tolist()
+    firm = online_frame(store, "company_firmographics", "company_id", companies)
+    tenders = online_frame(store, "company_tenders", "company_id", companies)
+    commodity = feats["opportunity_snapshots__commodity"].fillna("").tolist()
+    prices = online_frame(store, "commodity_prices", "commodity", commodity)
+    frame = pd.concat(
+        [
+            feats,
+            firm.set_axis(feats.index),
+            tenders.set_axis(feats.index),
+            prices.set_axis(feats.index),
+        ],
+        axis=1,
+    )
+    known = frame["opportunity_snapshots__ts"].notna().to_numpy()  # deals with a snapshot online
+    frame = frame[known]
+    deals = deals[known].join(frame)
+    p_week = (
+        weekly_win_probabilities(model.model.predict_classes(frame), WEEKS)
+        if len(frame)
+        else np.zeros((0, WEEKS))
+    )
+    as_of = frame["opportunity_snapshots__ts"].max() if len(frame) else None
+    return PipelineSnapshot(deals, p_week, model, as_of, now or datetime.now(UTC))
+
+
+class Pipeline:
+    """The cached snapshot; rebuilt on a new champion or after ``ttl``."""
+
+    def __init__(
+        self, store: FeatureStore, raw_dir, rep_groups, ttl: timedelta = timedelta(minutes=10)
+    ) -> None:  # type: ignore[no-untyped-def]
+        self.store, self.raw_dir, self.rep_groups, self.ttl = store, raw_dir, rep_groups, ttl
+        self._snapshot: PipelineSnapshot | None = None
+
+    def snapshot(self, model: LiveModel) -> PipelineSnapshot:
+        current = self._snapshot
+        stale = current is None or current.model.version != model.version
+        if not stale and current is not None and datetime.now(UTC) - current.built_at > self.ttl:
+            stale = True
+        if stale:
+            current = score_pipeline(self.store, open_deals(self.raw_dir, self.rep_groups()), model)
+            self._snapshot = current
+        assert current is not None
+        return current

@@ -1,0 +1,176 @@
+"""Forecast, at-risk deals and accounts, alerts, the weekly job and the manager page, over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from funnelcast.settings import PROJECT_ROOT, Settings
+from service.app import create_app
+from service.rules import Firing, RulesError
+from service.webhook import send_alerts
+from tests.service.conftest import running, service_settings
+
+pytestmark = pytest.mark.integration
+MANAGER = {"X-API-Key": "demo-manager-key"}
+FORECASTER = {"X-API-Key": "demo-forecaster-key"}
+ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
+
+
+def test_forecast_totals_are_sums_of_deal_expectations_and_quantiles_are_ordered(
+    served_world: Settings, tmp_path: Path
+) -> None:
+    with running(service_settings(served_world, tmp_path)) as http:
+        total = http.get("/v1/forecast/weekly", headers=FORECASTER).json()
+        by_team = http.get("/v1/forecast/weekly?group_by=team", headers=FORECASTER).json()["rows"]
+        csv = http.get("/v1/forecast/weekly?group_by=region&weeks=4&format=csv", headers=MANAGER)
+        assert http.get("/v1/forecast/weekly?group_by=planet", headers=MANAGER).status_code == 422
+        assert http.get("/v1/forecast/weekly", headers={"X-API-Key": "demo-crm-key"}).status_code == 403
+        deals = http.get("/v1/opportunities/at-risk?k=200", headers=MANAGER).json()["items"]
+        detail = {
+            d["opportunity_id"]: http.get(f"/v1/opportunities/{d['opportunity_id']}", headers=MANAGER).json()
+            for d in deals
+        }
+    rows = total["rows"]
+    assert total["as_of"] and len(rows) == 13
+    for row in rows + by_team:
+        assert 0 <= row["p10"] <= row["p50"] <= row["p90"]
+    for week in range(1, 14):
+        team_sum = sum(r["expected_bookings"] for r in by_team if r["week"] == week)
+        assert team_sum == pytest.approx(rows[week - 1]["expected_bookings"], rel=1e-9)
+    # the at-risk list holds every open deal when k is large: recompute the total from each deal
+    if len(deals) == rows[0]["deals"]:
+        for week in range(1, 14):
+            per_deal = sum(
+                d["amount_cny"] * detail[i]["weekly_close_probability"][week - 1]["p_win_in_week"]
+                for i, d in ((d["opportunity_id"], d) for d in deals)
+            )
+            assert per_deal == pytest.approx(rows[week - 1]["expected_bookings"], rel=1e-3)
+    assert csv.status_code == 200 and csv.text.splitlines()[0].startswith(
+        "features_as_of,model_version,group,week"
+    )
+    one = next(iter(detail.values()))
+    cum = [w["p_win_by_week"] for w in one["weekly_close_probability"]]
+    assert cum == sorted(cum) and cum[-1] <= 1.0
+
+
+def test_at_risk_deals_come_with_reasons_a_missing_milestone_and_rules(
+    served_world: Settings, tmp_path: Path
+) -> None:
+    with running(service_settings(served_world, tmp_path)) as http:
+        r = http.get("/v1/opportunities/at-risk?k=5&lang=zh", headers=MANAGER)
+        assert r.status_code == 200
+        items = r.json()["items"]
+        assert 0 < len(items) <= 5
+        var = [i["value_at_risk"] for i in items]
+        assert var == sorted(var, reverse=True)
+        top = items[0]
+        assert top["reasons"] and all(x["text"] for x in top["reasons"])
+        assert top["missing_milestone"] is None or top["missing_milestone"]["p_win_gain"] >= 0
+        assert isinstance(top["rules"], list)
+        team = top["team"]
+        filtered = http.get(f"/v1/opportunities/at-risk?k=5&team={team}", headers=MANAGER).json()["items"]
+        assert {i["team"] for i in filtered} == {team}
+        assert http.get("/v1/opportunities/nope", headers=MANAGER).status_code == 404
+        accounts = http.get("/v1/accounts/at-risk?k=3", headers=MANAGER).json()["items"]
+        assert accounts and accounts[0]["p_churn"] >= accounts[-1]["p_churn"] and accounts[0]["reasons"]
+        one = http.get(f"/v1/accounts/{accounts[0]['account_id']}/churn", headers=MANAGER).json()
+        assert one["p_churn"] == accounts[0]["p_churn"]
+        assert http.get("/v1/accounts/nope/churn", headers=MANAGER).status_code == 404
+        alerts = http.get("/v1/alerts?since_days=1", headers=MANAGER).json()["alerts"]
+        assert all({"rule", "entity", "evidence", "action"} <= set(a) for a in alerts)
+        assert http.get("/v1/alerts?rule=nope", headers=MANAGER).status_code == 422
+
+
+def test_a_bad_rules_file_is_refused_at_start(served_world: Settings, tmp_path: Path) -> None:
+    bad = tmp_path / "rules.yaml"
+    bad.write_text(
+        "rules:\n  - name: stall\n    kind: stage_stall\n    params: {working_days: -1}\n    action: x\n"
+    )
+    with pytest.raises(RulesError, match=r"line 2: rule 'stall': working_days"):
+        create_app(service_settings(served_world, tmp_path, rules_path=bad))
+
+
+class _FlakyReceiver(BaseHTTPRequestHandler):
+    bodies: ClassVar[list] = []
+    failures_left: ClassVar[int] = 2
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if type(self).failures_left > 0:
+            type(self).failures_left -= 1
+            self.send_response(503)
+            self.end_headers()
+            return
+        type(self).bodies.append(body)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b'{"errcode": 0}')
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_alerts_reach_a_webhook_through_retries() -> None:
+    server = HTTPServer(("127.0.0.1", 0), _FlakyReceiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        firing = Firing("stage_stall", "stage_stall", "o1", "warning", "book the next meeting", {"days": 7})
+        url = f"http://127.0.0.1:{server.server_port}/bot"
+        assert send_alerts(url, [firing], retries=3, backoff_seconds=0.01)
+        assert len(_FlakyReceiver.bodies) == 1
+        text = _FlakyReceiver.bodies[0]["text"]["content"]
+        assert (
+            _FlakyReceiver.bodies[0]["msgtype"] == "text" and "o1" in text and "book the next meeting" in text
+        )
+        _FlakyReceiver.failures_left = 5
+        assert not send_alerts(url, [firing], retries=2, backoff_seconds=0.01)
+    finally:
+        server.shutdown()
+
+
+def test_weekly_job_scores_the_pipeline_and_stores_alerts(served_world: Settings, tmp_path: Path) -> None:
+    from service.weekly import score_weekly
+
+    report = score_weekly(service_settings(served_world, tmp_path))
+    assert report.deals > 0 and report.webhook_sent is None
+    assert report.new_alerts == len({(f.rule, f.entity) for f in report.firings})
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="Debian chromium not installed (make test installs it)"
+)
+def test_dashboard_in_headless_chromium_shows_data_and_filters(
+    served_world: Settings, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with running(service_settings(served_world, tmp_path)) as http, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1000, "height": 1400})
+        page.goto(f"{http.base_url}/dashboard?key=demo-manager-key&lang=en")
+        page.wait_for_selector("body[data-loaded]", timeout=30_000)
+        assert page.locator("#chart polyline").count() == 2  # expected line and baseline
+        rows = page.locator("#risks tbody tr")
+        assert rows.count() > 0
+        teams_before = set(rows.evaluate_all("rs => rs.map(r => r.dataset.team)"))
+        assert page.locator("#churn tbody tr").count() > 0
+        page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        team = page.locator("#team option").nth(1).get_attribute("value")
+        page.select_option("#team", team)
+        page.wait_for_selector(f'body[data-loaded$=":{team}"]', timeout=30_000)
+        teams_after = set(page.locator("#risks tbody tr").evaluate_all("rs => rs.map(r => r.dataset.team)"))
+        assert teams_after == {team} and teams_after != teams_before
+        page.screenshot(path=str(ARTIFACTS / "dashboard_filtered.png"), full_page=True)
+        zh = browser.new_page()
+        zh.goto(f"{http.base_url}/dashboard?lang=zh")  # the key is kept per tab; a new tab needs it
+        assert "经理 API 密钥" in zh.locator("#error").inner_text()
+        browser.close()
+    assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
