@@ -40,6 +40,7 @@ bench: install
 	command -v wrk >/dev/null || apt-get install -y wrk
 	$(BIN)/python bench/serve_latency.py
 	$(BIN)/python bench/routing_replay.py
+	$(BIN)/python bench/forecast_and_risk.py
 
 clean-data:
 	rm -rf data
