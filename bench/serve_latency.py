@@ -143,12 +143,7 @@ def mlflow_payload(settings) -> str:  # type: ignore[no-untyped-def]
     columns = lead_model_columns({k: (v if isinstance(v, list) else [v]) for k, v in request.items()})
     row = model.input_frame(pd.DataFrame(columns)).iloc[0]
     record = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
-    return (
-        json.dumps({"dataframe_records": [record]})
-        .replace("{", "{{")
-        .replace("}", "}}")
-        .replace("{{i}}", "{i}")
-    )
+    return json.dumps({"dataframe_records": [record]})
 
 
 def main() -> None:

@@ -33,6 +33,11 @@ def historical_features(
     own entity columns are the join keys.
     """
     del keys
+    if entity_df.empty:
+        raise ValueError(
+            f"no rows to join on {service}: the canonical tables hold nothing this model learns from "
+            "(e.g. the data dir holds an import of another kind)"
+        )
     entity_df = entity_df.reset_index(drop=True)
     out = entity_df
     for projection in store.get_feature_service(service).feature_view_projections:
@@ -64,15 +69,31 @@ def historical_features(
     return out
 
 
-def lead_training_set(store: FeatureStore, leads: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+def require_service(store: FeatureStore, service: str) -> None:
+    """FileNotFoundError naming the missing feature service and the commands that register it."""
+    if service not in {s.name for s in store.list_feature_services()}:
+        raise FileNotFoundError(
+            f"feature service {service} is not registered; run `funnelcast features build` and "
+            "`funnelcast features apply` (again after an import)"
+        )
+
+
+def lead_training_set(
+    store: FeatureStore, leads: pd.DataFrame, as_of: pd.Timestamp, service: str = LEAD_SCORE_SERVICE
+) -> pd.DataFrame:
     """Leads decided by ``as_of`` (created 30+ days earlier), features as at creation, label ``converted``."""
     decided = leads[leads["created_at"] + pd.Timedelta(days=LEAD_LABEL_DAYS) <= as_of]
     entity = decided.rename(columns={"created_at": "event_timestamp"})
     entity = entity.assign(label=entity["converted"].astype(int))
-    return historical_features(store, LEAD_SCORE_SERVICE, entity, ["company_id"])
+    return historical_features(store, service, entity, ["company_id"])
 
 
-def close_training_set(store: FeatureStore, opportunities: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+def close_training_set(
+    store: FeatureStore,
+    opportunities: pd.DataFrame,
+    as_of: pd.Timestamp,
+    service: str = MILESTONE_CLOSE_SERVICE,
+) -> pd.DataFrame:
     """Every open opportunity at every weekly snapshot, with ``won_within_{k}w`` labels for k = 1..13.
 
     Snapshots come from the opportunity view's own rows (Mondays while open); a label is only
@@ -94,12 +115,12 @@ def close_training_set(store: FeatureStore, opportunities: pd.DataFrame, as_of: 
         label = np.where(won & (weeks_to_close <= k).to_numpy(), 1.0, 0.0)
         joined[f"won_within_{k}w"] = np.where(known.to_numpy(), label, np.nan)
     entity = joined.drop(columns=["outcome", "closed_at"])
-    return historical_features(
-        store, MILESTONE_CLOSE_SERVICE, entity, ["opportunity_id", "company_id", "commodity"]
-    )
+    return historical_features(store, service, entity, ["opportunity_id", "company_id", "commodity"])
 
 
-def churn_training_set(store: FeatureStore, contracts: pd.DataFrame, days_before: int = 90) -> pd.DataFrame:
+def churn_training_set(
+    store: FeatureStore, contracts: pd.DataFrame, days_before: int = 90, service: str = CHURN_SERVICE
+) -> pd.DataFrame:
     """Each decided renewal, scored ``days_before`` renewal; label 1 when the account did not renew."""
     decided = contracts.dropna(subset=["renewed"])
     entity = pd.DataFrame(
@@ -110,4 +131,4 @@ def churn_training_set(store: FeatureStore, contracts: pd.DataFrame, days_before
             "label": (~decided["renewed"].astype(bool)).astype(int).to_numpy(),
         }
     )
-    return historical_features(store, CHURN_SERVICE, entity, ["account_id"])
+    return historical_features(store, service, entity, ["account_id"])

@@ -269,3 +269,15 @@ def score_weekly_command(data_dir: DataDir = None) -> None:
         report.webhook_sent
     ]
     console.print(f"{report.new_alerts} new alert(s) stored; webhook: {webhook}")
+
+
+def _register_import() -> None:
+    # `import` is a Python keyword: the command is registered by name
+    from funnelcast.cli_import import import_export
+
+    app.command("import", help="Import a CRM export (CSV/Parquet) onto the canonical tables via a mapping.")(
+        import_export
+    )
+
+
+_register_import()

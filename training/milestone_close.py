@@ -17,6 +17,10 @@ by Monte Carlo over deals, see ``funnelcast.forecast``) is compared with what wa
 the stage-weighted pipeline baseline and the world's oracle. The model is fitted once, with labels
 known at the first origin, so no origin sees its own future. Bookings counted are those of deals
 open at the origin (new deals created later are outside any pipeline forecast).
+
+After a CRM import of opportunities with custom attributes, rows join ``milestone_close_import_v1``
+(the same views plus the export's ``opportunity_attributes``), the attributes join the model's
+columns and the as-of time is the export's. The model needs dated deals (weekly snapshots).
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ import pandas as pd
 from feast import FeatureStore
 
 from features.catalog import INDUSTRIES, PRODUCT_LINE_NAMES, STAGES
+from features.importers.manifest import ImportManifest, load_manifest
 from features.jobs.raw import latest_observed_time, read_raw
-from features.repo.services import MILESTONE_CLOSE_SERVICE
+from features.repo.services import MILESTONE_CLOSE_IMPORT_SERVICE, MILESTONE_CLOSE_SERVICE
 from features.repo.views import COMMODITY_FIELDS, FIRMOGRAPHIC_FIELDS, OPPORTUNITY_FIELDS, TENDER_FIELDS
-from features.training_sets import CLOSE_HORIZON_WEEKS, close_training_set
+from features.training_sets import CLOSE_HORIZON_WEEKS, close_training_set, require_service
 from funnelcast.forecast import (
     expected_bookings,
     sample_bookings,
@@ -99,6 +104,22 @@ class CloseDataset:
     origins: list[pd.Timestamp]
     stage_win_rate: np.ndarray  # per stage index, from deals closed before the first origin
     as_of: pd.Timestamp
+    imported: ImportManifest | None = None  # the CRM import the deals came from, if any
+
+    @property
+    def service(self) -> str:
+        return MILESTONE_CLOSE_IMPORT_SERVICE if _has_attributes(self.imported) else MILESTONE_CLOSE_SERVICE
+
+    def model_columns(self) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
+        """Categorical levels and numeric columns: the close model's, plus any imported attributes."""
+        if not _has_attributes(self.imported):
+            return CATEGORICAL_LEVELS, NUMERIC_COLUMNS
+        categorical, numeric = self.imported.model_columns()
+        return {**CATEGORICAL_LEVELS, **categorical}, (*NUMERIC_COLUMNS, *numeric)
+
+
+def _has_attributes(imported: ImportManifest | None) -> bool:
+    return imported is not None and bool(imported.attributes)
 
 
 def week_won(rows: pd.DataFrame) -> np.ndarray:
@@ -130,8 +151,13 @@ def build_dataset(
     store: FeatureStore, raw_dir, oracle_dir=None, as_of: pd.Timestamp | None = None
 ) -> CloseDataset:
     raw = read_raw(raw_dir, ["opportunities", "leads", "stage_events", "milestone_events", "activities"])
+    imported = load_manifest(raw_dir, "opportunities")
+    service = MILESTONE_CLOSE_IMPORT_SERVICE if _has_attributes(imported) else MILESTONE_CLOSE_SERVICE
+    if imported is not None:
+        require_service(store, service)
+        as_of = as_of or pd.Timestamp(imported.as_of)
     as_of = as_of or latest_observed_time(raw)
-    rows = close_training_set(store, raw["opportunities"], as_of)
+    rows = close_training_set(store, raw["opportunities"], as_of, service)
     if rows.empty:
         raise ValueError("no opportunity snapshots before as_of; build the feature tables first")
     if oracle_dir is not None and (oracle_dir / "opportunity_weeks.parquet").exists():
@@ -166,17 +192,18 @@ def build_dataset(
         origins=origins,
         stage_win_rate=stage_win_rates(rows, raw["opportunities"], first_origin),
         as_of=as_of,
+        imported=imported,
     )
 
 
 def train(
     data: CloseDataset, params: BoostParams = PARAMS, columns: tuple[str, ...] | None = None
 ) -> TabularModel:
-    model = TabularModel.unfitted(NAME, CATEGORICAL_LEVELS, NUMERIC_COLUMNS, keep=columns)
+    model = TabularModel.unfitted(NAME, *data.model_columns(), keep=columns)
     x, y = model.matrix(data.rows), data.rows["week_won"].to_numpy()
     model.booster = fit_booster(x[data.train], y[data.train], x[data.valid], y[data.valid], params)
     model.metadata = {
-        "feature_service": MILESTONE_CLOSE_SERVICE,
+        "feature_service": data.service,
         "label": "week of winning (0 = not within 13 weeks)",
         "classes": list(range(WEEKS + 1)),
         "horizon_weeks": WEEKS,
@@ -184,6 +211,8 @@ def train(
         "best_iteration": int(model.booster.best_iteration),
         "trained_until": data.origins[0].isoformat(),
     }
+    if data.imported is not None:
+        model.metadata["import"] = data.imported.run_params()
     return model
 
 
@@ -301,12 +330,14 @@ def to_outcome(data: CloseDataset, model: TabularModel, params: BoostParams = PA
     """Evaluate ``model`` on ``data``'s holdout and package everything an MLflow run logs."""
     metrics, weekly = evaluate(model, data)
     ts = data.rows["event_timestamp"]
+    # an imported pipeline has no oracle; the backtest plot draws its (then empty) line regardless
+    plotted = weekly if "oracle_mean" in weekly else weekly.assign(oracle_mean=np.nan)
     return TrainingOutcome(
         model=model,
         params=run_params(
             params,
             model,
-            MILESTONE_CLOSE_SERVICE,
+            data.service,
             {
                 "train_window": window(ts, data.train),
                 "valid_window": window(ts, data.valid),
@@ -315,6 +346,7 @@ def to_outcome(data: CloseDataset, model: TabularModel, params: BoostParams = PA
             {"train": data.train.sum(), "valid": data.valid.sum(), "backtest": data.backtest.sum()},
             as_of=data.as_of,
             monte_carlo_samples=N_SAMPLES,
+            **(data.imported.run_params() if data.imported is not None else {}),
         ),
         metrics=metrics,
         primary_metric="wape_4w",
@@ -322,8 +354,8 @@ def to_outcome(data: CloseDataset, model: TabularModel, params: BoostParams = PA
         holdout_score=lambda other: gate_score(other, data),
         input_example=data.rows[data.backtest].head(5),
         figures={
-            "backtest_4w": backtest_figure(weekly, 4),
-            "backtest_1w": backtest_figure(weekly, 1),
+            "backtest_4w": backtest_figure(plotted, 4),
+            "backtest_1w": backtest_figure(plotted, 1),
             "importance": importance_figure(model.importance()),
         },
         tables={"backtest_weekly": weekly},

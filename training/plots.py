@@ -52,7 +52,8 @@ def backtest_figure(weekly: pd.DataFrame, horizon: int) -> Figure:
     ax.plot(x, rows["actual"], color="black", marker="o", label="actual")
     ax.plot(x, rows["model_mean"], label="model")
     ax.plot(x, rows["baseline_mean"], linestyle="--", label="stage-weighted baseline")
-    ax.plot(x, rows["oracle_mean"], linestyle=":", label="oracle")
+    if "oracle_mean" in rows and rows["oracle_mean"].notna().any():
+        ax.plot(x, rows["oracle_mean"], linestyle=":", label="oracle")
     ax.set_title(f"weekly bookings, {horizon}-week horizon (rolling origin)")
     ax.set_ylabel("CNY")
     ax.legend()

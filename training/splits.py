@@ -1,4 +1,9 @@
-"""Time-ordered splits: train on earlier rows, validate on later ones, hold out the latest."""
+"""Time-ordered splits: train on earlier rows, validate on later ones, hold out the latest.
+
+An imported export without dates stamps every row at one time, which a time split cannot cut:
+``split_rows`` then falls back to a seeded random split stratified by label, and says so in the
+split's ``method`` (logged with every run).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ class TimeSplit:
     holdout: np.ndarray
     valid_from: pd.Timestamp
     holdout_from: pd.Timestamp
+    method: str = "time"  # "time", or "stratified_random" for undated data
 
     def windows(self, times: pd.Series) -> dict[str, str]:
         return {
@@ -44,3 +50,40 @@ def time_split(times: pd.Series, valid_share: float, holdout_share: float) -> Ti
     if not (train.any() and valid.any() and holdout.any()):
         raise ValueError(f"too few rows ({len(t)}) to split by time into train/valid/holdout")
     return TimeSplit(train, valid, holdout, valid_from, holdout_from)
+
+
+SPLIT_SEED = 7
+
+
+def stratified_random_split(
+    labels: np.ndarray, valid_share: float, holdout_share: float, at: pd.Timestamp, seed: int = SPLIT_SEED
+) -> TimeSplit:
+    """A seeded random split with each label's rows shared out in the same proportions.
+
+    Within each class, rows are shuffled and the first ``holdout_share`` go to holdout, the next
+    ``valid_share`` to valid (rounded), the rest to train; so the three parts keep the label rate.
+    """
+    if not 0 < valid_share < 1 or not 0 < holdout_share < 1 or valid_share + holdout_share >= 1:
+        raise ValueError("valid_share and holdout_share must be in (0, 1) and sum below 1")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    part = np.zeros(len(labels), dtype=np.int8)  # 0 train, 1 valid, 2 holdout
+    for value in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == value))
+        n_hold = round(len(rows) * holdout_share)
+        n_valid = round(len(rows) * valid_share)
+        part[rows[:n_hold]] = 2
+        part[rows[n_hold : n_hold + n_valid]] = 1
+    train, valid, holdout = part == 0, part == 1, part == 2
+    if not (train.any() and valid.any() and holdout.any()):
+        raise ValueError(f"too few rows ({len(labels)}) to split into train/valid/holdout")
+    return TimeSplit(train, valid, holdout, at, at, method="stratified_random")
+
+
+def split_rows(times: pd.Series, labels: np.ndarray, valid_share: float, holdout_share: float) -> TimeSplit:
+    """``time_split``, unless every row has the same time (an undated import): then a seeded
+    stratified random split, since there is no "later" to hold out."""
+    t = pd.to_datetime(times, utc=True)
+    if len(t) and t.nunique(dropna=False) == 1:
+        return stratified_random_split(labels, valid_share, holdout_share, at=t.iloc[0])
+    return time_split(times, valid_share, holdout_share)

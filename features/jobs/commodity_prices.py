@@ -60,7 +60,8 @@ def build_commodity_prices(raw: RawTables, as_of: pd.Timestamp) -> pd.DataFrame:
 
     keys, _ = pd.factorize(frame[KEY])
     q_ts = frame["t"].to_numpy(dtype="datetime64[ns]")
-    same_commodity = np.r_[False, keys[1:] == keys[:-1]]
+    same_commodity = np.zeros(len(frame), dtype=bool)  # (np.r_[False, ...] would be one long when empty)
+    same_commodity[1:] = keys[1:] == keys[:-1]
     log_return = np.full(len(frame), np.nan)
     log_return[same_commodity] = np.diff(np.log(price))[same_commodity[1:]]
     has_return = ~np.isnan(log_return)

@@ -14,7 +14,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.importers.manifest import ATTRIBUTE_VIEW, load_manifests, read_attributes
 from features.jobs.account_health import build_account_health
+from features.jobs.attributes import build_attribute_table
 from features.jobs.behavior import build_company_behavior, build_lead_behavior
 from features.jobs.commodity_prices import build_commodity_prices
 from features.jobs.company_firmographics import build_company_firmographics
@@ -43,16 +45,24 @@ FEATURE_JOBS: dict[str, tuple[FeatureJob, str]] = {
 def write_feature_table(frame: pd.DataFrame, path: Path) -> int:
     """Write ``frame`` to ``path`` (zstd Parquet) with every timestamp at ``timestamp[us, tz=UTC]``."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    fields = [
-        pa.field(f.name, pa.timestamp("us", tz="UTC")) if pa.types.is_timestamp(f.type) else f
-        for f in table.schema
-    ]
+    fields = [_contract_field(f) for f in table.schema]
     table = table.cast(pa.schema(fields))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".parquet.tmp")
     pq.write_table(table, tmp, compression="zstd")
     tmp.replace(path)  # readers never see a half-written table
     return table.num_rows
+
+
+def _contract_field(field: pa.Field) -> pa.Field:
+    """Timestamps at ``timestamp[us, tz=UTC]``; a text column with no values (an empty table, an
+    imported column that is all missing) as ``string``, not Arrow's ``null`` type, so every reader
+    sees the type its feature view declares."""
+    if pa.types.is_timestamp(field.type):
+        return pa.field(field.name, pa.timestamp("us", tz="UTC"))
+    if pa.types.is_null(field.type):
+        return pa.field(field.name, pa.string())
+    return field
 
 
 def build_all(
@@ -62,15 +72,34 @@ def build_all(
 ) -> dict[str, int]:
     """Build and write every table in ``FEATURE_JOBS``; return rows written per table.
 
-    ``as_of`` (default: the latest observed time in the raw data) is the build's "now": nothing
-    dated later is used and every table gets its latest-state rows there. ``progress`` is called
-    with each table's name once it is written, so a CLI can advance a progress bar.
+    ``as_of`` (default: the latest observed time in the raw data, or for imported CRM exports the
+    time their labels are as of) is the build's "now": nothing dated later is used and every table
+    gets its latest-state rows there. ``progress`` is called with each table's name once it is
+    written, so a CLI can advance a progress bar.
+
+    After an import with custom attributes, the attribute tables (``ATTRIBUTE_VIEW``) are written
+    too (not counted by ``progress``); one left by an earlier import that is no longer current
+    (the canonical table was overwritten since) is removed, so Feast does not declare it.
     """
     raw = read_raw(settings.raw_dir)
-    now = utc_timestamp(as_of) if as_of is not None else latest_observed_time(raw)
+    imports = load_manifests(settings.raw_dir)
+    if as_of is not None:
+        now = utc_timestamp(as_of)
+    elif imports:
+        now = utc_timestamp(max(pd.Timestamp(m.as_of) for m in imports.values()))
+    else:
+        now = latest_observed_time(raw)
     rows: dict[str, int] = {}
     for name, (job, _key) in FEATURE_JOBS.items():
         rows[name] = write_feature_table(job(raw, now), settings.feature_dir / f"{name}.parquet")
         if progress is not None:
             progress(name)
+    for kind, view in ATTRIBUTE_VIEW.items():
+        path = settings.feature_dir / f"{view}.parquet"
+        manifest = imports.get(kind)
+        if manifest is None or not manifest.attributes:
+            path.unlink(missing_ok=True)
+            continue
+        table = build_attribute_table(read_attributes(settings.raw_dir, kind), manifest.key, now)
+        rows[view] = write_feature_table(table, path)
     return rows

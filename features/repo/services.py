@@ -1,15 +1,48 @@
-"""Feature services: one per model, versioned. A changed feature list is a new ``_v2``, never an edit."""
+"""Feature services: one per model, versioned. A changed feature list is a new ``_v2``, never an edit.
+
+An imported CRM export with custom attributes gets a second service per model, ``<model>_import_v1``:
+the model's ``_v1`` views plus the export's attribute view. Its attribute fields follow the
+export's mapping, so the service name does not pin them: every training run logs the attribute
+list and the mapping's hash (``custom_attributes``, ``import_mapping_sha256``), and a changed
+mapping is compared with the champion on the new holdout like any other candidate.
+"""
 
 from __future__ import annotations
 
 from feast import FeatureService, FeatureView
 
+from features.importers.manifest import ATTRIBUTE_VIEW
+
 LEAD_SCORE_SERVICE = "lead_score_v1"
 MILESTONE_CLOSE_SERVICE = "milestone_close_v1"
 CHURN_SERVICE = "churn_v1"
+LEAD_SCORE_IMPORT_SERVICE = "lead_score_import_v1"
+MILESTONE_CLOSE_IMPORT_SERVICE = "milestone_close_import_v1"
+CHURN_IMPORT_SERVICE = "churn_import_v1"
 
 
 def feature_services(views: dict[str, FeatureView]) -> list[FeatureService]:
+    services = _model_services(views)
+    by_name = {s.name: s for s in services}
+    for base, imported, kind in (
+        (LEAD_SCORE_SERVICE, LEAD_SCORE_IMPORT_SERVICE, "leads"),
+        (MILESTONE_CLOSE_SERVICE, MILESTONE_CLOSE_IMPORT_SERVICE, "opportunities"),
+        (CHURN_SERVICE, CHURN_IMPORT_SERVICE, "accounts"),
+    ):
+        attributes = views.get(ATTRIBUTE_VIEW[kind])
+        if attributes is not None:
+            base_views = [views[p.name] for p in by_name[base].feature_view_projections]
+            services.append(
+                FeatureService(
+                    name=imported,
+                    features=[*base_views, attributes],
+                    description=f"{base} plus the custom attributes of an imported {kind} export.",
+                )
+            )
+    return services
+
+
+def _model_services(views: dict[str, FeatureView]) -> list[FeatureService]:
     return [
         FeatureService(
             name=LEAD_SCORE_SERVICE,

@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from feast import FeatureView, Field
+import pyarrow as pa
+import pyarrow.parquet as pq
+from feast import Entity, FeatureView, Field
 from feast.types import Float64, Int64, String
 
 from features.catalog import (
@@ -20,6 +22,7 @@ from features.catalog import (
     MILESTONES,
     PRODUCT_LINE_NAMES,
 )
+from features.importers.manifest import ATTRIBUTE_VIEW
 from features.repo.entities import account, commodity, company, lead, opportunity, rep
 from features.repo.sources import behavior_push_source, table_source
 
@@ -165,4 +168,49 @@ def feature_views(feature_dir: Path) -> dict[str, FeatureView]:
             "rep_profile", rep, REP_FIELDS, description="Rep time zone, languages, capacity, recent results."
         ),
     ]
+    views += attribute_views(feature_dir)
     return {v.name: v for v in views}
+
+
+# The entity of each imported kind's custom attribute view (see ``features.importers``).
+ATTRIBUTE_ENTITY: dict[str, Entity] = {
+    ATTRIBUTE_VIEW["leads"]: lead,
+    ATTRIBUTE_VIEW["opportunities"]: opportunity,
+    ATTRIBUTE_VIEW["accounts"]: account,
+}
+
+
+def _is_text(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+
+
+def attribute_views(feature_dir: Path) -> list[FeatureView]:
+    """Views over the custom attributes of imported CRM exports, only where an import wrote them.
+
+    Their fields are whatever the export's mapping declared, so they are read from the feature
+    table's own schema (text -> String, numbers -> Float64) rather than listed here. Served with no
+    window: an attribute is a static property of its entity.
+    """
+    views = []
+    for name, entity in ATTRIBUTE_ENTITY.items():
+        path = feature_dir / f"{name}.parquet"
+        if not path.exists():
+            continue
+        keys = {entity.join_key, "event_timestamp"}
+        fields = [
+            Field(name=f.name, dtype=String if _is_text(f.type) else Float64)
+            for f in pq.read_schema(path)
+            if f.name not in keys
+        ]
+        views.append(
+            FeatureView(
+                name=name,
+                entities=[entity],
+                ttl=timedelta(0),
+                schema=fields,
+                online=True,
+                source=table_source(feature_dir, name),
+                description="Custom attributes of an imported CRM export (see its import manifest).",
+            )
+        )
+    return views

@@ -1,0 +1,138 @@
+"""``funnelcast import leads|opportunities|accounts EXPORT --mapping MAPPING.yaml``.
+
+Registered in ``funnelcast.cli`` as the ``import`` command. It maps a CRM export (CSV or Parquet)
+onto the canonical tables through a column mapping (``features/importers/README.md``) and prints
+what it did: rows read and rejected (with reasons and rows), each column's role and type, the label
+rate, how rows were dated, and the custom attributes that will reach the model. Any problem with
+the export or the mapping exits with code 2 and a message naming the column and rows.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from features.importers.errors import ExportError, row_list
+from features.importers.report import ImportReport
+from funnelcast.settings import Settings, get_settings
+
+console = Console()
+
+
+class ExportKind(StrEnum):
+    leads = "leads"
+    opportunities = "opportunities"
+    accounts = "accounts"
+
+
+def import_export(
+    kind: Annotated[
+        ExportKind, typer.Argument(help="What the export holds: leads, opportunities or accounts.")
+    ],
+    export: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, readable=True, help="The CRM export (CSV or Parquet)."),
+    ],
+    mapping: Annotated[
+        Path,
+        typer.Option(
+            "--mapping",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="Column mapping (YAML); examples in features/importers/examples/.",
+        ),
+    ],
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data directory (default: settings / FUNNELCAST_DATA_DIR).")
+    ] = None,
+) -> None:
+    """Import a CRM export through a column mapping (then `features build/apply/materialize`, `train`)."""
+    from features.importers.run import STEPS, import_export_file
+
+    settings = get_settings()
+    settings = settings.model_copy(update={"data_dir": data_dir}) if data_dir else settings
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task(f"import {kind.value}", total=len(STEPS))
+
+            def advance(step: str) -> None:
+                progress.update(task, advance=1, description=f"import {kind.value}: {step}")
+
+            report = import_export_file(settings, kind.value, export, mapping, progress=advance)
+    except ExportError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    print_report(report, settings, console)
+
+
+def print_report(report: ImportReport, settings: Settings, out: Console) -> None:
+    """The import report as rich tables: summary, rejections, columns, attributes, notes."""
+    summary = Table(title=f"import {report.kind} ← {Path(report.export).name}", show_header=False)
+    summary.add_column("what")
+    summary.add_column("value")
+    summary.add_row("rows read", f"{report.rows_read:,}")
+    summary.add_row("rows imported", f"{report.rows_imported:,}")
+    summary.add_row("rows rejected", f"{report.rows_rejected:,}")
+    positive, negative = report.label_names
+    counts = report.label_counts
+    label = f"{counts['positive']:,} {positive}, {counts['negative']:,} {negative}"
+    if counts.get("open"):
+        label += f", {counts['open']:,} open"
+    summary.add_row("labels", label)
+    summary.add_row("label rate", f"{report.label_rate:.1%} {positive} (of decided rows)")
+    summary.add_row("dated", report.time_source)
+    summary.add_row("as of", f"{report.as_of:%Y-%m-%d %H:%M} UTC")
+    summary.add_row("custom attributes", f"{len(report.attributes)} → feature view (see below)")
+    summary.add_row("written to", str(settings.raw_dir))
+    out.print(summary)
+    if report.undated:
+        out.print(
+            "[yellow]undated export:[/yellow] every row has the same timestamp; "
+            "training uses a seeded random split stratified by label instead of a time split."
+        )
+    if report.rejected:
+        rejected = Table(title="rejected rows (1-based data rows)")
+        for name in ("reason", "rows", "first rows"):
+            rejected.add_column(name, justify="right" if name == "rows" else "left")
+        for reason, rows in report.rejected.items():
+            rejected.add_row(reason, f"{len(rows):,}", row_list(rows))
+        out.print(rejected)
+    columns = Table(title="columns")
+    for name in ("column", "role", "type", "missing", "distinct", "placeholders"):
+        columns.add_column(
+            name, justify="right" if name in ("missing", "distinct", "placeholders") else "left"
+        )
+    for column in report.columns:
+        role = column.role if not column.role.startswith("ignored") else f"[dim]{column.role}[/dim]"
+        columns.add_row(
+            column.name,
+            role,
+            column.type,
+            f"{column.missing:.1%}",
+            f"{column.distinct:,}",
+            f"{column.placeholders:,}" if column.placeholders else "",
+        )
+    out.print(columns)
+    if report.attributes:
+        attributes = Table(title="custom attributes (feature view columns)")
+        for name in ("feature", "from column", "type", "levels"):
+            attributes.add_column(name)
+        for a in report.attributes:
+            levels = ", ".join(a.levels[:5]) + (f" … ({len(a.levels)})" if len(a.levels) > 5 else "")
+            attributes.add_row(a.name, a.column, a.type, levels)
+        out.print(attributes)
+    for note in report.notes:
+        out.print(f"• {note}")
+    model = {"leads": "lead", "opportunities": "close", "accounts": "churn"}[report.kind]
+    out.print(
+        "next: funnelcast features build && funnelcast features apply && funnelcast features materialize "
+        f"&& funnelcast train {model}"
+    )
