@@ -102,7 +102,8 @@ class LiveModels:
                     errors[name] = f"no champion: {type(err).__name__}: {str(err)[:200]}"
                     continue
                 current = self._live.get(name)
-                if current is not None and current.version == mv.version and current.source == "registry":
+                unchanged = current is not None and current.version == str(mv.version)  # MLflow gives an int
+                if unchanged and current.source == "registry":
                     continue
                 try:
                     live = self._load(client, name, mv.version, mv.run_id)

@@ -68,7 +68,11 @@ def test_polling_picks_up_a_promotion_without_a_reload_call(served_world: Settin
             if live.get("churn") == "2":
                 break
             time.sleep(0.2)
+        since = {m["name"]: m["live_since"] for m in http.get("/v1/models", headers=CRM).json()}
+        time.sleep(1.5)  # three more polls: an unchanged champion is not reloaded
+        again = {m["name"]: m["live_since"] for m in http.get("/v1/models", headers=CRM).json()}
     assert live["churn"] == "2"
+    assert again == since
 
 
 def test_the_service_starts_from_its_cache_when_the_registry_is_unreachable(
