@@ -43,7 +43,7 @@ from service.manager import (
 )
 from service.observability import Metrics, TimingMiddleware, configure_logging
 from service.online_features import online_frame
-from service.pipeline import AMOUNT, STAGE, Pipeline, PipelineSnapshot
+from service.pipeline import AMOUNT, STAGE, Pipeline, PipelineSnapshot, historical_pipeline
 from service.reasons import language_of
 from service.routing.policy import RoutingPolicy
 from service.routing.router import RepDirectory, Router, rep_ids_from_table, reps_from_feast
@@ -266,18 +266,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request: Request,
         weeks: Annotated[int, Query(ge=1, le=13)] = 13,
         group_by: Annotated[Literal["region", "team", "product_line", "rep", "all"], Query()] = "all",
-        as_of: Annotated[datetime | None, Query(description="Must be the live snapshot (default)")] = None,
+        as_of: Annotated[
+            datetime | None, Query(description="A past time: the pipeline as of its weekly snapshot then")
+        ] = None,
         format: Annotated[Literal["json", "csv"], Query()] = "json",
     ) -> Response:
         """Expected bookings, P10/P50/P90, expected wins and the stage-weighted baseline by group/week."""
         snap = _snapshot(request)
-        if as_of is not None and snap.as_of is not None:
+        if as_of is not None:
             as_of_utc = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
-            if abs((as_of_utc - snap.as_of).total_seconds()) > 7 * 86400:
+            if snap.as_of is not None and as_of_utc > snap.as_of + timedelta(days=7):
                 raise HTTPException(
-                    422,
-                    f"invalid field(s): as_of (only the live snapshot {snap.as_of:%Y-%m-%d} is served; "
-                    "past weeks are in the training run's backtest)",
+                    422, f"invalid field(s): as_of (after the newest snapshot {snap.as_of:%Y-%m-%d})"
+                )
+            if snap.as_of is None or as_of_utc < snap.as_of:
+                # a past week: the pipeline as it stood then, from point-in-time offline features
+                snap = historical_pipeline(
+                    request.app.state.feature_store,
+                    request.app.state.settings.raw_dir,
+                    request.app.state.pipeline.rep_groups(),
+                    snap.model,
+                    as_of_utc,
                 )
         column = "owner_rep_id" if group_by == "rep" else group_by
         table = weekly_forecast(

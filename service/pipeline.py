@@ -90,6 +90,51 @@ def score_pipeline(
     return PipelineSnapshot(deals, p_week, model, as_of, now or datetime.now(UTC))
 
 
+def historical_pipeline(
+    store: FeatureStore, raw_dir, rep_groups: pd.DataFrame, model: LiveModel, as_of: datetime
+) -> PipelineSnapshot:  # type: ignore[no-untyped-def]
+    """The pipeline as it stood at the last weekly snapshot at or before ``as_of``.
+
+    Deals open then (created before, not closed by then) with their point-in-time features from
+    the offline store: the same join training uses, so a past forecast sees only what was known.
+    """
+    from features.catalog import COMMODITY_OF_PRODUCT_LINE
+    from features.repo.services import MILESTONE_CLOSE_SERVICE
+    from features.training_sets import historical_features
+
+    monday = pd.Timestamp(as_of).tz_convert("UTC").normalize()
+    monday -= pd.Timedelta(days=monday.weekday())
+    opps = read_table("opportunities", raw_dir)
+    open_then = opps[
+        (opps["created_at"] < monday) & (opps["closed_at"].isna() | (opps["closed_at"] > monday))
+    ]
+    deals = open_then.set_index("opportunity_id")[
+        ["company_id", "owner_rep_id", "product_line", "amount_cny", "expected_close_at"]
+    ].join(rep_groups[["team", "region"]], on="owner_rep_id")
+    rows = pd.DataFrame(
+        {
+            "opportunity_id": deals.index,
+            "company_id": deals["company_id"].to_numpy(),
+            "commodity": deals["product_line"].map(COMMODITY_OF_PRODUCT_LINE).to_numpy(),
+            "event_timestamp": monday,
+        }
+    )
+    joined = historical_features(store, MILESTONE_CLOSE_SERVICE, rows) if len(rows) else rows
+    joined = joined.set_index("opportunity_id").drop(columns=["company_id", "commodity"], errors="ignore")
+    joined["opportunity_snapshots__ts"] = monday
+    known = (
+        joined["opportunity_snapshots__stage_index"].notna().to_numpy() if len(joined) else np.zeros(0, bool)
+    )
+    frame = joined[known]
+    deals = deals[known].join(frame.drop(columns=["event_timestamp"], errors="ignore"))
+    p_week = (
+        weekly_win_probabilities(model.model.predict_classes(frame), WEEKS)
+        if len(frame)
+        else np.zeros((0, WEEKS))
+    )
+    return PipelineSnapshot(deals, p_week, model, monday.to_pydatetime(), datetime.now(UTC))
+
+
 class Pipeline:
     """The cached snapshot; rebuilt on a new champion or after ``ttl``."""
 

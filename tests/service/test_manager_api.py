@@ -31,6 +31,8 @@ def test_forecast_totals_are_sums_of_deal_expectations_and_quantiles_are_ordered
         by_team = http.get("/v1/forecast/weekly?group_by=team", headers=FORECASTER).json()["rows"]
         csv = http.get("/v1/forecast/weekly?group_by=region&weeks=4&format=csv", headers=MANAGER)
         assert http.get("/v1/forecast/weekly?group_by=planet", headers=MANAGER).status_code == 422
+        past = http.get("/v1/forecast/weekly?as_of=2026-10-08T12:00:00Z", headers=MANAGER)
+        future = http.get("/v1/forecast/weekly?as_of=2027-06-01", headers=MANAGER)
         assert http.get("/v1/forecast/weekly", headers={"X-API-Key": "demo-crm-key"}).status_code == 403
         deals = http.get("/v1/opportunities/at-risk?k=200", headers=MANAGER).json()["items"]
         detail = {
@@ -55,6 +57,10 @@ def test_forecast_totals_are_sums_of_deal_expectations_and_quantiles_are_ordered
     assert csv.status_code == 200 and csv.text.splitlines()[0].startswith(
         "features_as_of,model_version,group,week"
     )
+    assert past.status_code == 200, past.text
+    assert past.json()["as_of"].startswith("2026-10-05")  # the Monday of that week
+    assert all(0 <= r["p10"] <= r["p50"] <= r["p90"] for r in past.json()["rows"])
+    assert future.status_code == 422 and "as_of" in future.json()["detail"]
     one = next(iter(detail.values()))
     cum = [w["p_win_by_week"] for w in one["weekly_close_probability"]]
     assert cum == sorted(cum) and cum[-1] <= 1.0
