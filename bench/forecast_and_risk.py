@@ -19,16 +19,11 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from features.catalog import COMMODITY_OF_PRODUCT_LINE
-from features.repo.services import MILESTONE_CLOSE_SERVICE
-from features.schema import read_table
 from features.store import open_store
-from features.training_sets import historical_features
-from funnelcast.forecast import weekly_win_probabilities
 from funnelcast.risk import value_at_risk, weekly_forecast
 from funnelcast.settings import get_settings
 from service.live_models import LiveModels
-from service.pipeline import AMOUNT, STAGE, open_deals, score_pipeline, weeks_to_quarter_end
+from service.pipeline import AMOUNT, STAGE, historical_pipeline, open_deals, rep_groups_of, score_pipeline
 from service.routing.router import rep_ids_from_table, reps_from_feast
 
 N_DEALS = 10_000
@@ -52,9 +47,7 @@ def main() -> None:
     models.start()
     model = models.get("milestone_close")
     reps = reps_from_feast(store, rep_ids_from_table(settings.feature_dir))
-    groups = pd.DataFrame(
-        {"team": [r.team for r in reps], "region": [r.region for r in reps]}, index=[r.rep_id for r in reps]
-    )
+    groups = rep_groups_of(reps)
     snap = score_pipeline(store, open_deals(settings.raw_dir, groups), model)
     rng = np.random.default_rng(0)
     pick = rng.integers(0, len(snap.deals), N_DEALS)
@@ -90,26 +83,17 @@ def main() -> None:
     oracle = pd.read_parquet(settings.oracle_dir / "opportunity_weeks.parquet")
     at = oracle["snapshot_at"].max()
     oracle = oracle[oracle["snapshot_at"] == at].set_index("opportunity_id")
-    opps = read_table("opportunities", settings.raw_dir).set_index("opportunity_id").loc[oracle.index]
-    entity = pd.DataFrame(
-        {
-            "opportunity_id": oracle.index,
-            "company_id": opps["company_id"].to_numpy(),
-            "commodity": opps["product_line"].map(COMMODITY_OF_PRODUCT_LINE).to_numpy(),
-            "event_timestamp": at,
-        }
-    )
-    joined = historical_features(store, MILESTONE_CLOSE_SERVICE, entity)
-    weeks = weeks_to_quarter_end(at)
-    p_model = weekly_win_probabilities(model.model.predict_classes(joined))[:, :weeks].sum(axis=1)
-    amount = joined[AMOUNT].to_numpy(float)
-    stage = joined[STAGE].fillna(0).to_numpy(int)
-    model_var, _ = value_at_risk(amount, p_model, stage)
-    oracle_var, _ = value_at_risk(amount, oracle[f"p_win_within_{weeks}w"].to_numpy(float), stage)
-    ids = oracle.index.to_numpy()
+    then = historical_pipeline(store, settings.raw_dir, None, model, at)
+    weeks = then.weeks_to_quarter_end
+    common = then.deals.index.intersection(oracle.index)
+    position = then.deals.index.get_indexer(common)
+    amount = then.deals.loc[common, AMOUNT].to_numpy(float)
+    stage = then.deals.loc[common, STAGE].fillna(0).to_numpy(int)
+    model_var, _ = value_at_risk(amount, then.p_by_quarter_end[position], stage)
+    oracle_var, _ = value_at_risk(amount, oracle.loc[common, f"p_win_within_{weeks}w"].to_numpy(float), stage)
+    ids = common.to_numpy()
     top_model = set(ids[np.argsort(-model_var)[:20]])
     top_oracle = set(ids[np.argsort(-oracle_var)[:20]])
-    common = ids
     rank_corr = pd.Series(model_var).corr(pd.Series(oracle_var), method="spearman")
     rows.append(
         (

@@ -44,13 +44,7 @@ def learned_fit(settings) -> RepFit:  # type: ignore[no-untyped-def]
         mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
         mlflow.set_registry_uri(settings.mlflow_tracking_uri)
         model = mlflow.pyfunc.load_model("models:/lead_score@champion").unwrap_python_model().model
-        fit = model.metadata.get("rep_fit") or {}
-        return RepFit(
-            fit["language_mismatch_factor"],
-            fit["timezone_gap_factor"],
-            fit["delay_decay_per_hour"],
-            fit["rep_lift"],
-        )
+        return RepFit.from_metadata(model.metadata.get("rep_fit"))
     except Exception as err:  # no champion: the policy's defaults
         print(f"no learned rep fit ({type(err).__name__}); using defaults")
         return RepFit()

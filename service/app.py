@@ -40,25 +40,20 @@ from service.manager import (
     rank_at_risk,
     rule_context,
     score_accounts,
+    since_days_ago,
 )
 from service.observability import Metrics, TimingMiddleware, configure_logging
 from service.online_features import online_frame
-from service.pipeline import AMOUNT, STAGE, Pipeline, PipelineSnapshot, historical_pipeline
+from service.pipeline import AMOUNT, STAGE, Pipeline, PipelineSnapshot, historical_pipeline, rep_groups_of
 from service.reasons import language_of
 from service.routing.policy import RoutingPolicy
 from service.routing.router import RepDirectory, Router, rep_ids_from_table, reps_from_feast
-from service.routing.state import AssignmentStore, RedisAssignmentStore, SqliteAssignmentStore
+from service.routing.state import assignment_store
 from service.rules import evaluate, load_rules
 from service.scoring import ModelNotLoaded, ScoredLead, score_leads
 
 log = logging.getLogger("funnelcast.service")
 MODEL_NAMES = ("lead_score", "milestone_close", "churn")
-
-
-def assignment_store(settings: Settings) -> AssignmentStore:
-    if settings.routing_store == "redis":
-        return RedisAssignmentStore(settings.routing_redis_url, settings.routing_redis_prefix)
-    return SqliteAssignmentStore(settings.service_dir / "routing.db")
 
 
 @asynccontextmanager
@@ -86,14 +81,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.warning("rep directory unavailable at start", extra={"error": str(err)[:300]})
     app.state.router = Router(directory, state, RoutingPolicy())
 
-    def rep_groups() -> pd.DataFrame:
-        reps = directory.reps()
-        return pd.DataFrame(
-            {"team": [r.team for r in reps], "region": [r.region for r in reps]},
-            index=pd.Index([r.rep_id for r in reps], name="rep_id"),
-        )
-
-    app.state.pipeline = Pipeline(store, settings.raw_dir, rep_groups)
+    app.state.pipeline = Pipeline(store, settings.raw_dir, lambda: rep_groups_of(directory.reps()))
     app.state.manager_view = ManagerView()
     app.state.alerts = AlertStore(settings.service_dir / "alerts.db")
     language_detector()  # load lingua's models now, not in the first request
@@ -397,7 +385,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Fired rules (from the weekly scoring job and the manager views), newest first."""
         if rule is not None and rule not in {r.name for r in request.app.state.rules}:
             raise HTTPException(422, f"invalid field(s): rule (unknown rule {rule!r})")
-        return JSONResponse({"alerts": request.app.state.alerts.list(manager_since(since_days), rule, limit)})
+        return JSONResponse(
+            {"alerts": request.app.state.alerts.list(since_days_ago(since_days), rule, limit)}
+        )
 
     @app.get("/dashboard", response_class=HTMLResponse, tags=["dashboard"])
     def dashboard(key: str | None = None, lang: Literal["zh", "en"] = "en") -> HTMLResponse:
@@ -412,7 +402,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def readyz(request: Request) -> JSONResponse:
         checks: dict[str, Any] = {"models": {n: bool(request.app.state.models.get(n)) for n in MODEL_NAMES}}
         try:
-            request.app.state.features.lead_features(["__readyz__"])
             checks["feature_store"] = not request.app.state.features.lead_features(["__readyz__"])[0].degraded
         except Exception:
             checks["feature_store"] = False
@@ -455,7 +444,9 @@ def _view(request: Request) -> ManagerView:
     view: ManagerView = request.app.state.manager_view
     if view.snapshot is not snap:
         store = request.app.state.feature_store
-        p_last = previous_week_p_win(store, snap, snap.weeks_to_quarter_end)
+        p_last = previous_week_p_win(
+            store, snap, snap.weeks_to_quarter_end, request.app.state.settings.raw_dir
+        )
         punctuality = account_punctuality(store, sorted(set(snap.deals["company_id"])))
         ctx = rule_context(
             datetime.now(UTC), deal_context(snap, p_last, punctuality), [], request.app.state.settings.raw_dir
@@ -515,10 +506,6 @@ def _account_json(account_id: str, row: pd.DataFrame, model, lang: str) -> dict[
         "renewal_at": _iso(first["renewal_at"]) if "renewal_at" in row else None,
         "reasons": account_reasons(model, row, lang),
     }
-
-
-def manager_since(days: int) -> datetime:
-    return datetime.now(UTC) - timedelta(days=days)
 
 
 def _router_or_none(request: Request) -> Router | None:

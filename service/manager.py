@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,33 +18,26 @@ import pandas as pd
 from feast import FeatureStore
 
 from features.catalog import MILESTONES
-from features.repo.services import MILESTONE_CLOSE_SERVICE
 from features.schema import read_table
-from features.training_sets import historical_features
 from funnelcast.risk import MILESTONE_NAMES_ZH, deal_reasons, value_at_risk
 from service.live_models import LiveModel
 from service.online_features import online_frame
-from service.pipeline import AMOUNT, STAGE, PipelineSnapshot
-from service.rules import Firing, Rule, RuleContext, evaluate
+from service.pipeline import AMOUNT, STAGE, PipelineSnapshot, historical_pipeline
+from service.rules import Firing, RuleContext
 
 
-def previous_week_p_win(store: FeatureStore, snapshot: PipelineSnapshot, weeks_to_qe: int) -> pd.Series:
-    """Each open deal's P(win by quarter end) one week before the snapshot (offline point-in-time join)."""
+def previous_week_p_win(
+    store: FeatureStore, snapshot: PipelineSnapshot, weeks_to_qe: int, raw_dir: Path
+) -> pd.Series:
+    """Each open deal's P(win by quarter end) one week before the snapshot (NaN if it had no snapshot then).
+
+    A week earlier the quarter end was one week further away, hence ``weeks_to_qe + 1`` weeks.
+    """
     if snapshot.as_of is None or not len(snapshot.deals):
         return pd.Series(dtype=float)
-    at = pd.Timestamp(snapshot.as_of) - pd.Timedelta(weeks=1)
-    rows = pd.DataFrame(
-        {
-            "opportunity_id": snapshot.deals.index,
-            "company_id": snapshot.deals["company_id"].to_numpy(),
-            "commodity": snapshot.deals["opportunity_snapshots__commodity"].fillna("").to_numpy(),
-            "event_timestamp": at,
-        }
-    )
-    joined = historical_features(store, MILESTONE_CLOSE_SERVICE, rows)
-    had = joined["opportunity_snapshots__stage_index"].notna().to_numpy()
-    p = snapshot.model.model.predict_classes(joined)[:, 1 : weeks_to_qe + 2].sum(axis=1)
-    return pd.Series(np.where(had, p, np.nan), index=snapshot.deals.index)
+    before = historical_pipeline(store, raw_dir, None, snapshot.model, snapshot.as_of - timedelta(weeks=1))
+    p = pd.Series(before.p_week[:, : weeks_to_qe + 1].sum(axis=1), index=before.deals.index)
+    return p.reindex(snapshot.deals.index)
 
 
 def deal_context(snapshot: PipelineSnapshot, p_last_week: pd.Series, punctuality: pd.Series) -> pd.DataFrame:
@@ -106,11 +98,6 @@ def risk_contributions(model: LiveModel, frame: pd.DataFrame) -> np.ndarray:
     contrib = model.model.contributions(frame)
     width = len(model.model.columns) + 1
     return contrib[:, :width]
-
-
-@dataclass
-class AtRisk:
-    table: pd.DataFrame  # ranked deals with p, normal p, value at risk, group keys
 
 
 def rank_at_risk(
@@ -296,9 +283,5 @@ def rule_context(
     )
 
 
-def fire_rules(rules: list[Rule], ctx: RuleContext) -> list[Firing]:
-    return evaluate(rules, ctx)
-
-
-def since_days(days: int) -> datetime:
+def since_days_ago(days: int) -> datetime:
     return datetime.now(UTC) - timedelta(days=days)

@@ -55,18 +55,15 @@ class OnlineFeatures:
 
     def lead_features(self, company_ids: list[str], now: datetime | None = None) -> list[CompanyFeatures]:
         now = now or datetime.now(UTC)
-        keys = [EntityKey(join_keys=["company_id"], entity_values=[Value(string_val=c)]) for c in company_ids]
+        keys = _keys("company_id", company_ids)
         values: list[dict[str, Any]] = [{} for _ in company_ids]
         stamps: list[dict[str, datetime]] = [{} for _ in company_ids]
         try:
             for view, name, features in self._views:
-                rows = self._online.online_read(self._config, view, keys, features)
-                for i, (ts, row) in enumerate(rows):
-                    if row is None:
-                        continue
-                    for feature, proto in row.items():
-                        values[i][f"{name}__{feature}"] = _python(proto)
-                    stamp = _utc(ts)
+                for i, (stamp, row) in enumerate(
+                    _read(self._online, self._config, view, name, features, keys)
+                ):
+                    values[i].update(row)
                     if stamp is not None:
                         stamps[i][name] = stamp
         except Exception as err:
@@ -84,6 +81,20 @@ class OnlineFeatures:
             unknown = value.get("company_firmographics__industry") is None
             out.append(CompanyFeatures(value, max(stamp.values()) if stamp else None, degraded, unknown))
         return out
+
+
+def _keys(join_key: str, ids: list[str]) -> list[EntityKey]:
+    return [EntityKey(join_keys=[join_key], entity_values=[Value(string_val=i)]) for i in ids]
+
+
+def _read(
+    online: Any, config: Any, view: Any, name: str, features: list[str], keys: list[EntityKey]
+) -> list[tuple[datetime | None, dict[str, Any]]]:
+    """One view's rows for ``keys``: (event time, ``{<name>__<feature>: value}``); empty when absent."""
+    return [
+        (_utc(ts), {f"{name}__{k}": _python(v) for k, v in (row or {}).items()})
+        for ts, row in online.online_read(config, view, keys, features)
+    ]
 
 
 def _python(proto: Value) -> Any:
@@ -108,13 +119,8 @@ def online_frame(store: FeatureStore, view: str, join_key: str, ids: list[str]) 
     """
     fv = store.get_feature_view(view)
     online = store._get_provider().online_store
-    keys = [EntityKey(join_keys=[join_key], entity_values=[Value(string_val=i)]) for i in ids]
-    rows = online.online_read(store.config, fv, keys, [f.name for f in fv.features])
-    records = []
-    for ts, row in rows:
-        record: dict[str, Any] = {f"{view}__{k}": _python(v) for k, v in (row or {}).items()}
-        record[f"{view}__ts"] = _utc(ts)
-        records.append(record)
+    rows = _read(online, store.config, fv, view, [f.name for f in fv.features], _keys(join_key, ids))
+    records = [row | {f"{view}__ts": stamp} for stamp, row in rows]
     frame = pd.DataFrame.from_records(records, index=pd.Index(ids, name=join_key))
     for f in fv.features:
         if f"{view}__{f.name}" not in frame:

@@ -51,6 +51,14 @@ def weeks_to_quarter_end(at: datetime) -> int:
     return int(min(WEEKS, max(1, int(np.ceil(days / 7)))))
 
 
+def rep_groups_of(reps: list) -> pd.DataFrame:  # type: ignore[type-arg]
+    """Team and region of each rep (indexed by rep_id): the forecast's group keys."""
+    return pd.DataFrame(
+        {"team": [r.team for r in reps], "region": [r.region for r in reps]},
+        index=pd.Index([r.rep_id for r in reps], name="rep_id"),
+    )
+
+
 def open_deals(raw_dir, rep_groups: pd.DataFrame) -> pd.DataFrame:  # type: ignore[no-untyped-def]
     """Open opportunities with their owner's team and region (``rep_groups`` indexed by rep_id)."""
     opps = read_table("opportunities", raw_dir)
@@ -79,6 +87,19 @@ def score_pipeline(
         axis=1,
     )
     known = frame["opportunity_snapshots__ts"].notna().to_numpy()  # deals with a snapshot online
+    as_of = frame.loc[known, "opportunity_snapshots__ts"].max() if known.any() else None
+    return _scored(deals, frame, known, model, as_of, now)
+
+
+def _scored(
+    deals: pd.DataFrame,
+    frame: pd.DataFrame,
+    known: np.ndarray,
+    model: LiveModel,
+    as_of: datetime | None,
+    now: datetime | None,
+) -> PipelineSnapshot:
+    """Keep the deals with features (``known``), score them, and snapshot the result."""
     frame = frame[known]
     deals = deals[known].join(frame)
     p_week = (
@@ -86,12 +107,11 @@ def score_pipeline(
         if len(frame)
         else np.zeros((0, WEEKS))
     )
-    as_of = frame["opportunity_snapshots__ts"].max() if len(frame) else None
     return PipelineSnapshot(deals, p_week, model, as_of, now or datetime.now(UTC))
 
 
 def historical_pipeline(
-    store: FeatureStore, raw_dir, rep_groups: pd.DataFrame, model: LiveModel, as_of: datetime
+    store: FeatureStore, raw_dir, rep_groups: pd.DataFrame | None, model: LiveModel, as_of: datetime
 ) -> PipelineSnapshot:  # type: ignore[no-untyped-def]
     """The pipeline as it stood at the last weekly snapshot at or before ``as_of``.
 
@@ -110,7 +130,9 @@ def historical_pipeline(
     ]
     deals = open_then.set_index("opportunity_id")[
         ["company_id", "owner_rep_id", "product_line", "amount_cny", "expected_close_at"]
-    ].join(rep_groups[["team", "region"]], on="owner_rep_id")
+    ]
+    if rep_groups is not None:
+        deals = deals.join(rep_groups[["team", "region"]], on="owner_rep_id")
     rows = pd.DataFrame(
         {
             "opportunity_id": deals.index,
@@ -121,18 +143,12 @@ def historical_pipeline(
     )
     joined = historical_features(store, MILESTONE_CLOSE_SERVICE, rows) if len(rows) else rows
     joined = joined.set_index("opportunity_id").drop(columns=["company_id", "commodity"], errors="ignore")
+    joined = joined.drop(columns=["event_timestamp"], errors="ignore")
     joined["opportunity_snapshots__ts"] = monday
     known = (
         joined["opportunity_snapshots__stage_index"].notna().to_numpy() if len(joined) else np.zeros(0, bool)
     )
-    frame = joined[known]
-    deals = deals[known].join(frame.drop(columns=["event_timestamp"], errors="ignore"))
-    p_week = (
-        weekly_win_probabilities(model.model.predict_classes(frame), WEEKS)
-        if len(frame)
-        else np.zeros((0, WEEKS))
-    )
-    return PipelineSnapshot(deals, p_week, model, monday.to_pydatetime(), datetime.now(UTC))
+    return _scored(deals, joined, known, model, monday.to_pydatetime(), None)
 
 
 class Pipeline:

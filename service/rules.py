@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -350,7 +350,3 @@ def evaluate(rules: list[Rule], ctx: RuleContext) -> list[Firing]:
             out.extend(_EVALUATORS[rule.kind](rule, rule.typed_params(), ctx))
     breakers = [f for f in out if f.kind in ("bookings_anomaly", "channel_share_shift")]
     return breakers + [f for f in out if f not in breakers]
-
-
-def deadline_passed(at: datetime, hours: float) -> datetime:
-    return at - timedelta(hours=hours)

@@ -46,13 +46,7 @@ class ScoredLead:
 
 
 def rep_fit_of(model: LiveModel) -> RepFit:
-    fit = model.model.metadata.get("rep_fit") or {}
-    return RepFit(
-        language_mismatch_factor=float(fit.get("language_mismatch_factor", RepFit.language_mismatch_factor)),
-        timezone_gap_factor=float(fit.get("timezone_gap_factor", RepFit.timezone_gap_factor)),
-        delay_decay_per_hour=float(fit.get("delay_decay_per_hour", RepFit.delay_decay_per_hour)),
-        rep_lift=dict(fit.get("rep_lift", {})),
-    )
+    return RepFit.from_metadata(model.model.metadata.get("rep_fit"))
 
 
 def score_leads(
@@ -84,13 +78,11 @@ def score_leads(
     scores = score_0_100(probs, tab.metadata["score_quantiles"]).astype(int)
     grades = grade_of(scores, tab.metadata["grade_cuts"])
     contributions = tab.contributions(columns) if explain else None
-    offsets = [
-        local_clock(
-            np.array([np.datetime64(now.replace(tzinfo=None), "s")]), np.array([inf.timezone], dtype=object)
-        ).utc_offset_hours[0]
-        for inf in inferred
-    ]
-    offsets = [None if np.isnan(o) else float(o) for o in offsets]
+    offsets: list[float | None] = [None] * len(leads)
+    if router is not None:  # routing compares clocks now, not at creation
+        now_s = np.full(len(leads), np.datetime64(now.replace(tzinfo=None), "s"))
+        zones = np.array([inf.timezone for inf in inferred], dtype=object)
+        offsets = [None if np.isnan(o) else float(o) for o in local_clock(now_s, zones).utc_offset_hours]
     fit = rep_fit_of(model) if router is not None else None
     out = []
     for i, lead in enumerate(leads):

@@ -6,14 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import pandas as pd
-
 from features.store import open_store
 from funnelcast.settings import Settings
 from service.live_models import LiveModels
 from service.manager import AlertStore, account_punctuality, deal_context, previous_week_p_win, rule_context
-from service.pipeline import open_deals, score_pipeline
+from service.pipeline import open_deals, rep_groups_of, score_pipeline
 from service.routing.router import rep_ids_from_table, reps_from_feast
+from service.routing.state import assignment_store
 from service.rules import Firing, evaluate, load_rules
 from service.webhook import send_alerts
 
@@ -39,14 +38,9 @@ def score_weekly(settings: Settings, now: datetime | None = None) -> WeeklyRepor
     if model is None:
         raise RuntimeError(f"no milestone_close champion: {errors.get('milestone_close')}")
     reps = reps_from_feast(store, rep_ids_from_table(settings.feature_dir))
-    groups = pd.DataFrame(
-        {"team": [r.team for r in reps], "region": [r.region for r in reps]}, index=[r.rep_id for r in reps]
-    )
-    snap = score_pipeline(store, open_deals(settings.raw_dir, groups), model, now)
-    p_last = previous_week_p_win(store, snap, snap.weeks_to_quarter_end)
+    snap = score_pipeline(store, open_deals(settings.raw_dir, rep_groups_of(reps)), model, now)
+    p_last = previous_week_p_win(store, snap, snap.weeks_to_quarter_end, settings.raw_dir)
     punctuality = account_punctuality(store, sorted(set(snap.deals["company_id"])))
-    from service.app import assignment_store
-
     state = assignment_store(settings)
     ctx = rule_context(
         now, deal_context(snap, p_last, punctuality), state.overdue(now), settings.raw_dir, as_of=snap.as_of

@@ -16,7 +16,7 @@ Every decision carries its reasons and the runners-up.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -50,6 +50,17 @@ class RepFit:
     timezone_gap_factor: float = 0.8
     delay_decay_per_hour: float = 0.019
     rep_lift: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_metadata(cls, fit: Mapping[str, object] | None) -> RepFit:
+        """The fit a lead model learned (its ``rep_fit`` metadata); the defaults where it has none."""
+        fit = fit or {}
+        return cls(
+            language_mismatch_factor=float(fit.get("language_mismatch_factor", cls.language_mismatch_factor)),
+            timezone_gap_factor=float(fit.get("timezone_gap_factor", cls.timezone_gap_factor)),
+            delay_decay_per_hour=float(fit.get("delay_decay_per_hour", cls.delay_decay_per_hour)),
+            rep_lift=dict(fit.get("rep_lift", {})),  # type: ignore[call-overload]
+        )
 
 
 @dataclass(frozen=True)
@@ -282,14 +293,6 @@ def decide(
     runners = tuple(c for i, c in enumerate(ranked) if i != chosen_index)[: policy.runners_up]
     deadline = first_touch_deadline(rep, now, lead.grade, policy)
     return RoutingDecision(lead.lead_id, rep.rep_id, deadline, tuple(reasons), relaxed, chosen, runners)
-
-
-def with_load(loads: Mapping[str, RepLoad], rep_id: str, now: datetime) -> dict[str, RepLoad]:
-    """``loads`` after one more lead for ``rep_id`` (replays and tests)."""
-    out = dict(loads)
-    current = out.get(rep_id, RepLoad())
-    out[rep_id] = replace(current, open_leads=current.open_leads + 1, last_assigned_at=now)
-    return out
 
 
 def route_lead(

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from funnelcast.settings import Settings
 from service.routing.policy import RepLoad
 
 RELEASING = {"converted", "lost", "disqualified", "rerouted"}
@@ -307,3 +308,10 @@ class RedisAssignmentStore:
     def clear(self) -> None:
         """Delete every key of this store (tests)."""
         self._redis.delete(*self._keys.values())
+
+
+def assignment_store(settings: Settings) -> AssignmentStore:
+    """The store the settings choose: SQLite under ``service_dir`` (default) or Redis."""
+    if settings.routing_store == "redis":
+        return RedisAssignmentStore(settings.routing_redis_url, settings.routing_redis_prefix)
+    return SqliteAssignmentStore(settings.service_dir / "routing.db")
