@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from features.store import open_store
-from funnelcast.risk import value_at_risk, weekly_forecast
-from funnelcast.settings import get_settings
+from funnelcast.core.risk import value_at_risk, weekly_forecast
+from funnelcast.core.settings import get_settings
 from service.live_models import LiveModels
 from service.pipeline import AMOUNT, STAGE, historical_pipeline, open_deals, rep_groups_of, score_pipeline
 from service.routing.router import rep_ids_from_table, reps_from_feast

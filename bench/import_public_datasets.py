@@ -27,7 +27,7 @@ from rich.table import Table
 from features.importers.run import import_export_file
 from features.jobs.run import build_all
 from features.store import apply_definitions, latest_feature_time, materialize, open_store
-from funnelcast.settings import PROJECT_ROOT, Settings
+from funnelcast.core.settings import PROJECT_ROOT, Settings
 from training.run import train_model
 
 EXAMPLES = PROJECT_ROOT / "features" / "importers" / "examples"

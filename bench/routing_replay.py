@@ -32,8 +32,8 @@ from features.timezones import circular_gap_hours, utc_offset_hours
 from features.world.leads import expected_delay_factor, rep_match_factor
 from features.world.params import WorldParams
 from features.world.reps import online_matrix, proficiency_matrix
-from funnelcast.grades import grade_of, score_quantiles
-from funnelcast.settings import get_settings
+from funnelcast.core.grades import grade_of, score_quantiles
+from funnelcast.core.settings import get_settings
 from service.routing.policy import LeadToRoute, Rep, RepFit, RepLoad, RoutingPolicy, rank_candidates
 
 

@@ -34,7 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from features.request_time import lead_model_columns
-from funnelcast.settings import PROJECT_ROOT, get_settings
+from funnelcast.core.settings import PROJECT_ROOT, get_settings
 from service.live_models import LiveModels
 
 BIN = Path(sys.executable).parent

@@ -23,7 +23,7 @@ from features.jobs.run import build_all
 from features.store import apply_definitions, open_store
 from features.world.generate import generate_world
 from features.world.params import WorldParams
-from funnelcast.settings import Settings
+from funnelcast.core.settings import Settings
 from training.registry import log_and_register
 from training.run import MODELS, build_outcome, registered_name
 

@@ -20,7 +20,7 @@ from features.jobs.run import build_all
 from features.store import apply_definitions, latest_feature_time, materialize, open_store
 from features.world.generate import generate_world
 from features.world.params import WorldParams
-from funnelcast.settings import Settings
+from funnelcast.core.settings import Settings
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from feast import FeatureStore, RepoConfig
 
 from features.repo import definitions
 from features.repo.views import SERVING_WINDOW
-from funnelcast.settings import Settings
+from funnelcast.core.settings import Settings
 
 REDIS_STORE_TYPE = "features.redis_online_store.FailFastRedisOnlineStore"
 

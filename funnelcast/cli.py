@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from funnelcast.settings import Settings, get_settings
+from funnelcast.core.settings import Settings, get_settings
 
 app = typer.Typer(
     help="funnelcast: lead scoring, routing and forecasting for B2B sales.", no_args_is_help=True

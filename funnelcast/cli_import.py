@@ -20,7 +20,7 @@ from rich.table import Table
 
 from features.importers.errors import ExportError, row_list
 from features.importers.report import ImportReport
-from funnelcast.settings import Settings, get_settings
+from funnelcast.core.settings import Settings, get_settings
 
 console = Console()
 

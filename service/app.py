@@ -23,9 +23,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from prometheus_client import generate_latest
 from pydantic import BaseModel
 
-from funnelcast.forecast import expected_close_week
-from funnelcast.risk import weekly_forecast
-from funnelcast.settings import Settings, get_settings
+from funnelcast.core.forecast import expected_close_week
+from funnelcast.core.risk import weekly_forecast
+from funnelcast.core.settings import Settings, get_settings
 from service import schemas
 from service.auth import require
 from service.dashboard import render_dashboard

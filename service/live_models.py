@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from training.model import TabularModel
+from funnelcast.core.model import TabularModel
 
 log = logging.getLogger("funnelcast.models")
 CHAMPION = "champion"

@@ -1,7 +1,7 @@
 """Manager-facing answers over the scored pipeline and accounts: at-risk deals and accounts, alerts.
 
-Edges (Feast, MLflow models, SQLite alerts) are passed in; the math lives in ``funnelcast.risk``,
-``funnelcast.forecast`` and ``service.rules``.
+Edges (Feast, MLflow models, SQLite alerts) are passed in; the math lives in ``funnelcast.core.risk``,
+``funnelcast.core.forecast`` and ``service.rules``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from feast import FeatureStore
 
 from features.catalog import MILESTONES
 from features.schema import read_table
-from funnelcast.risk import MILESTONE_NAMES_ZH, deal_reasons, value_at_risk
+from funnelcast.core.risk import MILESTONE_NAMES_ZH, deal_reasons, value_at_risk
 from service.live_models import LiveModel
 from service.online_features import online_frame
 from service.pipeline import AMOUNT, STAGE, PipelineSnapshot, historical_pipeline

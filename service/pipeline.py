@@ -17,7 +17,7 @@ import pandas as pd
 from feast import FeatureStore
 
 from features.schema import read_table
-from funnelcast.forecast import weekly_win_probabilities
+from funnelcast.core.forecast import weekly_win_probabilities
 from service.live_models import LiveModel
 from service.online_features import online_frame
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from features.request_time import LEAD_REQUEST_COLUMNS, lead_model_columns, local_clock
-from funnelcast.grades import grade_of, score_0_100
+from funnelcast.core.grades import grade_of, score_0_100
 from service.inference import infer_missing
 from service.live_models import LiveModel
 from service.online_features import OnlineFeatures

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from features.store import open_store
-from funnelcast.settings import Settings
+from funnelcast.core.settings import Settings
 from service.live_models import LiveModels
 from service.manager import AlertStore, account_punctuality, deal_context, previous_week_p_win, rule_context
 from service.pipeline import open_deals, rep_groups_of, score_pipeline

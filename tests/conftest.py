@@ -9,7 +9,7 @@ import pytest
 
 from features.world.generate import WorldSummary, generate_world
 from features.world.params import WorldParams
-from funnelcast.settings import Settings
+from funnelcast.core.settings import Settings
 
 TINY_LEADS = 3_000
 

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from funnelcast.settings import PROJECT_ROOT, Settings
+from funnelcast.core.settings import PROJECT_ROOT, Settings
 from tests.conftest import with_mlflow
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "retrain_and_promote.ipynb"

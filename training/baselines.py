@@ -3,7 +3,7 @@
 - Lead: Odoo's predictive lead scoring (naive Bayes over CRM field values with won/lost value
   frequencies and +0.1 smoothing) and a Mautic-style rule-points score.
 - Churn: a rule health score (usage, logins, payments, tickets, NPS).
-- Close: the stage-weighted pipeline lives in ``funnelcast.forecast`` (it is also served).
+- Close: the stage-weighted pipeline lives in ``funnelcast.core.forecast`` (it is also served).
 """
 
 from __future__ import annotations

@@ -25,11 +25,11 @@ from features.jobs.raw import latest_observed_time, read_raw
 from features.repo.services import LEAD_SCORE_IMPORT_SERVICE, LEAD_SCORE_SERVICE
 from features.request_time import LEAD_CATEGORICAL_LEVELS, LEAD_NUMERIC_COLUMNS, lead_model_frame
 from features.training_sets import LEAD_LABEL_DAYS, lead_training_set, require_service
-from funnelcast.grades import DEFAULT_GRADE_CUTS, score_quantiles
+from funnelcast.core.grades import DEFAULT_GRADE_CUTS, score_quantiles
+from funnelcast.core.model import BoostParams, TabularModel, choose_calibrator, fit_booster
 from service.routing.policy import RoutingPolicy
 from training.baselines import ODOO_FIELDS, OdooNaiveBayes, lead_rule_points
 from training.metrics import holdout_roc_auc, scorer_metrics
-from training.model import BoostParams, TabularModel, choose_calibrator, fit_booster
 from training.plots import calibration_figure, importance_figure
 from training.registry import TrainingOutcome, run_params
 from training.rep_fit import fit_rep_fit, match_columns

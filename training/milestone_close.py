@@ -13,7 +13,7 @@ Rows are snapshots with a complete 13-week horizon before the training cutoff (a
 horizon is still running is only labelled if the deal already closed, which would over-weight
 fast deals). The latest 26 weeks are held out as a **rolling-origin backtest**: at each Monday in
 them, the open pipeline is scored and its weekly bookings forecast (expected value, and P10/P50/P90
-by Monte Carlo over deals, see ``funnelcast.forecast``) is compared with what was booked, beside
+by Monte Carlo over deals, see ``funnelcast.core.forecast``) is compared with what was booked, beside
 the stage-weighted pipeline baseline and the world's oracle. The model is fitted once, with labels
 known at the first origin, so no origin sees its own future. Bookings counted are those of deals
 open at the origin (new deals created later are outside any pipeline forecast).
@@ -38,14 +38,14 @@ from features.jobs.raw import latest_observed_time, read_raw
 from features.repo.services import MILESTONE_CLOSE_IMPORT_SERVICE, MILESTONE_CLOSE_SERVICE
 from features.repo.views import COMMODITY_FIELDS, FIRMOGRAPHIC_FIELDS, OPPORTUNITY_FIELDS, TENDER_FIELDS
 from features.training_sets import CLOSE_HORIZON_WEEKS, close_training_set, require_service
-from funnelcast.forecast import (
+from funnelcast.core.forecast import (
     expected_bookings,
     sample_bookings,
     stage_weighted_bookings,
     weekly_win_probabilities,
 )
+from funnelcast.core.model import BoostParams, TabularModel, fit_booster
 from training.metrics import interval_coverage, wape
-from training.model import BoostParams, TabularModel, fit_booster
 from training.plots import backtest_figure, importance_figure
 from training.registry import TrainingOutcome, run_params
 from training.splits import window

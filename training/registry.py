@@ -27,10 +27,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 import mlflow
-from funnelcast.settings import Settings
+from funnelcast.core.model import TabularModel
+from funnelcast.core.pyfunc import ScoringModel, pip_requirements
+from funnelcast.core.settings import Settings
 from mlflow import MlflowClient
-from training.model import TabularModel
-from training.pyfunc import ScoringModel, pip_requirements
 
 CHAMPION = "champion"
 PREVIOUS = "previous"

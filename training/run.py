@@ -6,7 +6,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from features.store import open_store
-from funnelcast.settings import Settings
+from funnelcast.core.settings import Settings
 from training import churn, lead_score, milestone_close
 from training.registry import RegisteredRun, TrainingOutcome, log_and_register
 

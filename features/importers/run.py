@@ -31,7 +31,7 @@ from features.importers.reader import read_export
 from features.importers.report import ImportReport
 from features.jobs.run import write_feature_table
 from features.schema import CANONICAL_TABLES, read_table, write_table
-from funnelcast.settings import Settings
+from funnelcast.core.settings import Settings
 
 STEPS = ("read mapping", "read export", "map", "write tables")
 

@@ -25,7 +25,7 @@ from features.jobs.opportunity_snapshots import build_opportunity_snapshots
 from features.jobs.raw import RawTables, latest_observed_time, read_raw
 from features.jobs.rep_profile import build_rep_profile
 from features.jobs.timeline import utc_timestamp
-from funnelcast.settings import Settings
+from funnelcast.core.settings import Settings
 
 FeatureJob = Callable[[RawTables, pd.Timestamp], pd.DataFrame]
 

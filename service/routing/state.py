@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from funnelcast.settings import Settings
+from funnelcast.core.settings import Settings
 from service.routing.policy import RepLoad
 
 RELEASING = {"converted", "lost", "disqualified", "rerouted"}

@@ -25,7 +25,7 @@ from features.jobs.raw import latest_observed_time
 from features.jobs.rep_profile import build_rep_profile
 from features.jobs.run import FEATURE_JOBS, build_all
 from features.schema import CANONICAL_TABLES, validate_table, write_table
-from funnelcast.settings import Settings
+from funnelcast.core.settings import Settings
 
 
 def ts(value: str) -> pd.Timestamp:

@@ -22,7 +22,7 @@ from features.repo.services import LEAD_SCORE_SERVICE
 from features.repo.sources import BEHAVIOR_PUSH_SOURCE
 from features.repo.views import SERVING_WINDOW
 from features.store import apply_definitions, latest_feature_time, materialize, open_store
-from funnelcast.settings import Settings
+from funnelcast.core.settings import Settings
 
 REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 9
 POSTGRES_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"

@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 from features.schema import CANONICAL_TABLES, read_table
 from features.world.generate import generate_world
 from features.world.params import WorldParams
-from funnelcast.settings import Settings
+from funnelcast.core.settings import Settings
 from tests.conftest import tiny_params
 
 

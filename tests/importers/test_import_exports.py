@@ -28,7 +28,7 @@ from features.importers.mapping import load_mapping
 from features.importers.report import ImportReport
 from features.importers.run import import_export_file
 from features.schema import read_table, write_table
-from funnelcast.settings import Settings
+from funnelcast.core.settings import Settings
 from training.splits import split_rows, stratified_random_split
 
 

@@ -21,7 +21,7 @@ from features.importers.run import import_export_file
 from features.jobs.run import build_all
 from features.schema import read_table, write_table
 from features.store import apply_definitions, latest_feature_time, materialize, open_store
-from funnelcast.settings import Settings
+from funnelcast.core.settings import Settings
 from mlflow import MlflowClient
 from tests.conftest import with_mlflow
 from training.registry import CHAMPION, RegisteredRun, load_version, mlflow_client
@@ -189,7 +189,7 @@ def test_after_an_import_the_unchanged_cli_commands_build_apply_materialize_and_
 
     from funnelcast.cli import app
     from funnelcast.cli_import import import_export
-    from funnelcast.settings import get_settings
+    from funnelcast.core.settings import get_settings
 
     importer = typer.Typer()
     importer.command("import")(import_export)

@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 
 from features.store import latest_feature_time, materialize, open_store
-from funnelcast.settings import Settings
+from funnelcast.core.settings import Settings
 from service.app import create_app
 from tests.conftest import with_mlflow
 from training.run import train_model

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from features.store import open_store
-from funnelcast.settings import Settings
+from funnelcast.core.settings import Settings
 from service.routing.router import rep_ids_from_table, reps_from_feast
 from service.routing.state import Assignment, SqliteAssignmentStore
 from tests.service.conftest import ADMIN, CRM, lead, running, service_settings

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import pytest
 
-from funnelcast.settings import PROJECT_ROOT, Settings
+from funnelcast.core.settings import PROJECT_ROOT, Settings
 from service.app import create_app
 from service.rules import Firing, RulesError
 from service.webhook import send_alerts

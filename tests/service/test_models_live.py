@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from funnelcast.settings import Settings
+from funnelcast.core.settings import Settings
 from tests.conftest import with_mlflow
 from tests.service.conftest import ADMIN, CRM, lead, running, service_settings
 from training.run import train_model

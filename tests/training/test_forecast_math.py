@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from funnelcast.forecast import (
+from funnelcast.core.forecast import (
     bookings_quantiles,
     expected_bookings,
     expected_close_week,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import mlflow
-from funnelcast.settings import Settings
+from funnelcast.core.settings import Settings
 from mlflow import MlflowClient
 from tests.conftest import with_mlflow
 from training.registry import CHAMPION, PREVIOUS, RegisteredRun, load_version, mlflow_client

@@ -1,7 +1,7 @@
 """Weekly forecast tables and deal risk in plain words (pure functions over scored deals).
 
 - ``weekly_forecast``: per group and week, expected bookings (exact), P10/P50/P90 (Monte Carlo over
-  deals, ``funnelcast.forecast``), expected wins and the stage-weighted baseline beside it.
+  deals, ``funnelcast.core.forecast``), expected wins and the stage-weighted baseline beside it.
 - Value at risk of a deal = amount x max(0, normal P(win by quarter end) for its stage - its own).
   "Normal" is the mean P(win by quarter end) of the open deals at the same stage, so a deal is at
   risk when it trails its peers, not merely for being early.
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import MILESTONES
-from funnelcast.forecast import QUANTILES, expected_bookings, sample_bookings, stage_weighted_bookings
+from funnelcast.core.forecast import QUANTILES, expected_bookings, sample_bookings, stage_weighted_bookings
 
 MILESTONE_NAMES_ZH = {
     "budget_confirmed": "预算确认",

@@ -14,7 +14,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from training.model import TabularModel
+from funnelcast.core.model import TabularModel
 
 
 class ScoringModel(mlflow.pyfunc.PythonModel):
