@@ -20,10 +20,11 @@ from rich.console import Console
 from rich.table import Table
 
 from features.store import open_store
+from funnelcast.core.deals import AMOUNT, DAYS_TO_EXPECTED_CLOSE, STAGE
 from funnelcast.core.risk import value_at_risk, weekly_forecast
 from funnelcast.core.settings import get_settings
 from service.live_models import LiveModels
-from service.pipeline import AMOUNT, STAGE, historical_pipeline, open_deals, rep_groups_of, score_pipeline
+from service.pipeline import historical_pipeline, open_deals, rep_groups_of, score_pipeline
 from service.routing.router import rep_ids_from_table, reps_from_feast
 
 N_DEALS = 10_000
@@ -57,9 +58,7 @@ def main() -> None:
     rows = []
 
     def forecast(group_by: str) -> pd.DataFrame:
-        return weekly_forecast(
-            deals, p_week, group_by, rates, AMOUNT, STAGE, "opportunity_snapshots__days_to_expected_close"
-        )
+        return weekly_forecast(deals, p_week, group_by, rates, AMOUNT, STAGE, DAYS_TO_EXPECTED_CLOSE)
 
     for group_by in ("all", "team"):
         best, median = best_of(7, lambda g=group_by: forecast(g))

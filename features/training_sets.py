@@ -13,9 +13,9 @@ from feast import FeatureStore
 
 from features.catalog import COMMODITY_OF_PRODUCT_LINE
 from features.repo.services import CHURN_SERVICE, LEAD_SCORE_SERVICE, MILESTONE_CLOSE_SERVICE
+from funnelcast.core.deals import HORIZON_WEEKS
 
 LEAD_LABEL_DAYS = 30
-CLOSE_HORIZON_WEEKS = 13
 JOIN_CHUNK_ROWS = 250_000
 
 
@@ -109,7 +109,7 @@ def close_training_set(
     joined["commodity"] = joined["product_line"].map(COMMODITY_OF_PRODUCT_LINE)
     weeks_to_close = (joined["closed_at"] - joined["event_timestamp"]) / pd.Timedelta(weeks=1)
     won = joined["outcome"].eq("won").to_numpy()
-    for k in range(1, CLOSE_HORIZON_WEEKS + 1):
+    for k in range(1, HORIZON_WEEKS + 1):
         horizon_end = joined["event_timestamp"] + pd.Timedelta(weeks=k)
         known = (horizon_end <= as_of) | (joined["closed_at"].notna() & (joined["closed_at"] <= horizon_end))
         label = np.where(won & (weeks_to_close <= k).to_numpy(), 1.0, 0.0)

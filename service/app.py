@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from prometheus_client import generate_latest
 from pydantic import BaseModel
 
+from funnelcast.core.deals import AMOUNT, DAYS_TO_EXPECTED_CLOSE, HORIZON_WEEKS, STAGE
 from funnelcast.core.forecast import expected_close_week
 from funnelcast.core.risk import weekly_forecast
 from funnelcast.core.settings import Settings, get_settings
@@ -44,7 +45,7 @@ from service.manager import (
 )
 from service.observability import Metrics, TimingMiddleware, configure_logging
 from service.online_features import online_frame
-from service.pipeline import AMOUNT, STAGE, Pipeline, PipelineSnapshot, historical_pipeline, rep_groups_of
+from service.pipeline import Pipeline, PipelineSnapshot, historical_pipeline, rep_groups_of
 from service.reasons import language_of
 from service.routing.policy import RoutingPolicy
 from service.routing.router import RepDirectory, Router, rep_ids_from_table, reps_from_feast
@@ -252,7 +253,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/v1/forecast/weekly", dependencies=[planners], tags=["forecast"])
     def forecast_weekly(
         request: Request,
-        weeks: Annotated[int, Query(ge=1, le=13)] = 13,
+        weeks: Annotated[int, Query(ge=1, le=HORIZON_WEEKS)] = HORIZON_WEEKS,
         group_by: Annotated[Literal["region", "team", "product_line", "rep", "all"], Query()] = "all",
         as_of: Annotated[
             datetime | None, Query(description="A past time: the pipeline as of its weekly snapshot then")
@@ -284,7 +285,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             np.asarray(snap.model.model.metadata["stage_win_rate"]),
             AMOUNT,
             STAGE,
-            "opportunity_snapshots__days_to_expected_close",
+            DAYS_TO_EXPECTED_CLOSE,
         )
         table.insert(0, "features_as_of", snap.as_of.isoformat() if snap.as_of else None)
         table.insert(1, "model_version", snap.model.version)

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from funnelcast.core.model import TabularModel
+from funnelcast.core.model import CHAMPION, TabularModel
 
 log = logging.getLogger("funnelcast.models")
-CHAMPION = "champion"
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,11 @@ from feast import FeatureStore
 
 from features.catalog import MILESTONES
 from features.schema import read_table
+from funnelcast.core.deals import AMOUNT, STAGE
 from funnelcast.core.risk import MILESTONE_NAMES_ZH, deal_reasons, value_at_risk
 from service.live_models import LiveModel
 from service.online_features import online_frame
-from service.pipeline import AMOUNT, STAGE, PipelineSnapshot, historical_pipeline
+from service.pipeline import PipelineSnapshot, historical_pipeline
 from service.rules import Firing, RuleContext
 
 

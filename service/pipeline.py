@@ -17,13 +17,10 @@ import pandas as pd
 from feast import FeatureStore
 
 from features.schema import read_table
+from funnelcast.core.deals import HORIZON_WEEKS, STAGE
 from funnelcast.core.forecast import weekly_win_probabilities
 from service.live_models import LiveModel
 from service.online_features import online_frame
-
-WEEKS = 13
-AMOUNT = "opportunity_snapshots__amount_cny"
-STAGE = "opportunity_snapshots__stage_index"
 
 
 @dataclass
@@ -48,7 +45,7 @@ def weeks_to_quarter_end(at: datetime) -> int:
     naive = pd.Timestamp(at).tz_localize(None) if pd.Timestamp(at).tzinfo else pd.Timestamp(at)
     quarter_end = naive.to_period("Q").end_time
     days = (quarter_end - naive).days + 1
-    return int(min(WEEKS, max(1, int(np.ceil(days / 7)))))
+    return int(min(HORIZON_WEEKS, max(1, int(np.ceil(days / 7)))))
 
 
 def rep_groups_of(reps: list) -> pd.DataFrame:  # type: ignore[type-arg]
@@ -103,9 +100,9 @@ def _scored(
     frame = frame[known]
     deals = deals[known].join(frame)
     p_week = (
-        weekly_win_probabilities(model.model.predict_classes(frame), WEEKS)
+        weekly_win_probabilities(model.model.predict_classes(frame), HORIZON_WEEKS)
         if len(frame)
-        else np.zeros((0, WEEKS))
+        else np.zeros((0, HORIZON_WEEKS))
     )
     return PipelineSnapshot(deals, p_week, model, as_of, now or datetime.now(UTC))
 
@@ -145,9 +142,7 @@ def historical_pipeline(
     joined = joined.set_index("opportunity_id").drop(columns=["company_id", "commodity"], errors="ignore")
     joined = joined.drop(columns=["event_timestamp"], errors="ignore")
     joined["opportunity_snapshots__ts"] = monday
-    known = (
-        joined["opportunity_snapshots__stage_index"].notna().to_numpy() if len(joined) else np.zeros(0, bool)
-    )
+    known = joined[STAGE].notna().to_numpy() if len(joined) else np.zeros(0, bool)
     return _scored(deals, joined, known, model, monday.to_pydatetime(), None)
 
 

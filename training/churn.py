@@ -25,8 +25,9 @@ from features.jobs.raw import read_raw
 from features.repo.services import CHURN_IMPORT_SERVICE, CHURN_SERVICE
 from features.repo.views import ACCOUNT_FIELDS
 from features.training_sets import churn_training_set, require_service
-from funnelcast.core.model import BoostParams, TabularModel, choose_calibrator, fit_booster
+from funnelcast.core.model import TabularModel
 from training.baselines import churn_rule_risk
+from training.fitting import BoostParams, choose_calibrator, fit_booster
 from training.metrics import holdout_roc_auc, scorer_metrics
 from training.plots import calibration_figure, importance_figure
 from training.registry import TrainingOutcome, run_params

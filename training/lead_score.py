@@ -26,9 +26,10 @@ from features.repo.services import LEAD_SCORE_IMPORT_SERVICE, LEAD_SCORE_SERVICE
 from features.request_time import LEAD_CATEGORICAL_LEVELS, LEAD_NUMERIC_COLUMNS, lead_model_frame
 from features.training_sets import LEAD_LABEL_DAYS, lead_training_set, require_service
 from funnelcast.core.grades import DEFAULT_GRADE_CUTS, score_quantiles
-from funnelcast.core.model import BoostParams, TabularModel, choose_calibrator, fit_booster
-from service.routing.policy import RoutingPolicy
+from funnelcast.core.model import TabularModel
+from funnelcast.core.routing_filters import MAX_TIMEZONE_GAP_HOURS, MIN_LANGUAGE_PROFICIENCY
 from training.baselines import ODOO_FIELDS, OdooNaiveBayes, lead_rule_points
+from training.fitting import BoostParams, choose_calibrator, fit_booster
 from training.metrics import holdout_roc_auc, scorer_metrics
 from training.plots import calibration_figure, importance_figure
 from training.registry import TrainingOutcome, run_params
@@ -142,9 +143,8 @@ def learned_rep_fit(model: TabularModel, data: LeadDataset) -> dict | None:
         return None
     seen = data.split.train | data.split.valid
     rows = data.rows[seen]
-    policy = RoutingPolicy()
     match = match_columns(
-        rows, data.reps, data.rep_languages, policy.min_language_proficiency, policy.max_timezone_gap_hours
+        rows, data.reps, data.rep_languages, MIN_LANGUAGE_PROFICIENCY, MAX_TIMEZONE_GAP_HOURS
     )
     return fit_rep_fit(
         data.y[seen], model.predict(data.frame[seen]), match, rows["assigned_rep_id"].to_numpy()

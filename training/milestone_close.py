@@ -37,21 +37,23 @@ from features.importers.manifest import ImportManifest, load_manifest
 from features.jobs.raw import latest_observed_time, read_raw
 from features.repo.services import MILESTONE_CLOSE_IMPORT_SERVICE, MILESTONE_CLOSE_SERVICE
 from features.repo.views import COMMODITY_FIELDS, FIRMOGRAPHIC_FIELDS, OPPORTUNITY_FIELDS, TENDER_FIELDS
-from features.training_sets import CLOSE_HORIZON_WEEKS, close_training_set, require_service
+from features.training_sets import close_training_set, require_service
+from funnelcast.core.deals import AMOUNT, DAYS_TO_EXPECTED_CLOSE, HORIZON_WEEKS, STAGE
 from funnelcast.core.forecast import (
     expected_bookings,
     sample_bookings,
     stage_weighted_bookings,
     weekly_win_probabilities,
 )
-from funnelcast.core.model import BoostParams, TabularModel, fit_booster
+from funnelcast.core.model import TabularModel
+from training.fitting import BoostParams, fit_booster
 from training.metrics import interval_coverage, wape
 from training.plots import backtest_figure, importance_figure
 from training.registry import TrainingOutcome, run_params
 from training.splits import window
 
 NAME = "milestone_close"
-WEEKS = CLOSE_HORIZON_WEEKS
+WEEKS = HORIZON_WEEKS
 BACKTEST_WEEKS = 26
 REPORT_HORIZONS = (1, 4, 13)
 N_SAMPLES = 1000
@@ -90,9 +92,6 @@ NUMERIC_COLUMNS = tuple(
     for f in fields
     if f.name not in _NOT_FEATURES
 )
-AMOUNT = "opportunity_snapshots__amount_cny"
-STAGE = "opportunity_snapshots__stage_index"
-DAYS_TO_EXPECTED_CLOSE = "opportunity_snapshots__days_to_expected_close"
 
 
 @dataclass

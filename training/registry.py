@@ -27,12 +27,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 import mlflow
-from funnelcast.core.model import TabularModel
+from funnelcast.core.model import CHAMPION, TabularModel
 from funnelcast.core.pyfunc import ScoringModel, pip_requirements
 from funnelcast.core.settings import Settings
 from mlflow import MlflowClient
 
-CHAMPION = "champion"
 PREVIOUS = "previous"
 
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from funnelcast.core.deals import HORIZON_WEEKS
+
 QUANTILES = (0.1, 0.5, 0.9)
 
 
-def weekly_win_probabilities(class_probs: np.ndarray, weeks: int = 13) -> np.ndarray:
+def weekly_win_probabilities(class_probs: np.ndarray, weeks: int = HORIZON_WEEKS) -> np.ndarray:
     """``[deal, week-1]`` P(won in that week) from the close model's classes (0 = not within 13 w)."""
     probs = np.asarray(class_probs, float)
     return probs[:, 1 : weeks + 1]
@@ -85,7 +87,7 @@ def bookings_quantiles(
 
 
 def stage_weighted_bookings(
-    amount: np.ndarray, stage_win_rate: np.ndarray, expected_week: np.ndarray, weeks: int = 13
+    amount: np.ndarray, stage_win_rate: np.ndarray, expected_week: np.ndarray, weeks: int = HORIZON_WEEKS
 ) -> np.ndarray:
     """The pipeline baseline: amount x the stage's historical win rate, placed in the rep's close week.
 

@@ -3,7 +3,9 @@
 ``TabularModel`` keeps the column list, the categorical levels (so a category unseen in training
 is read as missing, not re-coded), the booster, the probability calibrator and free-form metadata
 (thresholds, grades, data window). The service loads it from MLflow and calls ``predict`` and
-``contributions``; training, evaluation and the promotion gate call the same methods.
+``contributions``; training, evaluation and the promotion gate call the same methods. It lives below
+both: the registry pickles it from training and the service unpickles it, so neither imports the
+other. Fitting it (calibrator choice, LightGBM with early stopping) is training's: ``training.fitting``.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 
-from training.metrics import brier
+# The registry alias of the live model: training moves it through the gate, the service loads it.
+CHAMPION = "champion"
 
 
 @dataclass
@@ -35,45 +37,13 @@ class Calibrator:
             return np.clip(self.isotonic.predict(raw), 1e-6, 1 - 1e-6)
         if self.method == "platt" and self.platt is not None:
             a, b = self.platt
-            return 1.0 / (1.0 + np.exp(-(a * _logit(raw) + b)))
+            return 1.0 / (1.0 + np.exp(-(a * logit(raw) + b)))
         return raw
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
+def logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
-
-
-def _fit_one(method: str, raw: np.ndarray, y: np.ndarray) -> Calibrator:
-    if method == "isotonic":
-        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
-        return Calibrator("isotonic", isotonic=iso)
-    lr = LogisticRegression(C=1e6).fit(_logit(raw).reshape(-1, 1), y)
-    return Calibrator("platt", platt=(float(lr.coef_[0, 0]), float(lr.intercept_[0])))
-
-
-def choose_calibrator(raw: np.ndarray, y: np.ndarray, seed: int = 0) -> tuple[Calibrator, dict[str, float]]:
-    """Isotonic or Platt, whichever has the lower Brier score in 2-fold cross-fitting on validation.
-
-    Each method is fitted on one half of the validation rows and scored on the other (both ways),
-    so the choice is not made on the rows it was fitted to; the winner is then refitted on all.
-    """
-    rng = np.random.default_rng(seed)
-    fold = rng.random(len(y)) < 0.5
-    scores: dict[str, float] = {}
-    for method in ("isotonic", "platt"):
-        losses = []
-        for held in (fold, ~fold):
-            if y[~held].min() == y[~held].max():
-                continue
-            cal = _fit_one(method, raw[~held], y[~held])
-            losses.append(brier(y[held], cal(raw[held])))
-        scores[method] = float(np.mean(losses)) if losses else float("inf")
-    scores["none"] = brier(y, raw)
-    best = min(("isotonic", "platt"), key=lambda m: scores[m])
-    if scores[best] >= scores["none"]:
-        return Calibrator("none"), scores
-    return _fit_one(best, raw, y), scores
 
 
 @dataclass
@@ -181,62 +151,3 @@ def model_matrix(
         values = frame[name] if name in frame.columns else np.nan
         out[name] = pd.to_numeric(pd.Series(values, index=frame.index), errors="coerce").astype("float64")
     return pd.DataFrame(out, index=frame.index)
-
-
-@dataclass(frozen=True)
-class BoostParams:
-    """LightGBM settings shared by the models; each model module picks its own values."""
-
-    objective: str = "binary"
-    num_class: int = 1
-    learning_rate: float = 0.05
-    num_leaves: int = 31
-    min_data_in_leaf: int = 50
-    feature_fraction: float = 0.8
-    bagging_fraction: float = 0.8
-    lambda_l2: float = 1.0
-    max_rounds: int = 1000
-    early_stopping_rounds: int = 50
-    max_bin: int = 255
-    seed: int = 7
-
-    def lgb_params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "objective": self.objective,
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_data_in_leaf": self.min_data_in_leaf,
-            "feature_fraction": self.feature_fraction,
-            "bagging_fraction": self.bagging_fraction,
-            "bagging_freq": 1,
-            "lambda_l2": self.lambda_l2,
-            "max_bin": self.max_bin,
-            "seed": self.seed,
-            "num_threads": 2,
-            "verbose": -1,
-            "deterministic": True,
-            "force_row_wise": True,
-        }
-        if self.num_class > 1:
-            params["num_class"] = self.num_class
-        return params
-
-
-def fit_booster(
-    x_train: pd.DataFrame,
-    y_train: np.ndarray,
-    x_valid: pd.DataFrame,
-    y_valid: np.ndarray,
-    params: BoostParams,
-    weight_train: np.ndarray | None = None,
-) -> lgb.Booster:
-    """LightGBM with early stopping on the (later in time) validation rows."""
-    train = lgb.Dataset(x_train, label=y_train, weight=weight_train, free_raw_data=False)
-    valid = lgb.Dataset(x_valid, label=y_valid, reference=train, free_raw_data=False)
-    return lgb.train(
-        params.lgb_params(),
-        train,
-        num_boost_round=params.max_rounds,
-        valid_sets=[valid],
-        callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
-    )

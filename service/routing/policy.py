@@ -21,6 +21,8 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from funnelcast.core.routing_filters import MAX_TIMEZONE_GAP_HOURS, MIN_LANGUAGE_PROFICIENCY
+
 WEEKDAYS = 5  # Monday..Friday
 
 
@@ -75,8 +77,8 @@ class LeadToRoute:
 
 @dataclass(frozen=True)
 class RoutingPolicy:
-    max_timezone_gap_hours: float = 3.0
-    min_language_proficiency: float = 0.8
+    max_timezone_gap_hours: float = MAX_TIMEZONE_GAP_HOURS
+    min_language_proficiency: float = MIN_LANGUAGE_PROFICIENCY
     # first-touch deadline per grade, in the assigned rep's working hours
     sla_working_hours: Mapping[str, float] = field(
         default_factory=lambda: {"A": 1.0, "B": 4.0, "C": 8.0, "D": 16.0}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from funnelcast.core.grades import grade_of, score_0_100, score_quantiles
-from funnelcast.core.model import choose_calibrator
+from training.fitting import choose_calibrator
 from training.metrics import classification_metrics, expected_calibration_error, interval_coverage, wape
 from training.registry import decide
 from training.splits import time_split
