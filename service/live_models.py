@@ -21,6 +21,7 @@ from pathlib import Path
 from funnelcast.core.model import CHAMPION, TabularModel
 
 log = logging.getLogger("funnelcast.models")
+MODEL_NAMES = ("lead_score", "milestone_close", "churn")  # what the service serves, by registry name
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,6 @@ Edges (Feast, MLflow models, SQLite alerts) are passed in; the math lives in ``f
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,7 @@ from funnelcast.core.risk import MILESTONE_NAMES_ZH, deal_reasons, value_at_risk
 from service.live_models import LiveModel
 from service.online_features import online_frame
 from service.pipeline import PipelineSnapshot, historical_pipeline
-from service.rules import Firing, RuleContext
+from service.rules import RuleContext
 
 
 def previous_week_p_win(
@@ -193,66 +190,6 @@ def account_reasons(model: LiveModel, row: pd.DataFrame, lang: str, top: int = 3
             {"code": code, "impact": round(float(value), 4), "text": (zh if lang == "zh" else en).format(v=v)}
         )
     return reasons
-
-
-# -- alerts
-
-
-class AlertStore:
-    """Fired rules, durable in SQLite; one row per (rule, entity, day)."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS alerts (rule TEXT, kind TEXT, entity TEXT, day TEXT, severity TEXT,"
-            " action TEXT, evidence TEXT, fired_at TEXT, PRIMARY KEY (rule, entity, day))"
-        )
-
-    def add(self, firings: list[Firing], at: datetime) -> list[Firing]:
-        """Store new firings; returns those not already stored today (what to notify)."""
-        new = []
-        with self._lock:
-            for f in firings:
-                cur = self._db.execute(
-                    "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        f.rule,
-                        f.kind,
-                        f.entity,
-                        at.date().isoformat(),
-                        f.severity,
-                        f.action,
-                        json.dumps(f.evidence, default=str),
-                        at.isoformat(),
-                    ),
-                )
-                if cur.rowcount:
-                    new.append(f)
-        return new
-
-    def list(
-        self, since: datetime | None = None, rule: str | None = None, limit: int = 200
-    ) -> list[dict[str, Any]]:
-        query = "SELECT rule, kind, entity, severity, action, evidence, fired_at FROM alerts WHERE 1=1"
-        args: list[Any] = []
-        if since is not None:
-            query += " AND fired_at >= ?"
-            args.append(since.astimezone(UTC).isoformat())
-        if rule:
-            query += " AND rule = ?"
-            args.append(rule)
-        query += " ORDER BY fired_at DESC, rule, entity LIMIT ?"
-        args.append(limit)
-        with self._lock:
-            rows = self._db.execute(query, args).fetchall()
-        keys = ("rule", "kind", "entity", "severity", "action", "evidence", "fired_at")
-        return [
-            dict(zip(keys, r[:5], strict=False)) | {"evidence": json.loads(r[5]), "fired_at": r[6]}
-            for r in rows
-        ]
 
 
 def rule_context(

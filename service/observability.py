@@ -5,11 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class LiveModelRef(Protocol):
+    name: str
+    version: str
+    source: str
+
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -36,6 +44,13 @@ class Metrics:
         self.routed = Counter(
             "funnelcast_routed_total", "Routing decisions", ["outcome"], registry=self.registry
         )
+
+    def publish_versions(self, live: Iterable[LiveModelRef]) -> None:
+        """The live version of each model, under the source it was loaded from (registry or cache)."""
+        for model in live:
+            for source in ("registry", "cache"):
+                value = float(model.version) if source == model.source else 0.0
+                self.model_version.labels(model.name, source).set(value)
 
 
 class TimingMiddleware:

@@ -9,8 +9,10 @@ forecast, at-risk and rules read it without touching the stores again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -146,13 +148,25 @@ def historical_pipeline(
     return _scored(deals, joined, known, model, monday.to_pydatetime(), None)
 
 
+class AsOfAfterNewest(ValueError):
+    """A forecast ``as_of`` after the newest snapshot: there is no future pipeline to show."""
+
+
+class OfflineDataMissing(RuntimeError):
+    """A past ``as_of`` needs the offline store (raw opportunities, feature tables); this host has none."""
+
+
 class Pipeline:
-    """The cached snapshot; rebuilt on a new champion or after ``ttl``."""
+    """The cached live snapshot (rebuilt on a new champion or after ``ttl``), and past ones on request."""
 
     def __init__(
-        self, store: FeatureStore, raw_dir, rep_groups, ttl: timedelta = timedelta(minutes=10)
-    ) -> None:  # type: ignore[no-untyped-def]
-        self.store, self.raw_dir, self.rep_groups, self.ttl = store, raw_dir, rep_groups, ttl
+        self,
+        store: FeatureStore,
+        deals: Callable[[], pd.DataFrame],
+        offline: OfflinePipeline,
+        ttl: timedelta = timedelta(minutes=10),
+    ) -> None:
+        self.store, self.deals, self.offline, self.ttl = store, deals, offline, ttl
         self._snapshot: PipelineSnapshot | None = None
 
     def snapshot(self, model: LiveModel) -> PipelineSnapshot:
@@ -161,7 +175,41 @@ class Pipeline:
         if not stale and current is not None and datetime.now(UTC) - current.built_at > self.ttl:
             stale = True
         if stale:
-            current = score_pipeline(self.store, open_deals(self.raw_dir, self.rep_groups()), model)
+            current = score_pipeline(self.store, self.deals(), model)
             self._snapshot = current
         assert current is not None
         return current
+
+    def as_of(self, model: LiveModel, when: datetime) -> PipelineSnapshot:
+        """The live snapshot, or for a ``when`` before it the pipeline as it stood then (offline)."""
+        snap = self.snapshot(model)
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        if snap.as_of is not None and when > snap.as_of + timedelta(days=7):
+            raise AsOfAfterNewest(f"after the newest snapshot {snap.as_of:%Y-%m-%d}")
+        if snap.as_of is not None and when >= snap.as_of:
+            return snap
+        return self.offline.at(model, when)
+
+
+@dataclass(frozen=True)
+class OfflinePipeline:
+    """Past pipelines from the offline store: only a host with the data folder can build them."""
+
+    store: FeatureStore
+    raw_dir: Path
+    feature_dir: Path
+    rep_groups: Callable[[], pd.DataFrame | None]
+
+    def missing(self) -> list[str]:
+        needed = (self.raw_dir / "opportunities.parquet", self.feature_dir / "opportunity_snapshots.parquet")
+        return [str(p) for p in needed if not p.exists()]
+
+    def at(self, model: LiveModel, when: datetime) -> PipelineSnapshot:
+        missing = self.missing()
+        if missing:
+            raise OfflineDataMissing(
+                "a past as_of is answered from the offline store, which this host does not have: "
+                + ", ".join(missing)
+                + " missing"
+            )
+        return historical_pipeline(self.store, self.raw_dir, self.rep_groups(), model, when)

@@ -5,12 +5,17 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from features.catalog import CHANNELS, CONTACT_ROLES, PRODUCT_LINE_NAMES
+
+if TYPE_CHECKING:  # the answers are built from these; importing them at run time would be circular
+    from service.live_models import LiveModel
+    from service.routing.policy import RoutingDecision
+    from service.scoring import ScoredLead
 
 Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 ContactRole = Literal[CONTACT_ROLES]  # type: ignore[valid-type]
@@ -115,6 +120,27 @@ class Routing(BaseModel):
     relaxed_filters: list[str]
     runners_up: list[Candidate]
 
+    @classmethod
+    def of(cls, d: RoutingDecision) -> Routing:
+        return cls(
+            rep_id=d.rep_id,
+            first_touch_deadline=d.first_touch_deadline,
+            reasons=list(d.reasons),
+            relaxed_filters=list(d.relaxed),
+            runners_up=[
+                Candidate(
+                    rep_id=c.rep_id,
+                    expected_value=round(c.expected_value, 5),
+                    fit=round(c.fit, 4),
+                    availability=round(c.availability, 4),
+                    timezone_gap_hours=c.timezone_gap_hours,
+                    language_proficiency=c.language_proficiency,
+                    load=f"{c.open_leads}/{c.capacity}",
+                )
+                for c in d.runners_up
+            ],
+        )
+
 
 class ModelRef(BaseModel):
     name: str
@@ -133,6 +159,27 @@ class LeadScore(BaseModel):
     inferred: dict[str, str] = Field(description="Field -> what it was inferred from")
     degraded: list[str] = Field(description="Feature sources unavailable or stale (empty: none)")
     unknown_entity: bool
+
+    @classmethod
+    def of(cls, r: ScoredLead) -> LeadScore:
+        """The answer for one scored lead (rounded for the wire)."""
+        return cls(
+            lead_id=r.lead.lead_id,
+            probability=round(r.probability, 6),
+            score=r.score,
+            grade=r.grade,  # type: ignore[arg-type]
+            model=ModelRef(name=r.model.name, version=r.model.version),
+            feature_snapshot_time=r.snapshot_time,
+            reasons=None
+            if r.reasons is None
+            else [
+                Reason(code=x.code, direction=x.direction, impact=x.impact, text=x.text) for x in r.reasons
+            ],
+            routing=None if r.routing is None else Routing.of(r.routing),
+            inferred=r.inferred,
+            degraded=list(r.degraded),
+            unknown_entity=r.unknown_entity,
+        )
 
 
 class LeadBatchOut(BaseModel):
@@ -167,6 +214,17 @@ class LiveModelOut(BaseModel):
     live_since: datetime
     run_id: str | None
     metrics: dict[str, float]
+
+    @classmethod
+    def of(cls, live: LiveModel) -> LiveModelOut:
+        return cls(
+            name=live.name,
+            version=live.version,
+            source=live.source,  # type: ignore[arg-type]
+            live_since=live.live_since,
+            run_id=live.run_id,
+            metrics=live.metrics,
+        )
 
 
 class ReloadOut(BaseModel):

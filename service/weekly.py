@@ -1,5 +1,6 @@
 """The weekly scoring job (``funnelcast score weekly``): score the open pipeline, evaluate every rule,
-store the alerts and send new ones to the webhook."""
+store the alerts and the results manager reads show (last week's P(win), fired rules per deal), and
+send new alerts to the webhook. The job owns the rules; the service's read routes only read."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from datetime import UTC, datetime
 from features.store import open_store
 from funnelcast.core.settings import Settings
 from service.live_models import LiveModels
-from service.manager import AlertStore, account_punctuality, deal_context, previous_week_p_win, rule_context
+from service.manager import account_punctuality, deal_context, previous_week_p_win, rule_context
 from service.pipeline import open_deals, rep_groups_of, score_pipeline
 from service.routing.router import rep_ids_from_table, reps_from_feast
 from service.routing.state import assignment_store
 from service.rules import Firing, evaluate, load_rules
 from service.webhook import send_alerts
+from service.weekly_store import results_of, weekly_store
 
 
 @dataclass
@@ -46,6 +48,8 @@ def score_weekly(settings: Settings, now: datetime | None = None) -> WeeklyRepor
         now, deal_context(snap, p_last, punctuality), state.overdue(now), settings.raw_dir, as_of=snap.as_of
     )
     firings = evaluate(rules, ctx)
-    new = AlertStore(settings.service_dir / "alerts.db").add(firings, now)
+    stored = weekly_store(settings)
+    new = stored.add_alerts(firings, now)
+    stored.save_results(results_of(snap.as_of, model.version, p_last, firings, snap.deals.index))
     sent = send_alerts(settings.alert_webhook_url, new) if settings.alert_webhook_url else None
     return WeeklyReport(len(snap.deals), model.version, firings, len(new), sent)

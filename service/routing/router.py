@@ -7,6 +7,7 @@ candidate is tried, so capacity holds under any concurrency.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,8 @@ from service.routing.policy import (
     rank_candidates,
 )
 from service.routing.state import Assignment, AssignmentStore
+
+log = logging.getLogger("funnelcast.routing")
 
 REP_FIELDS = ["team", "region", "timezone", "work_start_hour", "work_end_hour", "capacity"] + [
     f"lang_{lang}" for lang in LANGUAGES
@@ -66,6 +69,10 @@ def rep_ids_from_table(feature_dir) -> list[str]:  # type: ignore[no-untyped-def
     return sorted(pd.read_parquet(feature_dir / "rep_profile.parquet", columns=["rep_id"])["rep_id"].unique())
 
 
+class RepDirectoryUnavailable(RuntimeError):
+    """No rep profiles could be read and none were read before: routing is unavailable."""
+
+
 @dataclass
 class RepDirectory:
     """Rep profiles cached in memory, refreshed at most every ``refresh_seconds``."""
@@ -85,9 +92,10 @@ class RepDirectory:
                 if time.monotonic() - self._loaded_at > self.refresh_seconds or not self._reps:
                     try:
                         reps = self.load()
-                    except Exception:
+                    except Exception as err:
+                        log.warning("rep directory not refreshed", extra={"error": str(err)[:300]})
                         if not self._reps:
-                            raise
+                            raise RepDirectoryUnavailable(str(err)) from err
                         reps = self._reps  # keep the last good directory
                     self._reps, self._by_id = reps, {r.rep_id: r for r in reps}
                     self._loaded_at = time.monotonic()
@@ -103,6 +111,22 @@ class Router:
         self.directory = directory
         self.state = state
         self.policy = policy
+
+    def ready(self) -> bool:
+        """Whether there is a rep directory to route with (its failure is logged where it is caught)."""
+        try:
+            self.directory.reps()
+        except RepDirectoryUnavailable:
+            return False
+        return True
+
+    def release_for_reroute(self, lead_id: str, now: datetime) -> frozenset[str]:
+        """Release the lead's current assignment (status ``rerouted``); the reps to exclude next."""
+        previous = self.state.get(lead_id)
+        if previous is None:
+            return frozenset()
+        self.state.update_status(lead_id, "rerouted", now)
+        return frozenset({previous.rep_id})
 
     def route(self, lead: LeadToRoute, now: datetime, fit: RepFit) -> RoutingDecision:
         reps = self.directory.reps()

@@ -310,6 +310,22 @@ class RedisAssignmentStore:
         self._redis.delete(*self._keys.values())
 
 
+LEAD_OUTCOMES = ("touched", "converted", "disqualified")
+
+
+def apply_outcome(
+    store: AssignmentStore, record: dict[str, Any], lead_id: str | None, kind: str, at: datetime
+) -> tuple[str | None, bool]:
+    """Append the outcome; a lead outcome also moves its status. Returns (status, capacity released)."""
+    store.record_outcome(record)
+    if not (lead_id and kind in LEAD_OUTCOMES):
+        return None, False
+    before = store.get(lead_id)
+    after = store.update_status(lead_id, kind, at)
+    released = bool(before and after and before.status != after.status and kind != "touched")
+    return (after.status if after else None), released
+
+
 def assignment_store(settings: Settings) -> AssignmentStore:
     """The store the settings choose: SQLite under ``service_dir`` (default) or Redis."""
     if settings.routing_store == "redis":

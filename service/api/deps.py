@@ -1,0 +1,95 @@
+"""Typed dependencies: what a route needs, taken from the runtime opened at start-up.
+
+A route declares ``models: ModelsDep`` instead of reading ``request.app.state``; roles are
+``Depends(require(...))`` values, named here once.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from feast import FeatureStore
+
+from funnelcast.core.settings import Settings
+from service.auth import require
+from service.live_models import LiveModel, LiveModels
+from service.observability import Metrics
+from service.online_features import OnlineFeatures
+from service.pipeline import Pipeline
+from service.routing.router import Router
+from service.rules import Rule
+from service.runtime import Runtime
+from service.scoring import ModelNotLoaded
+from service.weekly_store import WeeklyStore
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+def get_rules(request: Request) -> list[Rule]:
+    return request.app.state.rules
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+RulesDep = Annotated[list[Rule], Depends(get_rules)]
+
+
+def _models(runtime: RuntimeDep) -> LiveModels:
+    return runtime.models
+
+
+def _store(runtime: RuntimeDep) -> FeatureStore:
+    return runtime.store
+
+
+def _features(runtime: RuntimeDep) -> OnlineFeatures:
+    return runtime.features
+
+
+def _router(runtime: RuntimeDep) -> Router:
+    return runtime.router
+
+
+def _pipeline(runtime: RuntimeDep) -> Pipeline:
+    return runtime.pipeline
+
+
+def _weekly(runtime: RuntimeDep) -> WeeklyStore:
+    return runtime.weekly
+
+
+ModelsDep = Annotated[LiveModels, Depends(_models)]
+StoreDep = Annotated[FeatureStore, Depends(_store)]
+FeaturesDep = Annotated[OnlineFeatures, Depends(_features)]
+RouterDep = Annotated[Router, Depends(_router)]
+PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
+WeeklyDep = Annotated[WeeklyStore, Depends(_weekly)]
+
+
+def champion(models: LiveModels, name: str) -> LiveModel:
+    """The live champion of ``name``, or a 503 (``ModelNotLoaded``) naming it."""
+    model = models.get(name)
+    if model is None:
+        raise ModelNotLoaded(f"no {name} champion is loaded")
+    return model
+
+
+CRM = Depends(require("crm"))
+ADMIN = Depends(require("admin"))
+ANYONE = Depends(require("crm", "forecaster", "manager"))
+MANAGER = Depends(require("manager"))
+PLANNERS = Depends(require("forecaster", "manager"))

@@ -1,0 +1,1 @@
+"""One ``APIRouter`` per resource; ``service.app`` includes them all."""

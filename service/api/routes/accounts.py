@@ -1,0 +1,55 @@
+"""Accounts: the ones most likely to churn at their undecided renewal, and one account's P(churn)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import JSONResponse
+
+from service.api.deps import MANAGER, ModelsDep, RuntimeDep, StoreDep, champion
+from service.live_models import LiveModel
+from service.manager import account_reasons, score_accounts
+from service.online_features import online_frame
+
+router = APIRouter(tags=["accounts"], dependencies=[MANAGER])
+
+
+@router.get("/v1/accounts/at-risk")
+def accounts_at_risk(
+    models: ModelsDep,
+    runtime: RuntimeDep,
+    k: Annotated[int, Query(ge=1, le=200)] = 20,
+    lang: Literal["zh", "en"] = "en",
+) -> JSONResponse:
+    """Accounts with an undecided renewal, by P(churn), with reasons."""
+    model = champion(models, "churn")
+    scored = score_accounts(runtime.store, runtime.settings.raw_dir, model).head(k)
+    items = [_account_json(acc, scored.loc[[acc]], model, lang) for acc in scored.index]
+    return JSONResponse({"model_version": model.version, "items": items})
+
+
+@router.get("/v1/accounts/{account_id}/churn")
+def account_churn(
+    account_id: str, models: ModelsDep, store: StoreDep, lang: Literal["zh", "en"] = "en"
+) -> JSONResponse:
+    model = champion(models, "churn")
+    frame = online_frame(store, "account_health", "account_id", [account_id])
+    if frame["account_health__ts"].isna().all():
+        raise HTTPException(404, f"account {account_id!r} has no health features online")
+    frame = frame.assign(p_churn=model.model.predict(frame))
+    return JSONResponse(_account_json(account_id, frame, model, lang) | {"model_version": model.version})
+
+
+def _account_json(account_id: str, row: pd.DataFrame, model: LiveModel, lang: str) -> dict[str, Any]:
+    first = row.iloc[0]
+    arr = float(first["arr_cny"]) if "arr_cny" in row else None
+    return {
+        "account_id": account_id,
+        "p_churn": round(float(first["p_churn"]), 4),
+        "arr_cny": round(arr, 4) if arr is not None and np.isfinite(arr) else None,
+        "renewal_at": first["renewal_at"].isoformat() if "renewal_at" in row else None,
+        "reasons": account_reasons(model, row, lang),
+    }

@@ -1,0 +1,27 @@
+"""Alerts: the rules the weekly job fired, newest first (a read; the job stores them)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import JSONResponse
+
+from service.api.deps import MANAGER, RulesDep, WeeklyDep
+from service.manager import since_days_ago
+
+router = APIRouter(tags=["rules"], dependencies=[MANAGER])
+
+
+@router.get("/v1/alerts")
+def alerts(
+    rules: RulesDep,
+    weekly: WeeklyDep,
+    since_days: Annotated[int, Query(ge=0, le=366)] = 7,
+    rule: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> JSONResponse:
+    """Fired rules from the weekly scoring job, newest first."""
+    if rule is not None and rule not in {r.name for r in rules}:
+        raise HTTPException(422, f"invalid field(s): rule (unknown rule {rule!r})")
+    return JSONResponse({"alerts": weekly.alerts(since_days_ago(since_days), rule, limit)})

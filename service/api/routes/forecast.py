@@ -1,0 +1,164 @@
+"""Forecast and opportunities: weekly bookings by group, at-risk deals, one deal in detail.
+
+Reads only: the live snapshot, and what the weekly job stored (last week's P(win), fired rules).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, Header, HTTPException, Query
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from funnelcast.core.deals import AMOUNT, DAYS_TO_EXPECTED_CLOSE, HORIZON_WEEKS, STAGE
+from funnelcast.core.forecast import expected_close_week
+from funnelcast.core.risk import weekly_forecast
+from service.api.deps import MANAGER, PLANNERS, ModelsDep, PipelineDep, WeeklyDep, champion
+from service.live_models import LiveModels
+from service.manager import explain_deal, rank_at_risk
+from service.pipeline import AsOfAfterNewest, OfflineDataMissing, Pipeline, PipelineSnapshot
+from service.reasons import language_of
+from service.weekly_store import WeeklyStore
+
+router = APIRouter()
+
+
+@router.get("/v1/forecast/weekly", dependencies=[PLANNERS], tags=["forecast"])
+def forecast_weekly(
+    models: ModelsDep,
+    pipeline: PipelineDep,
+    weeks: Annotated[int, Query(ge=1, le=HORIZON_WEEKS)] = HORIZON_WEEKS,
+    group_by: Annotated[Literal["region", "team", "product_line", "rep", "all"], Query()] = "all",
+    as_of: Annotated[
+        datetime | None, Query(description="A past time: the pipeline as of its weekly snapshot then")
+    ] = None,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> Response:
+    """Expected bookings, P10/P50/P90, expected wins and the stage-weighted baseline by group/week."""
+    model = champion(models, "milestone_close")
+    try:
+        snap = pipeline.snapshot(model) if as_of is None else pipeline.as_of(model, as_of)
+    except AsOfAfterNewest as err:
+        raise HTTPException(422, f"invalid field(s): as_of ({err})") from err
+    except OfflineDataMissing as err:
+        raise HTTPException(503, str(err)) from err
+    column = "owner_rep_id" if group_by == "rep" else group_by
+    table = weekly_forecast(
+        snap.deals,
+        snap.p_week[:, :weeks],
+        column,
+        np.asarray(snap.model.model.metadata["stage_win_rate"]),
+        AMOUNT,
+        STAGE,
+        DAYS_TO_EXPECTED_CLOSE,
+    )
+    table.insert(0, "features_as_of", snap.as_of.isoformat() if snap.as_of else None)
+    table.insert(1, "model_version", snap.model.version)
+    if format == "csv":
+        return PlainTextResponse(table.to_csv(index=False), media_type="text/csv")
+    return JSONResponse(
+        {
+            "as_of": table["features_as_of"].iloc[0] if len(table) else None,
+            "group_by": group_by,
+            "rows": table.drop(columns=["features_as_of"]).to_dict("records"),
+        }
+    )
+
+
+@router.get("/v1/opportunities/at-risk", dependencies=[MANAGER], tags=["opportunities"])
+def opportunities_at_risk(
+    models: ModelsDep,
+    pipeline: PipelineDep,
+    weekly: WeeklyDep,
+    team: str | None = None,
+    region: str | None = None,
+    k: Annotated[int, Query(ge=1, le=200)] = 20,
+    accept_language: Annotated[str | None, Header()] = None,
+    lang: Annotated[Literal["zh", "en"] | None, Query()] = None,
+) -> JSONResponse:
+    """Top-k open deals by value at risk, with reasons, the most helpful missing milestone and rules."""
+    snap, p_last, firings = _live_view(models, pipeline, weekly)
+    table = rank_at_risk(snap, p_last, team, region).head(k)
+    language = lang or language_of(accept_language)
+    items = []
+    for deal_id, row in table.iterrows():
+        reasons, milestone = explain_deal(snap, deal_id, language)
+        items.append(_deal_json(deal_id, row, reasons, milestone, firings.get(deal_id, [])))
+    return JSONResponse(
+        {
+            "as_of": snap.as_of.isoformat() if snap.as_of else None,
+            "model_version": snap.model.version,
+            "weeks_to_quarter_end": snap.weeks_to_quarter_end,
+            "items": items,
+        }
+    )
+
+
+@router.get("/v1/opportunities/{opportunity_id}", dependencies=[PLANNERS], tags=["opportunities"])
+def opportunity(
+    opportunity_id: str,
+    models: ModelsDep,
+    pipeline: PipelineDep,
+    weekly: WeeklyDep,
+    lang: Literal["zh", "en"] = "en",
+) -> JSONResponse:
+    """One open deal: week-by-week close distribution, P(win this quarter), reasons, rules."""
+    snap, p_last, firings = _live_view(models, pipeline, weekly)
+    if opportunity_id not in snap.deals.index:
+        raise HTTPException(404, f"opportunity {opportunity_id!r} is not an open deal in the live snapshot")
+    table = rank_at_risk(snap, p_last, None, None)
+    reasons, milestone = explain_deal(snap, opportunity_id, lang)
+    body = _deal_json(
+        opportunity_id, table.loc[opportunity_id], reasons, milestone, firings.get(opportunity_id, [])
+    )
+    p = snap.p_week[snap.deals.index.get_loc(opportunity_id)]
+    body["weekly_close_probability"] = [
+        {
+            "week": k + 1,
+            "p_win_in_week": round(float(v), 5),
+            "p_win_by_week": round(float(p[: k + 1].sum()), 5),
+        }
+        for k, v in enumerate(p)
+    ]
+    body["expected_close_week"] = _finite(expected_close_week(p[None, :])[0])
+    return JSONResponse(body)
+
+
+def _live_view(
+    models: LiveModels, pipeline: Pipeline, weekly: WeeklyStore
+) -> tuple[PipelineSnapshot, pd.Series, dict[str, list[dict[str, Any]]]]:
+    """The live snapshot with the weekly job's stored last-week P(win) and fired rules per deal."""
+    snap = pipeline.snapshot(champion(models, "milestone_close"))
+    results = weekly.results()
+    if results is None:
+        return snap, pd.Series(np.nan, index=snap.deals.index, dtype=float), {}
+    return snap, results.p_last_week_for(snap.deals.index, snap.as_of), results.firings
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not np.isfinite(value) else round(float(value), 4)
+
+
+def _deal_json(
+    deal_id: str, row: pd.Series, reasons: list, milestone: dict | None, rules: list
+) -> dict[str, Any]:
+    change = row["p_win_quarter"] - row["p_win_last_week"]
+    return {
+        "opportunity_id": deal_id,
+        "team": row["team"],
+        "region": row["region"],
+        "owner_rep_id": row["owner_rep_id"],
+        "product_line": row["product_line"],
+        "amount_cny": round(float(row["amount_cny"]), 2),
+        "stage_index": int(row["stage_index"]),
+        "p_win_quarter": round(float(row["p_win_quarter"]), 4),
+        "p_win_normal_for_stage": round(float(row["p_win_normal"]), 4),
+        "change_since_last_week": _finite(change),
+        "value_at_risk": round(float(row["value_at_risk"]), 2),
+        "reasons": reasons,
+        "missing_milestone": milestone,
+        "rules": rules,
+    }

@@ -1,0 +1,39 @@
+"""Operations: liveness, readiness (each component reports its own health) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import generate_latest
+
+from service.api.deps import FeaturesDep, MetricsDep, ModelsDep, RouterDep
+
+router = APIRouter(tags=["ops"])
+log = logging.getLogger("funnelcast.service")
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(models: ModelsDep, features: FeaturesDep, rep_router: RouterDep) -> JSONResponse:
+    checks: dict[str, Any] = {"models": {n: bool(models.get(n)) for n in models.names}}
+    # a degraded read means the online store did not answer (OnlineFeatures logs why)
+    checks["feature_store"] = not features.lead_features(["__readyz__"])[0].degraded
+    try:
+        checks["routing_state"] = rep_router.state.ping()
+    except Exception as err:  # any client error: the state store is not usable
+        log.warning("routing state not ready", extra={"error": str(err)[:300]})
+        checks["routing_state"] = False
+    ready = checks["models"]["lead_score"] and checks["feature_store"] and checks["routing_state"]
+    return JSONResponse(status_code=200 if ready else 503, content={"ready": ready, "checks": checks})
+
+
+@router.get("/metrics")
+def metrics(registry: MetricsDep) -> PlainTextResponse:
+    return PlainTextResponse(generate_latest(registry.registry).decode())
