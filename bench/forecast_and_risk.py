@@ -13,19 +13,22 @@ Run after ``make demo``: ``python bench/forecast_and_risk.py``.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from features.directory import build_directory
 from features.store import open_store
 from funnelcast.core.deals import AMOUNT, DAYS_TO_EXPECTED_CLOSE, STAGE
-from funnelcast.core.risk import value_at_risk, weekly_forecast
+from funnelcast.core.forecast import weekly_forecast
+from funnelcast.core.risk import value_at_risk
 from funnelcast.core.settings import get_settings
 from service.live_models import LiveModels
 from service.pipeline import historical_pipeline, open_deals, rep_groups_of, score_pipeline
-from service.routing.router import rep_ids_from_table, reps_from_feast
+from service.routing.router import reps_from_feast
 
 N_DEALS = 10_000
 
@@ -47,9 +50,10 @@ def main() -> None:
     )
     models.start()
     model = models.get("milestone_close")
-    reps = reps_from_feast(store, rep_ids_from_table(settings.feature_dir))
+    directory = build_directory(settings, datetime.now(UTC))
+    reps = reps_from_feast(store, directory.rep_ids)
     groups = rep_groups_of(reps)
-    snap = score_pipeline(store, open_deals(settings.raw_dir, groups), model)
+    snap = score_pipeline(store, open_deals(directory.open_deals, groups), model)
     rng = np.random.default_rng(0)
     pick = rng.integers(0, len(snap.deals), N_DEALS)
     deals = snap.deals.iloc[pick].reset_index()

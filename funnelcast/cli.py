@@ -134,6 +134,7 @@ def features_materialize(
     """Incrementally write the latest feature values each entity needs to the online store."""
     from datetime import UTC, datetime
 
+    from features.directory import build_directory, publish_directory
     from features.store import latest_feature_time, materialize, open_store
 
     settings = _settings(data_dir)
@@ -153,12 +154,18 @@ def features_materialize(
         raise typer.Exit(2)
     with _steps(len(views), "materialise") as advance:
         reports = materialize(store, end_at, progress=advance)
+    directory = build_directory(settings, end_at)
+    publish_directory(settings, directory)
     table = Table(title=f"materialised to {settings.online_store} up to {end_at:%Y-%m-%d %H:%M} UTC")
     for col in ("view", "from", "seconds"):
         table.add_column(col)
     for r in reports:
         table.add_row(r.view, f"{r.start:%Y-%m-%d}", f"{r.seconds:.2f}")
     console.print(table)
+    console.print(
+        f"serving directory published: {len(directory.rep_ids)} reps, "
+        f"{len(directory.open_deals):,} open deals, {len(directory.renewals):,} renewals"
+    )
 
 
 @app.command("train")
@@ -214,6 +221,7 @@ def serve(
 
     if data_dir is not None:
         os.environ["FUNNELCAST_DATA_DIR"] = str(data_dir)  # the app factory reads settings itself
+    from features.directory import DirectoryMissing, read_directory
     from service.rules import RulesError, load_rules
 
     settings = _settings(data_dir)
@@ -222,9 +230,11 @@ def serve(
     except RulesError as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
-    if not (settings.feature_dir / "rep_profile.parquet").exists():
-        console.print("[red]error:[/red] no feature tables; run `make demo` (or world/features/train) first")
-        raise typer.Exit(2)
+    try:
+        read_directory(settings)  # a replica needs the online store, not the data folder
+    except DirectoryMissing as err:
+        console.print(f"[red]error:[/red] {err} (or `make demo` for the whole way there)")
+        raise typer.Exit(2) from err
     uvicorn.run(
         "service.app:create_app",
         factory=True,

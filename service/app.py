@@ -16,6 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from features.directory import DirectoryMissing
 from funnelcast.core.settings import Settings, get_settings
 from service.api.routes import accounts, alerts, dashboard, forecast, leads, models, ops
 from service.observability import Metrics, TimingMiddleware, configure_logging
@@ -44,7 +45,8 @@ async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse
     )
 
 
-async def no_model(request: Request, exc: ModelNotLoaded) -> JSONResponse:
+async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 saying what is missing: no champion loaded, or no serving directory published."""
     return JSONResponse(status_code=503, content={"detail": str(exc)})
 
 
@@ -64,7 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     app.add_middleware(TimingMiddleware, metrics=app.state.metrics)
     app.add_exception_handler(RequestValidationError, invalid)  # type: ignore[arg-type]
-    app.add_exception_handler(ModelNotLoaded, no_model)  # type: ignore[arg-type]
+    app.add_exception_handler(ModelNotLoaded, unavailable)
+    app.add_exception_handler(DirectoryMissing, unavailable)
     for module in (leads, models, forecast, accounts, alerts, dashboard, ops):
         app.include_router(module.router)
     return app

@@ -151,7 +151,8 @@ class LiveModels:
         if run_id:
             try:
                 metrics = dict(client.get_run(run_id).data.metrics)
-            except Exception:
+            except Exception as err:  # the run's metrics are for display; the model still goes live
+                log.warning("metrics of run %s not read: %s", run_id, str(err)[:200])
                 metrics = {}
         live = LiveModel(name, str(version), model, "registry", datetime.now(UTC), run_id, metrics)
         self._to_cache(live)

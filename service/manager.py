@@ -143,14 +143,9 @@ def explain_deal(
 # -- accounts
 
 
-def score_accounts(store: FeatureStore, raw_dir: Path, model: LiveModel) -> pd.DataFrame:
-    """Accounts with an undecided renewal, P(churn) from the churn champion over online health features."""
-    contracts = read_table("contracts", raw_dir)
-    live = (
-        contracts[contracts["renewed"].isna()]
-        .drop_duplicates("account_id", keep="last")
-        .set_index("account_id")
-    )
+def score_accounts(store: FeatureStore, live: pd.DataFrame, model: LiveModel) -> pd.DataFrame:
+    """Accounts with an undecided renewal (``live``: the serving directory's renewals), by P(churn)
+    from the churn champion over online health features."""
     frame = online_frame(store, "account_health", "account_id", list(live.index))
     frame = frame[frame["account_health__ts"].notna()]
     p = model.model.predict(frame) if len(frame) else np.zeros(0)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
+from features.directory import DEAL_COLUMNS
 from features.schema import read_table
 from funnelcast.core.deals import HORIZON_WEEKS, STAGE
 from funnelcast.core.forecast import weekly_win_probabilities
@@ -58,12 +59,9 @@ def rep_groups_of(reps: list) -> pd.DataFrame:  # type: ignore[type-arg]
     )
 
 
-def open_deals(raw_dir, rep_groups: pd.DataFrame) -> pd.DataFrame:  # type: ignore[no-untyped-def]
-    """Open opportunities with their owner's team and region (``rep_groups`` indexed by rep_id)."""
-    opps = read_table("opportunities", raw_dir)
-    live = opps[opps["outcome"] == "open"].set_index("opportunity_id")
-    out = live[["company_id", "owner_rep_id", "product_line", "amount_cny", "expected_close_at"]].copy()
-    return out.join(rep_groups[["team", "region"]], on="owner_rep_id")
+def open_deals(deals: pd.DataFrame, rep_groups: pd.DataFrame) -> pd.DataFrame:
+    """Open deals (the serving directory's) with their owner's team and region (``rep_groups`` by rep_id)."""
+    return deals.copy().join(rep_groups[["team", "region"]], on="owner_rep_id")
 
 
 def score_pipeline(
@@ -127,9 +125,7 @@ def historical_pipeline(
     open_then = opps[
         (opps["created_at"] < monday) & (opps["closed_at"].isna() | (opps["closed_at"] > monday))
     ]
-    deals = open_then.set_index("opportunity_id")[
-        ["company_id", "owner_rep_id", "product_line", "amount_cny", "expected_close_at"]
-    ]
+    deals = open_then.set_index("opportunity_id")[DEAL_COLUMNS]
     if rep_groups is not None:
         deals = deals.join(rep_groups[["team", "region"]], on="owner_rep_id")
     rows = pd.DataFrame(

@@ -1,7 +1,8 @@
 """Everything the routes use, opened once at start-up (the app's lifespan) and closed at shutdown.
 
-A replica needs only the online store, the model registry and the shared state store (routing
-state, alerts, the weekly job's results); nothing here reads the data folder.
+A replica needs only the online store (features and the serving directory), the registries and the
+shared state store (routing state, alerts, the weekly job's results). The one reader of the data
+folder is the offline pipeline, for a forecast ``as_of`` in the past; without it that is a 503.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from datetime import timedelta
 
 from feast import FeatureStore
 
+from features.directory import read_directory
 from funnelcast.core.settings import Settings
 from service.live_models import MODEL_NAMES, LiveModels
 from service.observability import Metrics
 from service.online_features import OnlineFeatures
 from service.pipeline import OfflinePipeline, Pipeline, open_deals, rep_groups_of
 from service.routing.policy import RoutingPolicy
-from service.routing.router import RepDirectory, Router, rep_ids_from_table, reps_from_feast
+from service.routing.router import RepDirectory, Router, reps_from_feast
 from service.routing.state import assignment_store
 from service.rules import Rule
 from service.weekly_store import WeeklyStore, weekly_store
@@ -49,8 +51,7 @@ class Runtime:
         for name, err in models.start().items():
             log.warning("model not loaded from registry", extra={"model": name, "error": err[:300]})
         models.start_polling(settings.model_poll_seconds)
-        rep_ids = rep_ids_from_table(settings.feature_dir)
-        directory = RepDirectory(lambda: reps_from_feast(store, rep_ids))
+        directory = RepDirectory(lambda: reps_from_feast(store, read_directory(settings).rep_ids))
         router = Router(directory, assignment_store(settings), RoutingPolicy())
         router.ready()  # load the rep directory now; routing degrades (and says so) if it cannot
         runtime = cls(
@@ -63,7 +64,7 @@ class Runtime:
             router=router,
             pipeline=Pipeline(
                 store,
-                lambda: open_deals(settings.raw_dir, rep_groups_of(directory.reps())),
+                lambda: open_deals(read_directory(settings).open_deals, rep_groups_of(directory.reps())),
                 OfflinePipeline(
                     store, settings.raw_dir, settings.feature_dir, lambda: rep_groups_of(directory.reps())
                 ),

@@ -7,12 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from features.directory import read_directory
 from features.store import open_store
 from funnelcast.core.settings import Settings
 from service.live_models import LiveModels
 from service.manager import account_punctuality, deal_context, previous_week_p_win, rule_context
 from service.pipeline import open_deals, rep_groups_of, score_pipeline
-from service.routing.router import rep_ids_from_table, reps_from_feast
+from service.routing.router import reps_from_feast
 from service.routing.state import assignment_store
 from service.rules import Firing, evaluate, load_rules
 from service.webhook import send_alerts
@@ -39,8 +40,9 @@ def score_weekly(settings: Settings, now: datetime | None = None) -> WeeklyRepor
     model = models.get("milestone_close")
     if model is None:
         raise RuntimeError(f"no milestone_close champion: {errors.get('milestone_close')}")
-    reps = reps_from_feast(store, rep_ids_from_table(settings.feature_dir))
-    snap = score_pipeline(store, open_deals(settings.raw_dir, rep_groups_of(reps)), model, now)
+    directory = read_directory(settings)
+    reps = reps_from_feast(store, directory.rep_ids)
+    snap = score_pipeline(store, open_deals(directory.open_deals, rep_groups_of(reps)), model, now)
     p_last = previous_week_p_win(store, snap, snap.weeks_to_quarter_end, settings.raw_dir)
     punctuality = account_punctuality(store, sorted(set(snap.deals["company_id"])))
     state = assignment_store(settings)

@@ -14,6 +14,7 @@ are exact sums, not sampled.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from funnelcast.core.deals import HORIZON_WEEKS
 
@@ -98,3 +99,44 @@ def stage_weighted_bookings(
     value = np.asarray(amount, float) * np.asarray(stage_win_rate, float)
     inside = np.isfinite(week) & (week <= weeks)
     return np.bincount((week[inside] - 1).astype(int), weights=value[inside], minlength=weeks)[:weeks]
+
+
+def weekly_forecast(
+    deals: pd.DataFrame,
+    p_week: np.ndarray,
+    group_by: str,
+    stage_win_rate: np.ndarray,
+    amount: str,
+    stage: str,
+    days_to_close: str,
+    n_samples: int = 500,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per (group, week): expected bookings, P10/P50/P90, expected wins, baseline."""
+    weeks = p_week.shape[1]
+    rows = []
+    keys = deals[group_by].fillna("unknown").to_numpy() if group_by != "all" else np.full(len(deals), "all")
+    for g_index, group in enumerate(sorted(set(keys))):
+        mask = keys == group
+        a = deals.loc[mask, amount].to_numpy(float)
+        p = p_week[mask]
+        mean = expected_bookings(a, p)
+        q = np.quantile(sample_bookings(a, p, n_samples=n_samples, seed=seed + g_index), QUANTILES, axis=0)
+        q = np.maximum(q, 0.0)
+        rate = stage_win_rate[deals.loc[mask, stage].fillna(0).astype(int).clip(0, len(stage_win_rate) - 1)]
+        base = stage_weighted_bookings(a, rate, deals.loc[mask, days_to_close].to_numpy(float) / 7.0, weeks)
+        for k in range(weeks):
+            rows.append(
+                {
+                    "group": str(group),
+                    "week": k + 1,
+                    "expected_bookings": float(mean[k]),
+                    "p10": float(q[0, k]),
+                    "p50": float(q[1, k]),
+                    "p90": float(q[2, k]),
+                    "expected_wins": float(p[:, k].sum()),
+                    "baseline": float(base[k]),
+                    "deals": int(mask.sum()),
+                }
+            )
+    return pd.DataFrame(rows)

@@ -1,7 +1,5 @@
-"""Weekly forecast tables and deal risk in plain words (pure functions over scored deals).
+"""Deal risk in plain words (pure functions over scored deals).
 
-- ``weekly_forecast``: per group and week, expected bookings (exact), P10/P50/P90 (Monte Carlo over
-  deals, ``funnelcast.core.forecast``), expected wins and the stage-weighted baseline beside it.
 - Value at risk of a deal = amount x max(0, normal P(win by quarter end) for its stage - its own).
   "Normal" is the mean P(win by quarter end) of the open deals at the same stage, so a deal is at
   risk when it trails its peers, not merely for being early.
@@ -16,10 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from features.catalog import MILESTONES
-from funnelcast.core.forecast import QUANTILES, expected_bookings, sample_bookings, stage_weighted_bookings
 
 MILESTONE_NAMES_ZH = {
     "budget_confirmed": "预算确认",
@@ -35,47 +31,6 @@ MILESTONE_NAMES_ZH = {
     "third_party_test_report_issued": "第三方检测报告出具",
     "contract_stamped": "合同盖章",
 }
-
-
-def weekly_forecast(
-    deals: pd.DataFrame,
-    p_week: np.ndarray,
-    group_by: str,
-    stage_win_rate: np.ndarray,
-    amount: str,
-    stage: str,
-    days_to_close: str,
-    n_samples: int = 500,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """One row per (group, week): expected bookings, P10/P50/P90, expected wins, baseline."""
-    weeks = p_week.shape[1]
-    rows = []
-    keys = deals[group_by].fillna("unknown").to_numpy() if group_by != "all" else np.full(len(deals), "all")
-    for g_index, group in enumerate(sorted(set(keys))):
-        mask = keys == group
-        a = deals.loc[mask, amount].to_numpy(float)
-        p = p_week[mask]
-        mean = expected_bookings(a, p)
-        q = np.quantile(sample_bookings(a, p, n_samples=n_samples, seed=seed + g_index), QUANTILES, axis=0)
-        q = np.maximum(q, 0.0)
-        rate = stage_win_rate[deals.loc[mask, stage].fillna(0).astype(int).clip(0, len(stage_win_rate) - 1)]
-        base = stage_weighted_bookings(a, rate, deals.loc[mask, days_to_close].to_numpy(float) / 7.0, weeks)
-        for k in range(weeks):
-            rows.append(
-                {
-                    "group": str(group),
-                    "week": k + 1,
-                    "expected_bookings": float(mean[k]),
-                    "p10": float(q[0, k]),
-                    "p50": float(q[1, k]),
-                    "p90": float(q[2, k]),
-                    "expected_wins": float(p[:, k].sum()),
-                    "baseline": float(base[k]),
-                    "deals": int(mask.sum()),
-                }
-            )
-    return pd.DataFrame(rows)
 
 
 def value_at_risk(

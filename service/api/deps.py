@@ -6,7 +6,8 @@ A route declares ``models: ModelsDep`` instead of reading ``request.app.state``;
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from feast import FeatureStore
@@ -48,36 +49,21 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 RulesDep = Annotated[list[Rule], Depends(get_rules)]
 
 
-def _models(runtime: RuntimeDep) -> LiveModels:
-    return runtime.models
+def _from_runtime(part: str) -> Callable[[Runtime], Any]:
+    """A dependency giving one part of the runtime; the ``Annotated`` alias below states its type."""
+
+    def get(runtime: RuntimeDep) -> Any:
+        return getattr(runtime, part)
+
+    return get
 
 
-def _store(runtime: RuntimeDep) -> FeatureStore:
-    return runtime.store
-
-
-def _features(runtime: RuntimeDep) -> OnlineFeatures:
-    return runtime.features
-
-
-def _router(runtime: RuntimeDep) -> Router:
-    return runtime.router
-
-
-def _pipeline(runtime: RuntimeDep) -> Pipeline:
-    return runtime.pipeline
-
-
-def _weekly(runtime: RuntimeDep) -> WeeklyStore:
-    return runtime.weekly
-
-
-ModelsDep = Annotated[LiveModels, Depends(_models)]
-StoreDep = Annotated[FeatureStore, Depends(_store)]
-FeaturesDep = Annotated[OnlineFeatures, Depends(_features)]
-RouterDep = Annotated[Router, Depends(_router)]
-PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
-WeeklyDep = Annotated[WeeklyStore, Depends(_weekly)]
+ModelsDep = Annotated[LiveModels, Depends(_from_runtime("models"))]
+StoreDep = Annotated[FeatureStore, Depends(_from_runtime("store"))]
+FeaturesDep = Annotated[OnlineFeatures, Depends(_from_runtime("features"))]
+RouterDep = Annotated[Router, Depends(_from_runtime("router"))]
+PipelineDep = Annotated[Pipeline, Depends(_from_runtime("pipeline"))]
+WeeklyDep = Annotated[WeeklyStore, Depends(_from_runtime("weekly"))]
 
 
 def champion(models: LiveModels, name: str) -> LiveModel:

@@ -259,7 +259,7 @@ def rank_candidates(
     return [], tuple(relaxed)
 
 
-def decide(
+def routing_decision(
     lead: LeadToRoute,
     ranked: Sequence[Candidate],
     relaxed: tuple[str, ...],
@@ -309,4 +309,4 @@ def route_lead(
     the assignment store, which may refuse a rep that filled up meanwhile)."""
     ranked, relaxed = rank_candidates(lead, reps, loads, now, policy, fit)
     reps_by_id = {r.rep_id: r for r in reps}
-    return decide(lead, ranked, relaxed, 0 if ranked else None, reps_by_id, now, policy)
+    return routing_decision(lead, ranked, relaxed, 0 if ranked else None, reps_by_id, now, policy)

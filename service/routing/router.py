@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-import pandas as pd
 from feast import FeatureStore
 
 from features.catalog import LANGUAGES
@@ -24,14 +23,14 @@ from service.routing.policy import (
     RepFit,
     RoutingDecision,
     RoutingPolicy,
-    decide,
     rank_candidates,
+    routing_decision,
 )
 from service.routing.state import Assignment, AssignmentStore
 
 log = logging.getLogger("funnelcast.routing")
 
-REP_FIELDS = ["team", "region", "timezone", "work_start_hour", "work_end_hour", "capacity"] + [
+ROUTING_PROFILE = ["team", "region", "timezone", "work_start_hour", "work_end_hour", "capacity"] + [
     f"lang_{lang}" for lang in LANGUAGES
 ]
 
@@ -39,7 +38,7 @@ REP_FIELDS = ["team", "region", "timezone", "work_start_hour", "work_end_hour", 
 def reps_from_feast(store: FeatureStore, rep_ids: list[str]) -> list[Rep]:
     """Current rep profiles from the online store (``rep_profile`` view)."""
     values = store.get_online_features(
-        features=[f"rep_profile:{f}" for f in REP_FIELDS], entity_rows=[{"rep_id": r} for r in rep_ids]
+        features=[f"rep_profile:{f}" for f in ROUTING_PROFILE], entity_rows=[{"rep_id": r} for r in rep_ids]
     ).to_dict()
     reps = []
     for i, rep_id in enumerate(rep_ids):
@@ -62,11 +61,6 @@ def reps_from_feast(store: FeatureStore, rep_ids: list[str]) -> list[Rep]:
             )
         )
     return reps
-
-
-def rep_ids_from_table(feature_dir) -> list[str]:  # type: ignore[no-untyped-def]
-    """Which reps exist: the ids in the ``rep_profile`` feature table (values come from Feast)."""
-    return sorted(pd.read_parquet(feature_dir / "rep_profile.parquet", columns=["rep_id"])["rep_id"].unique())
 
 
 class RepDirectoryUnavailable(RuntimeError):
@@ -134,7 +128,7 @@ class Router:
         by_id = self.directory.by_id()
         for index, cand in enumerate(ranked):
             rep = by_id[cand.rep_id]
-            decision = decide(lead, ranked, relaxed, index, by_id, now, self.policy)
+            decision = routing_decision(lead, ranked, relaxed, index, by_id, now, self.policy)
             assignment = Assignment(
                 lead.lead_id,
                 rep.rep_id,
@@ -146,4 +140,4 @@ class Router:
             )
             if self.state.try_assign(assignment, rep.capacity):
                 return decision
-        return decide(lead, ranked, relaxed, None, by_id, now, self.policy)
+        return routing_decision(lead, ranked, relaxed, None, by_id, now, self.policy)

@@ -14,6 +14,7 @@ import httpx
 import pytest
 import uvicorn
 
+from features.directory import build_directory, publish_directory
 from features.store import latest_feature_time, materialize, open_store
 from funnelcast.core.settings import Settings
 from service.app import create_app
@@ -28,7 +29,9 @@ ADMIN = {"X-API-Key": "demo-admin-key"}
 def served_world(tiny_feast: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The tiny world, materialised, with champions for all three models in its own MLflow store."""
     settings = with_mlflow(tiny_feast, tmp_path_factory.mktemp("served_mlflow"))
-    materialize(open_store(settings), latest_feature_time(settings))
+    end = latest_feature_time(settings)
+    materialize(open_store(settings), end)
+    publish_directory(settings, build_directory(settings, end))
     for short in ("lead", "close", "churn"):
         train_model(settings, short)
     return settings

@@ -10,9 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from features.directory import read_directory
 from features.store import open_store
 from funnelcast.core.settings import Settings
-from service.routing.router import rep_ids_from_table, reps_from_feast
+from service.routing.router import reps_from_feast
 from service.routing.state import Assignment, SqliteAssignmentStore
 from tests.service.conftest import ADMIN, CRM, lead, running, service_settings
 
@@ -133,7 +134,7 @@ def test_redis_online_store_down_gives_degraded_answers_never_500(
 def fill_all_reps_but(settings: Settings, keep: str, room: int) -> None:
     """Every rep but ``keep`` at capacity; ``keep`` with ``room`` places left (through the store API)."""
     store = SqliteAssignmentStore(settings.service_dir / "routing.db")
-    reps = reps_from_feast(open_store(settings), rep_ids_from_table(settings.feature_dir))
+    reps = reps_from_feast(open_store(settings), read_directory(settings).rep_ids)
     now = datetime.now(UTC)
     for rep in reps:
         for i in range(rep.capacity - (room if rep.rep_id == keep else 0)):

@@ -9,6 +9,7 @@ import pandas as pd
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
 
+from features.directory import read_directory
 from service.api.deps import MANAGER, ModelsDep, RuntimeDep, StoreDep, champion
 from service.live_models import LiveModel
 from service.manager import account_reasons, score_accounts
@@ -26,7 +27,7 @@ def accounts_at_risk(
 ) -> JSONResponse:
     """Accounts with an undecided renewal, by P(churn), with reasons."""
     model = champion(models, "churn")
-    scored = score_accounts(runtime.store, runtime.settings.raw_dir, model).head(k)
+    scored = score_accounts(runtime.store, read_directory(runtime.settings).renewals, model).head(k)
     items = [_account_json(acc, scored.loc[[acc]], model, lang) for acc in scored.index]
     return JSONResponse({"model_version": model.version, "items": items})
 

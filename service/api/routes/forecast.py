@@ -14,8 +14,7 @@ from fastapi import APIRouter, Header, HTTPException, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from funnelcast.core.deals import AMOUNT, DAYS_TO_EXPECTED_CLOSE, HORIZON_WEEKS, STAGE
-from funnelcast.core.forecast import expected_close_week
-from funnelcast.core.risk import weekly_forecast
+from funnelcast.core.forecast import expected_close_week, weekly_forecast
 from service.api.deps import MANAGER, PLANNERS, ModelsDep, PipelineDep, WeeklyDep, champion
 from service.live_models import LiveModels
 from service.manager import explain_deal, rank_at_risk
