@@ -44,7 +44,7 @@ class Runtime:
     @classmethod
     def start(cls, settings: Settings, rules: list[Rule], metrics: Metrics) -> Runtime:
         from features.store import open_store
-        from service.inference import language_detector
+        from service.lead_locale import language_detector
 
         store = open_store(settings)
         models = LiveModels(settings.mlflow_tracking_uri, settings.service_dir / "model_cache", MODEL_NAMES)

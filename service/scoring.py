@@ -15,7 +15,7 @@ import numpy as np
 
 from features.request_time import LEAD_REQUEST_COLUMNS, lead_model_columns, local_clock
 from funnelcast.core.grades import grade_of, score_0_100
-from service.inference import infer_missing
+from service.lead_locale import infer_missing
 from service.live_models import LiveModel
 from service.online_features import OnlineFeatures
 from service.reasons import reason_codes
