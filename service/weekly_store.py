@@ -10,7 +10,6 @@ state is in Redis, so replicas behind a load balancer share it.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from funnelcast.core.settings import Settings
+from service.routing.state import open_wal
 from service.rules import Firing
 
 
@@ -91,10 +91,8 @@ class SqliteWeeklyStore:
     """Alerts one row per (rule, entity, day); the latest results as one JSON row."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_wal(path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS alerts (rule TEXT, kind TEXT, entity TEXT, day TEXT, severity TEXT,"
             " action TEXT, evidence TEXT, fired_at TEXT, PRIMARY KEY (rule, entity, day))"

@@ -20,6 +20,15 @@ from typing import Any, Protocol
 from funnelcast.core.settings import Settings
 from service.routing.policy import RepLoad
 
+
+def open_wal(path: Path) -> sqlite3.Connection:
+    """A SQLite file in WAL mode shared by this process's threads (callers hold their own lock)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    return db
+
+
 RELEASING = {"converted", "lost", "disqualified", "rerouted"}
 
 
@@ -81,10 +90,8 @@ class SqliteAssignmentStore:
     """One SQLite file in WAL mode; safe across threads (a lock) and processes (SQLite's locks)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_wal(path)
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
         self._db.executescript(_SCHEMA)
         # Checkpoints (which fsync) run on a background thread, not inside a request's commit.

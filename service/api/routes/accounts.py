@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
 
 from features.directory import read_directory
-from service.api.deps import MANAGER, ModelsDep, RuntimeDep, StoreDep, champion
+from service.api.deps import MANAGER, ModelsDep, SettingsDep, StoreDep, champion
 from service.live_models import LiveModel
 from service.manager import account_reasons, score_accounts
 from service.online_features import online_frame
@@ -21,13 +21,14 @@ router = APIRouter(tags=["accounts"], dependencies=[MANAGER])
 @router.get("/v1/accounts/at-risk")
 def accounts_at_risk(
     models: ModelsDep,
-    runtime: RuntimeDep,
+    store: StoreDep,
+    settings: SettingsDep,
     k: Annotated[int, Query(ge=1, le=200)] = 20,
     lang: Literal["zh", "en"] = "en",
 ) -> JSONResponse:
     """Accounts with an undecided renewal, by P(churn), with reasons."""
     model = champion(models, "churn")
-    scored = score_accounts(runtime.store, read_directory(runtime.settings).renewals, model).head(k)
+    scored = score_accounts(store, read_directory(settings).renewals, model).head(k)
     items = [_account_json(acc, scored.loc[[acc]], model, lang) for acc in scored.index]
     return JSONResponse({"model_version": model.version, "items": items})
 
