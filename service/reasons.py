@@ -8,11 +8,13 @@ the lead's own values.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-GROUPS: tuple[tuple[str, Callable[[str], bool]], ...] = (
+from funnelcast.core.reason_terms import Catalogue, term_of
+
+GROUPS: Catalogue = (
     ("FIT", lambda c: c in ("industry_product", "industry", "product_interest")),
     ("INTENT", lambda c: c.startswith("company_behavior__")),
     ("TENDERS", lambda c: c.startswith("company_tenders__") or c == "open_tenders_in_interest"),
@@ -33,13 +35,6 @@ class ReasonCode:
     direction: str
     impact: float
     text: str
-
-
-def group_of(column: str) -> str:
-    for name, match in GROUPS:
-        if match(column):
-            return name
-    return "OTHER"
 
 
 def _n(value: Any) -> int:
@@ -116,7 +111,7 @@ def reason_codes(
     for column, value in contributions.items():
         if column == "bias":
             continue
-        group = group_of(column)
+        group = term_of(column, GROUPS)
         sums[group] = sums.get(group, 0.0) + float(value)
     ranked = sorted(sums.items(), key=lambda kv: -abs(kv[1]))[:top]
     return [

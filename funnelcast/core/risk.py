@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from features.catalog import MILESTONES
+from funnelcast.core.reason_terms import Catalogue, containing, term_of
 
 MILESTONE_NAMES_ZH = {
     "budget_confirmed": "预算确认",
@@ -44,23 +45,16 @@ def value_at_risk(
     return np.asarray(amount, float) * np.maximum(0.0, normal - p_by_qe), normal
 
 
-_TERMS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("INACTIVE", ("days_since_last_activity", "activities_7d", "activities_30d")),
-    ("RESISTANCE", ("resistant_7d", "positive_7d")),
-    ("STALL", ("days_in_stage", "weeks_open", "legal_prereview_skipped")),
-    ("MILESTONES", ("milestones_reached", "ms_", "stage_index")),
-    ("COMMODITY", ("commodity_prices__",)),
-    ("TENDERS", ("company_tenders__",)),
-    ("SIZE", ("amount_cny", "log_amount", "company_firmographics__")),
-    ("TIMING", ("days_to_expected_close",)),
+_TERMS: Catalogue = (
+    ("INACTIVE", containing("days_since_last_activity", "activities_7d", "activities_30d")),
+    ("RESISTANCE", containing("resistant_7d", "positive_7d")),
+    ("STALL", containing("days_in_stage", "weeks_open", "legal_prereview_skipped")),
+    ("MILESTONES", containing("milestones_reached", "ms_", "stage_index")),
+    ("COMMODITY", containing("commodity_prices__")),
+    ("TENDERS", containing("company_tenders__")),
+    ("SIZE", containing("amount_cny", "log_amount", "company_firmographics__")),
+    ("TIMING", containing("days_to_expected_close")),
 )
-
-
-def term_of(column: str) -> str:
-    for term, needles in _TERMS:
-        if any(n in column for n in needles):
-            return term
-    return "OTHER"
 
 
 def _f(row: Mapping[str, Any], name: str, default: float = 0.0) -> float:
@@ -124,6 +118,7 @@ def deal_reasons(
     sums: dict[str, float] = {}
     for column, value in risk_contrib.items():
         if column != "bias":
-            sums[term_of(column)] = sums.get(term_of(column), 0.0) + float(value)
+            term = term_of(column, _TERMS)
+            sums[term] = sums.get(term, 0.0) + float(value)
     ranked = [kv for kv in sorted(sums.items(), key=lambda kv: -kv[1]) if kv[1] > 0][:top]
     return [DealReason(term, round(v, 4), _sentence(term, row, lang == "zh")) for term, v in ranked]
