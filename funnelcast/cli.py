@@ -134,7 +134,7 @@ def features_materialize(
     """Incrementally write the latest feature values each entity needs to the online store."""
     from datetime import UTC, datetime
 
-    from features.store import latest_feature_time, materialize, open_store
+    from features.store import MaterializationIncomplete, latest_feature_time, materialize, open_store
 
     settings = _settings(data_dir)
     store = open_store(settings)
@@ -151,13 +151,18 @@ def features_materialize(
     if not views:
         console.print("[red]error:[/red] no feature views registered; run `funnelcast features apply` first")
         raise typer.Exit(2)
-    with _steps(len(views), "materialise") as advance:
-        reports = materialize(store, end_at, progress=advance)
+    try:
+        with _steps(len(views), "materialise") as advance:
+            reports = materialize(store, end_at, progress=advance)
+    except MaterializationIncomplete as err:
+        console.print(f"[red]error:[/red] materialisation to {settings.online_store} incomplete: {err}")
+        raise typer.Exit(1) from err
     table = Table(title=f"materialised to {settings.online_store} up to {end_at:%Y-%m-%d %H:%M} UTC")
-    for col in ("view", "from", "seconds"):
+    for col in ("view", "from", "entities online", "seconds"):
         table.add_column(col)
     for r in reports:
-        table.add_row(r.view, f"{r.start:%Y-%m-%d}", f"{r.seconds:.2f}")
+        start = f"{r.start:%Y-%m-%d}" + (" (refilled: store lacked entities)" if r.refilled else "")
+        table.add_row(r.view, start, str(r.entities), f"{r.seconds:.2f}")
     console.print(table)
 
 
