@@ -219,6 +219,7 @@ def serve(
 
     if data_dir is not None:
         os.environ["FUNNELCAST_DATA_DIR"] = str(data_dir)  # the app factory reads settings itself
+    from service.limits import server_limits
     from service.rules import RulesError, load_rules
 
     settings = _settings(data_dir)
@@ -238,6 +239,7 @@ def serve(
         workers=workers,
         log_level="warning",
         access_log=False,
+        **server_limits(settings),
     )
 
 

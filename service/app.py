@@ -29,6 +29,7 @@ from funnelcast.settings import Settings, get_settings
 from service import schemas
 from service.auth import require
 from service.dashboard import render_dashboard
+from service.limits import RequestLimits
 from service.live_models import LiveModels
 from service.manager import (
     AlertStore,
@@ -117,6 +118,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.rules_path
     )  # a bad rules file stops the start, with line and reason
     app.state.metrics = Metrics()
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_seconds=settings.body_timeout_seconds,
+        max_header_bytes=settings.max_header_bytes,
+    )  # inside the timing, so refusals are counted; before routing, auth and body parsing
     app.add_middleware(TimingMiddleware, metrics=app.state.metrics)
 
     @app.exception_handler(RequestValidationError)
