@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench services browser clean-data
+.PHONY: install demo test lint bench services browser clean-data base-images image deploy-test
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -29,7 +29,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check features funnelcast training service tests bench
+	$(BIN)/ruff format --check features funnelcast training service tests bench deploy
 
 # Debian's Chromium for the dashboard test (skipped, and said so, where it cannot be installed)
 browser:
@@ -37,6 +37,18 @@ browser:
 
 test: install services browser lint
 	$(BIN)/pytest -n 2 --timeout 300
+
+# The Docker stack, slow, so not in `make test` (.ci/run calls deploy-test after it when Docker can
+# be started). base-images: the official python/redis/postgres images, or Debian-built ones where no
+# registry can be reached; image: the service image; deploy-test: build, run, check (deploy/).
+base-images:
+	bash deploy/base-images.sh
+
+image: base-images
+	bash deploy/build-image.sh
+
+deploy-test:
+	bash deploy/deploy-test.sh
 
 bench: install
 	$(BIN)/python bench/world_and_features.py

@@ -135,7 +135,7 @@ def features_materialize(
     from datetime import UTC, datetime
 
     from features.directory import build_directory, publish_directory
-    from features.store import latest_feature_time, materialize, open_store
+    from features.store import MaterializationIncomplete, latest_feature_time, materialize, open_store
 
     settings = _settings(data_dir)
     store = open_store(settings)
@@ -152,15 +152,20 @@ def features_materialize(
     if not views:
         console.print("[red]error:[/red] no feature views registered; run `funnelcast features apply` first")
         raise typer.Exit(2)
-    with _steps(len(views), "materialise") as advance:
-        reports = materialize(store, end_at, progress=advance)
+    try:
+        with _steps(len(views), "materialise") as advance:
+            reports = materialize(store, end_at, progress=advance)
+    except MaterializationIncomplete as err:
+        console.print(f"[red]error:[/red] materialisation to {settings.online_store} incomplete: {err}")
+        raise typer.Exit(1) from err
     directory = build_directory(settings, end_at)
     publish_directory(settings, directory)
     table = Table(title=f"materialised to {settings.online_store} up to {end_at:%Y-%m-%d %H:%M} UTC")
-    for col in ("view", "from", "seconds"):
+    for col in ("view", "from", "entities online", "seconds"):
         table.add_column(col)
     for r in reports:
-        table.add_row(r.view, f"{r.start:%Y-%m-%d}", f"{r.seconds:.2f}")
+        start = f"{r.start:%Y-%m-%d}" + (" (refilled: store lacked entities)" if r.refilled else "")
+        table.add_row(r.view, start, str(r.entities), f"{r.seconds:.2f}")
     console.print(table)
     console.print(
         f"serving directory published: {len(directory.rep_ids)} reps, "
@@ -222,6 +227,7 @@ def serve(
     if data_dir is not None:
         os.environ["FUNNELCAST_DATA_DIR"] = str(data_dir)  # the app factory reads settings itself
     from features.directory import DirectoryMissing, read_directory
+    from service.limits import server_limits
     from service.rules import RulesError, load_rules
 
     settings = _settings(data_dir)
@@ -243,6 +249,7 @@ def serve(
         workers=workers,
         log_level="warning",
         access_log=False,
+        **server_limits(settings),
     )
 
 

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from features.directory import DirectoryMissing
 from funnelcast.core.settings import Settings, get_settings
 from service.api.routes import accounts, alerts, dashboard, forecast, leads, models, ops
+from service.limits import RequestLimits
 from service.observability import Metrics, TimingMiddleware, configure_logging
 from service.rules import load_rules
 from service.runtime import Runtime
@@ -64,6 +65,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.rules_path
     )  # a bad rules file stops the start, with line and reason
     app.state.metrics = Metrics()
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_seconds=settings.body_timeout_seconds,
+        max_header_bytes=settings.max_header_bytes,
+    )  # inside the timing, so refusals are counted; before routing, auth and body parsing
     app.add_middleware(TimingMiddleware, metrics=app.state.metrics)
     app.add_exception_handler(RequestValidationError, invalid)  # type: ignore[arg-type]
     app.add_exception_handler(ModelNotLoaded, unavailable)

@@ -20,6 +20,7 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 
 from features.repo.services import LEAD_SCORE_SERVICE
+from features.store import entity_keys, row_time
 
 log = logging.getLogger("funnelcast.features")
 # views whose staleness matters (firmographics change rarely; an old row is still right)
@@ -55,7 +56,7 @@ class OnlineFeatures:
 
     def lead_features(self, company_ids: list[str], now: datetime | None = None) -> list[CompanyFeatures]:
         now = now or datetime.now(UTC)
-        keys = _keys("company_id", company_ids)
+        keys = entity_keys("company_id", company_ids)
         values: list[dict[str, Any]] = [{} for _ in company_ids]
         stamps: list[dict[str, datetime]] = [{} for _ in company_ids]
         try:
@@ -83,33 +84,20 @@ class OnlineFeatures:
         return out
 
 
-def _keys(join_key: str, ids: list[str]) -> list[EntityKey]:
-    return [EntityKey(join_keys=[join_key], entity_values=[Value(string_val=i)]) for i in ids]
-
-
 def _read(
     online: Any, config: Any, view: Any, name: str, features: list[str], keys: list[EntityKey]
 ) -> list[tuple[datetime | None, dict[str, Any]]]:
     """One view's rows for ``keys``: (event time, ``{<name>__<feature>: value}``); empty when absent."""
+    rows = online.online_read(config, view, keys, features)
     return [
-        (_utc(ts), {f"{name}__{k}": _python(v) for k, v in (row or {}).items()})
-        for ts, row in online.online_read(config, view, keys, features)
+        (stamp, {f"{name}__{k}": _python(v) for k, v in (row or {}).items()} if stamp else {})
+        for stamp, row in ((row_time(ts), row) for ts, row in rows)
     ]
 
 
 def _python(proto: Value) -> Any:
     kind = proto.WhichOneof("val")
     return None if kind is None or kind == "null_val" else getattr(proto, kind)
-
-
-def _utc(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, int | float):  # Feast gives epoch seconds; 0 means "no row"
-        return datetime.fromtimestamp(value, UTC) if value > 0 else None
-    if hasattr(value, "seconds"):  # protobuf Timestamp
-        return datetime.fromtimestamp(value.seconds, UTC)
-    return None
 
 
 def online_frame(store: FeatureStore, view: str, join_key: str, ids: list[str]) -> pd.DataFrame:
@@ -119,7 +107,7 @@ def online_frame(store: FeatureStore, view: str, join_key: str, ids: list[str]) 
     """
     fv = store.get_feature_view(view)
     online = store._get_provider().online_store
-    rows = _read(online, store.config, fv, view, [f.name for f in fv.features], _keys(join_key, ids))
+    rows = _read(online, store.config, fv, view, [f.name for f in fv.features], entity_keys(join_key, ids))
     records = [row | {f"{view}__ts": stamp} for stamp, row in rows]
     frame = pd.DataFrame.from_records(records, index=pd.Index(ids, name=join_key))
     for f in fv.features:

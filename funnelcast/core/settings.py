@@ -74,6 +74,15 @@ class Settings(BaseSettings):
     service_state_dir: Path | None = Field(
         None, description="Routing state and model cache dir (default data_dir/service)."
     )
+    # limits on what one client can make the server hold (service/limits.py)
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest request body (a 1,000-lead batch is ~0.5 MB)."
+    )
+    body_timeout_seconds: float = Field(30.0, gt=0, description="A request body must arrive within this.")
+    max_header_bytes: int = Field(16 * 1024, ge=1024, description="Largest request head (line + headers).")
+    request_head_timeout_seconds: float = Field(
+        10.0, gt=0, description="A connection's next request head must arrive within this."
+    )
     service_host: str = "127.0.0.1"
     service_port: int = Field(8000, ge=1, le=65535)
 

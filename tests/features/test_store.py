@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from features.store import apply_definitions, latest_feature_time, materialize, 
 from funnelcast.core.settings import Settings
 
 REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 9
+REDIS_URL = f"{REDIS_HOST}:{REDIS_PORT},db={REDIS_DB}"  # Feast's connection-string form
 POSTGRES_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 REGISTRY_DB = "funnelcast_test_registry"
 
@@ -80,15 +82,29 @@ def sqlite_store(tiny_features: Settings, tmp_path: Path) -> tuple[FeatureStore,
     return store, settings
 
 
-@pytest.fixture
-def redis_db() -> Iterator[None]:
+@contextmanager
+def applied_on_redis(base: Settings, tmp_path: Path, prefix: str) -> Iterator[tuple[FeatureStore, Settings]]:
+    """``own_settings`` on the shared Redis test db, applied; the project's keys are removed after.
+
+    Each project's keys are its own, so concurrent tests sharing the db never flush each other's.
+    """
+    settings = own_settings(base, tmp_path, prefix, online_store="redis", redis_url=REDIS_URL)
+    store = open_store(settings)
+    apply_definitions(store, settings)
+    try:
+        yield store, settings
+    finally:
+        delete_redis_project(settings.feast_project)
+
+
+def delete_redis_project(project: str) -> None:
+    """Remove one Feast project's keys (each key ends with the project name), leaving others' alone."""
     import redis
 
-    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
-    client.flushdb()
-    yield
-    client.flushdb()
-    client.close()
+    with redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB) as client:
+        keys = list(client.scan_iter(match=b"*" + project.encode(), count=5_000))
+        if keys:
+            client.delete(*keys)
 
 
 # --- 1. point-in-time joins ---------------------------------------------------------------------
@@ -242,18 +258,106 @@ def test_online_features_equal_latest_offline_values_on_sqlite(
 
 @pytest.mark.integration
 def test_online_features_equal_latest_offline_values_on_redis(
-    tiny_features: Settings, tmp_path: Path, redis_db: None
+    tiny_features: Settings, tmp_path: Path
 ) -> None:
+    with applied_on_redis(tiny_features, tmp_path, "redis") as (store, settings):
+        assert_online_matches_offline(store, settings)
+
+
+@pytest.mark.integration
+def test_materialize_to_redis_after_sqlite_on_the_same_registry_writes_every_entity(
+    tiny_features: Settings, tmp_path: Path
+) -> None:
+    """The documented switch: demo on SQLite, then FUNNELCAST_ONLINE_STORE=redis over the same registry.
+
+    The registry's watermark says every view is done up to ``end``; Redis is empty all the same.
+    """
+    lite = own_settings(tiny_features, tmp_path, "switch")
+    store = open_store(lite)
+    apply_definitions(store, lite)
+    end = latest_feature_time(lite)
+    assert all(not r.refilled for r in materialize(store, end=end))
+
+    redis_settings = lite.model_copy(update={"online_store": "redis", "redis_url": REDIS_URL})
+    try:
+        reports = {r.view: r for r in materialize(open_store(redis_settings), end=end)}
+        firmographics = reports["company_firmographics"]
+        assert firmographics.refilled and firmographics.start < end
+        assert firmographics.entities == feature_table(lite, "company_firmographics").company_id.nunique()
+        assert_online_matches_offline(open_store(redis_settings), redis_settings)
+        # and a second run trusts the watermark again: nothing lacking, nothing rewritten
+        assert not any(r.refilled for r in materialize(open_store(redis_settings), end=end))
+    finally:
+        delete_redis_project(redis_settings.feast_project)
+
+
+@pytest.fixture
+def tiny_redis(tmp_path: Path) -> Iterator[int]:
+    """A private redis-server with room for almost nothing: it evicts keys as fast as they are written."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    import redis
+
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path), "--maxmemory", "1mb", "--maxmemory-policy", "allkeys-random"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(100):
+            try:
+                redis.Redis(port=port).ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.integration
+def test_materialize_fails_loudly_naming_the_view_when_the_store_keeps_too_little(
+    tiny_features: Settings, tmp_path: Path, tiny_redis: int
+) -> None:
+    """A Redis that evicts what it is given takes every write and keeps little: never a success."""
+    from features.store import MaterializationIncomplete
+
     settings = own_settings(
-        tiny_features,
-        tmp_path,
-        "redis",
-        online_store="redis",
-        redis_url=f"{REDIS_HOST}:{REDIS_PORT},db={REDIS_DB}",
+        tiny_features, tmp_path, "evict", online_store="redis", redis_url=f"127.0.0.1:{tiny_redis},db=0"
     )
     store = open_store(settings)
     apply_definitions(store, settings)
-    assert_online_matches_offline(store, settings)
+    with pytest.raises(MaterializationIncomplete, match=r"company_firmographics: \d+ of \d+ entities"):
+        materialize(store, end=latest_feature_time(settings), views=["company_firmographics"])
+
+
+@pytest.mark.integration
+def test_a_missing_entity_on_redis_has_no_time_so_it_is_neither_stale_nor_known(
+    tiny_features: Settings, tmp_path: Path
+) -> None:
+    """Feast's Redis store answers an unknown entity with epoch 0; it must read as "no row"."""
+    from features.store import entity_keys, row_time
+
+    with applied_on_redis(tiny_features, tmp_path, "epoch") as (store, settings):
+        materialize(store, end=latest_feature_time(settings), views=["company_firmographics"])
+        known = feature_table(settings, "company_firmographics").company_id.iloc[0]
+        view = store.get_feature_view("company_firmographics")
+        rows = store._get_provider().online_store.online_read(
+            store.config, view, entity_keys("company_id", [known, "never-seen"]), ["industry"]
+        )
+    assert row_time(rows[0][0]) is not None
+    assert rows[1][0] is not None, "Feast's Redis store gives a time even for a missing entity"
+    assert row_time(rows[1][0]) is None
 
 
 # --- 3. push ------------------------------------------------------------------------------------

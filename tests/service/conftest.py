@@ -18,6 +18,7 @@ from features.directory import build_directory, publish_directory
 from features.store import latest_feature_time, materialize, open_store
 from funnelcast.core.settings import Settings
 from service.app import create_app
+from service.limits import server_limits
 from tests.conftest import with_mlflow
 from training.run import train_model
 
@@ -47,7 +48,9 @@ def free_port() -> int:
 def running(settings: Settings) -> Iterator[httpx.Client]:
     """uvicorn serving ``create_app(settings)`` until the block ends; yields a client bound to it."""
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", **server_limits(settings)
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -108,10 +108,10 @@ def test_a_replica_with_an_empty_data_folder_answers_every_route(replica: Settin
         assert alerts.status_code == 200 and len(alerts.json()["alerts"]) == len(stored_alerts)
         assert http.get("/dashboard").status_code == 200
         assert http.get("/healthz").status_code == 200
-        # The feature_store check is left out here: Feast's Redis store reads a missing row with an epoch
-        # timestamp, which OnlineFeatures takes for a stale one (the deployment issue's readiness fix).
-        checks = http.get("/readyz").json()["checks"]
-        assert all(checks["models"].values()) and checks["routing_state"] is True
+        ready = http.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        checks = ready.json()["checks"]
+        assert all(checks["models"].values()) and checks["routing_state"] is True and checks["feature_store"]
         assert http.get("/metrics").status_code == 200
     assert weekly_store(replica).alerts(None, None, 1000) == stored_alerts  # reads never write
     assert sorted(p.name for p in replica.data_dir.iterdir()) == ["feast", "service"]  # no raw/, features/
