@@ -25,9 +25,10 @@ from features.jobs.raw import latest_observed_time, read_raw
 from features.repo.services import LEAD_SCORE_IMPORT_SERVICE, LEAD_SCORE_SERVICE
 from features.request_time import LEAD_CATEGORICAL_LEVELS, LEAD_NUMERIC_COLUMNS, lead_model_frame
 from features.training_sets import LEAD_LABEL_DAYS, lead_training_set, require_service
-from funnelcast.grades import DEFAULT_GRADE_CUTS, score_quantiles
+from funnelcast.grades import DEFAULT_GRADE_CUTS, grade_of, score_0_100, score_quantiles
 from service.routing.policy import RoutingPolicy
 from training.baselines import ODOO_FIELDS, OdooNaiveBayes, lead_rule_points
+from training.diagnostics import diagnostics, rep_region
 from training.metrics import holdout_roc_auc, scorer_metrics
 from training.model import BoostParams, TabularModel, choose_calibrator, fit_booster
 from training.plots import calibration_figure, importance_figure
@@ -180,6 +181,23 @@ def to_outcome(data: LeadDataset, model: TabularModel, params: BoostParams = PAR
     y_hold = data.y[data.split.holdout]
     curves = {k: v for k, v in scores.items() if k in ("model", "odoo_naive_bayes", "oracle")}
     s = data.split
+    hold = data.rows[s.holdout]
+    grades = grade_of(
+        score_0_100(scores["model"], model.metadata["score_quantiles"]), model.metadata["grade_cuts"]
+    )
+    figures, tables = diagnostics(
+        model,
+        data.frame[s.holdout],
+        y_hold,
+        scores["model"],
+        {
+            "channel": hold["channel"].to_numpy(dtype=object),
+            "region": rep_region(hold["assigned_rep_id"], data.reps),
+            "product_line": hold["product_interest"].to_numpy(dtype=object),
+        },
+        grades=grades,
+        toward="converting",
+    )
     return TrainingOutcome(
         model=model,
         params=run_params(
@@ -201,5 +219,7 @@ def to_outcome(data: LeadDataset, model: TabularModel, params: BoostParams = PAR
         figures={
             "calibration": calibration_figure(y_hold, curves),
             "importance": importance_figure(model.importance()),
+            **figures,
         },
+        tables=tables,
     )

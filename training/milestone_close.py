@@ -44,6 +44,7 @@ from funnelcast.forecast import (
     stage_weighted_bookings,
     weekly_win_probabilities,
 )
+from training.diagnostics import diagnostics, rep_region
 from training.metrics import interval_coverage, wape
 from training.model import BoostParams, TabularModel, fit_booster
 from training.plots import backtest_figure, importance_figure
@@ -170,6 +171,7 @@ def build_dataset(
             how="left",
         )
     rows["week_won"] = week_won(rows)
+    rows = rows.join(_segment_columns(rows, raw, raw_dir))
     mondays = pd.Series(rows["event_timestamp"].unique()).sort_values()
     origins = [t for t in mondays if t > as_of - pd.Timedelta(weeks=BACKTEST_WEEKS)]
     if len(origins) < 2:
@@ -193,6 +195,21 @@ def build_dataset(
         stage_win_rate=stage_win_rates(rows, raw["opportunities"], first_origin),
         as_of=as_of,
         imported=imported,
+    )
+
+
+def _segment_columns(rows: pd.DataFrame, raw: dict[str, pd.DataFrame], raw_dir) -> pd.DataFrame:
+    """``segment.channel`` (the originating lead's) and ``segment.region`` (the owner's) per row."""
+    opportunities = raw["opportunities"].set_index("opportunity_id")
+    lead_channel = raw["leads"].set_index("lead_id")["channel"]
+    reps = read_raw(raw_dir, ["reps"])["reps"] if (raw_dir / "reps.parquet").exists() else None
+    owner = rows["opportunity_id"].map(opportunities["owner_rep_id"])
+    return pd.DataFrame(
+        {
+            "segment.channel": rows["opportunity_id"].map(opportunities["lead_id"]).map(lead_channel),
+            "segment.region": rep_region(owner, reps),
+        },
+        index=rows.index,
     )
 
 
@@ -330,6 +347,20 @@ def to_outcome(data: CloseDataset, model: TabularModel, params: BoostParams = PA
     """Evaluate ``model`` on ``data``'s holdout and package everything an MLflow run logs."""
     metrics, weekly = evaluate(model, data)
     ts = data.rows["event_timestamp"]
+    # per-row diagnostics on backtest snapshots whose 13-week outcome is known: won within 13 weeks
+    known = data.rows[data.backtest & (data.rows["week_won"] >= 0).to_numpy()]
+    figures, tables = diagnostics(
+        model,
+        known,
+        (known["week_won"] > 0).to_numpy(int),
+        1 - model.predict_classes(known)[:, 0],
+        {
+            "channel": known["segment.channel"].to_numpy(dtype=object),
+            "region": known["segment.region"].to_numpy(dtype=object),
+            "product_line": known["opportunity_snapshots__product_line"].to_numpy(dtype=object),
+        },
+        toward=f"not winning within {WEEKS} weeks",
+    )
     # an imported pipeline has no oracle; the backtest plot draws its (then empty) line regardless
     plotted = weekly if "oracle_mean" in weekly else weekly.assign(oracle_mean=np.nan)
     return TrainingOutcome(
@@ -357,6 +388,7 @@ def to_outcome(data: CloseDataset, model: TabularModel, params: BoostParams = PA
             "backtest_4w": backtest_figure(plotted, 4),
             "backtest_1w": backtest_figure(plotted, 1),
             "importance": importance_figure(model.importance()),
+            **figures,
         },
-        tables={"backtest_weekly": weekly},
+        tables={"backtest_weekly": weekly, **tables},
     )
