@@ -122,6 +122,9 @@ def features_apply(data_dir: DataDir = None) -> None:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
     console.print(f"applied {len(names)} objects to project {settings.feast_project!r}: {', '.join(names)}")
+    from features.feature_store_yaml import write_feature_store_yaml
+
+    console.print(f"Feast CLI/UI config: {write_feature_store_yaml(settings)}")
 
 
 @features_app.command("materialize")
@@ -281,3 +284,13 @@ def _register_import() -> None:
 
 
 _register_import()
+
+
+def _register_ui() -> None:
+    from funnelcast.cli_ui import features_yaml, ui_app
+
+    app.add_typer(ui_app, name="ui")
+    features_app.command("yaml")(features_yaml)
+
+
+_register_ui()

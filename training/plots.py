@@ -82,7 +82,7 @@ def shap_summary_figure(
     ax.axvline(0, color="grey", linewidth=1)
     ax.set_yticks(range(len(order)), [columns[j] for j in order], fontsize=8)
     ax.set_xlabel(f"SHAP value (log-odds toward {toward})")
-    ax.set_title("SHAP summary on the holdout (colour: feature value, blue low - red high)")
+    ax.set_title("SHAP summary on the holdout (colour: feature value, blue low, red high)", fontsize=9)
     fig.tight_layout()
     return fig
 
