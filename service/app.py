@@ -43,7 +43,7 @@ from service.manager import (
     since_days_ago,
 )
 from service.observability import Metrics, TimingMiddleware, configure_logging
-from service.online_features import online_frame
+from service.online_features import feature_service_of, online_frame
 from service.pipeline import AMOUNT, STAGE, Pipeline, PipelineSnapshot, historical_pipeline, rep_groups_of
 from service.reasons import language_of
 from service.routing.policy import RoutingPolicy
@@ -565,7 +565,11 @@ def _out(r: ScoredLead) -> schemas.LeadScore:
         probability=round(r.probability, 6),
         score=r.score,
         grade=r.grade,  # type: ignore[arg-type]
-        model=schemas.ModelRef(name=r.model.name, version=r.model.version),
+        model=schemas.ModelRef(
+            name=r.model.name,
+            version=r.model.version,
+            feature_service=feature_service_of(r.model.model.metadata),
+        ),
         feature_snapshot_time=r.snapshot_time,
         reasons=None
         if r.reasons is None

@@ -14,7 +14,7 @@ from typing import Any
 
 GROUPS: tuple[tuple[str, Callable[[str], bool]], ...] = (
     ("FIT", lambda c: c in ("industry_product", "industry", "product_interest")),
-    ("INTENT", lambda c: c.startswith("company_behavior__")),
+    ("INTENT", lambda c: c.startswith(("company_behavior__", "company_behavior_trend__"))),
     ("TENDERS", lambda c: c.startswith("company_tenders__") or c == "open_tenders_in_interest"),
     ("SIZE", lambda c: c.startswith("company_firmographics__")),
     ("ROLE", lambda c: c == "contact_role"),

@@ -119,6 +119,9 @@ class Routing(BaseModel):
 class ModelRef(BaseModel):
     name: str
     version: str
+    feature_service: str | None = Field(
+        None, description="The feature service this version was trained on, and so read for this answer"
+    )
 
 
 class LeadScore(BaseModel):
