@@ -7,10 +7,15 @@ than two separate intervals would suggest. Pure: labels and two score vectors in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 from scipy.stats import rankdata
+
+if TYPE_CHECKING:
+    from training.registry import TrainingOutcome
 
 
 @dataclass(frozen=True)
@@ -82,4 +87,15 @@ def paired_bootstrap_auc_difference(
     low, high = np.quantile(diffs, [tail, 1 - tail]) if diffs else (np.nan, np.nan)
     return AucDifference(
         candidate, champion, candidate - champion, float(low), float(high), level, len(diffs)
+    )
+
+
+def with_comparison(outcome: TrainingOutcome, comparison: AucDifference, champion: str) -> TrainingOutcome:
+    """``outcome`` carrying its comparison with champion version ``champion``: the interval as metrics
+    (``vs_champion.*``) and as a one-row table (``tables/champion_comparison.csv``) on the run."""
+    table = pd.DataFrame([{"champion_version": champion, **asdict(comparison)}])
+    return replace(
+        outcome,
+        metrics={**outcome.metrics, **comparison.as_metrics()},
+        tables={**outcome.tables, "champion_comparison": table},
     )
