@@ -14,12 +14,8 @@ from tests.conftest import with_mlflow
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "retrain_and_promote.ipynb"
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize("model", ["lead", "close", "churn"])
-def test_retrain_notebook_runs_and_registers(
-    model: str, tiny_feast: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    settings = with_mlflow(tiny_feast, tmp_path)
+def _notebook_settings_from_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A notebook's kernel builds ``Settings()`` from the environment, like the CLI."""
     for key, value in {
         "FUNNELCAST_DATA_DIR": settings.data_dir,
         "FUNNELCAST_FEAST_PROJECT": settings.feast_project,
@@ -27,6 +23,15 @@ def test_retrain_notebook_runs_and_registers(
         "FUNNELCAST_MLFLOW_ARTIFACT_ROOT": settings.mlflow_artifact_root,
     }.items():
         monkeypatch.setenv(key, str(value))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("model", ["lead", "close", "churn"])
+def test_retrain_notebook_runs_and_registers(
+    model: str, tiny_feast: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = with_mlflow(tiny_feast, tmp_path)
+    _notebook_settings_from_env(settings, monkeypatch)
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     params = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
     params.source = f'MODEL = "{model}"\nFORCE = False'
@@ -52,13 +57,7 @@ def test_new_feature_notebook_publishes_v2_logs_its_comparison_and_serving_follo
     from training.run import train_model
 
     settings = with_mlflow(tiny_feast, tmp_path / "mlflow")
-    for key, value in {
-        "FUNNELCAST_DATA_DIR": settings.data_dir,
-        "FUNNELCAST_FEAST_PROJECT": settings.feast_project,
-        "FUNNELCAST_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "FUNNELCAST_MLFLOW_ARTIFACT_ROOT": settings.mlflow_artifact_root,
-    }.items():
-        monkeypatch.setenv(key, str(value))
+    _notebook_settings_from_env(settings, monkeypatch)
     materialize(open_store(settings), latest_feature_time(settings))
     assert train_model(settings, "lead").version == "1"  # the demo's champion, on lead_score_v1
     notebook = nbformat.read(NEW_FEATURE, as_version=4)

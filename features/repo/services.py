@@ -45,20 +45,16 @@ def feature_services(views: dict[str, FeatureView]) -> list[FeatureService]:
 
 
 def _model_services(views: dict[str, FeatureView]) -> list[FeatureService]:
+    lead_v1 = [views["company_firmographics"], views["company_behavior"], views["company_tenders"]]
     return [
         FeatureService(
             name=LEAD_SCORE_SERVICE,
-            features=[views["company_firmographics"], views["company_behavior"], views["company_tenders"]],
+            features=lead_v1,
             description="P(lead converts within 30 days), scored at creation.",
         ),
         FeatureService(
             name=LEAD_SCORE_V2_SERVICE,
-            features=[
-                views["company_firmographics"],
-                views["company_behavior"],
-                views["company_tenders"],
-                views["company_behavior_trend"],
-            ],
+            features=[*lead_v1, views["company_behavior_trend"]],
             description="lead_score_v1 plus the week-over-week behaviour trend (company_behavior_trend).",
         ),
         FeatureService(
