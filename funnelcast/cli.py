@@ -170,6 +170,10 @@ def train(
     force: Annotated[
         bool, typer.Option("--force", help="Make the new version champion even if it does not beat it.")
     ] = False,
+    service: Annotated[
+        str | None,
+        typer.Option(help="Lead model only: train on this feature service version (e.g. lead_score_v2)."),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Train a model on its feature service, log it to MLflow, register it and apply the promotion gate."""
@@ -185,7 +189,7 @@ def train(
     with _steps(STEPS_PER_MODEL * len(names), "train") as advance:
         for name in names:
             try:
-                results.append(train_model(settings, name, force=force, progress=advance))
+                results.append(train_model(settings, name, force=force, progress=advance, service=service))
             except (FileNotFoundError, ValueError) as err:
                 console.print(f"[red]error:[/red] {name}: {err}")
                 raise typer.Exit(2) from err

@@ -347,8 +347,10 @@ def to_outcome(data: CloseDataset, model: TabularModel, params: BoostParams = PA
     """Evaluate ``model`` on ``data``'s holdout and package everything an MLflow run logs."""
     metrics, weekly = evaluate(model, data)
     ts = data.rows["event_timestamp"]
-    # per-row diagnostics on backtest snapshots whose 13-week outcome is known: won within 13 weeks
-    known = data.rows[data.backtest & (data.rows["week_won"] >= 0).to_numpy()]
+    # per-row diagnostics (won within 13 weeks?) on backtest snapshots whose whole 13-week horizon
+    # has passed: a later snapshot's outcome is known only if the deal already closed, a biased sample
+    horizon_over = (ts + pd.Timedelta(weeks=WEEKS) <= data.as_of).to_numpy()
+    known = data.rows[data.backtest & horizon_over & (data.rows["week_won"] >= 0).to_numpy()]
     figures, tables = diagnostics(
         model,
         known,
