@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from feast import FeatureStore
 from feast.repo_config import load_repo_config
 
 from features.feature_store_yaml import (
@@ -100,6 +101,8 @@ def test_feast_cli_lists_and_materializes_the_store_the_service_reads(
     # the service's own store (built from settings) reads what Feast's CLI applied and materialised
     store = open_store(settings)
     assert {v.name for v in store.list_feature_views()} == views
+    # and a notebook's plain `FeatureStore(repo_path=...)` opens the same registry
+    assert {v.name for v in FeatureStore(repo_path=str(settings.feast_dir)).list_feature_views()} == views
     # as after `make demo`: funnelcast materialised up to a week ago; Feast's CLI continues from there
     end = latest_feature_time(settings)
     materialize(store, end - pd.Timedelta(days=7))
