@@ -58,5 +58,13 @@ bench: install
 	$(BIN)/python bench/routing_replay.py
 	$(BIN)/python bench/forecast_and_risk.py
 
+# Feast's and MLflow's own UIs on the stores the settings name (Ctrl-C stops them)
+.PHONY: feast-ui mlflow-ui
+feast-ui: install
+	$(BIN)/funnelcast ui feast
+
+mlflow-ui: install
+	$(BIN)/funnelcast ui mlflow
+
 clean-data:
 	rm -rf data

@@ -172,12 +172,16 @@ def _numbers(values: object, n: int, fill: float | None) -> np.ndarray:
     return np.where(np.isnan(out), fill, out) if fill is not None else out
 
 
-def lead_model_columns(rows: Mapping[str, Sequence[object] | np.ndarray]) -> dict[str, np.ndarray]:
+def lead_model_columns(
+    rows: Mapping[str, Sequence[object] | np.ndarray], stored: Sequence[str] = ()
+) -> dict[str, np.ndarray]:
     """The lead-score model's input columns (``LEAD_MODEL_COLUMNS``) as arrays, from column arrays.
 
     ``rows`` maps ``LEAD_REQUEST_COLUMNS`` plus the lead-score feature service's features (named
     ``<view>__<feature>``; missing ones read as unknown or zero, see the module doc) to equal-length
     sequences. ``created_at`` is UTC (tz-aware pandas values or naive UTC ``datetime64``).
+    ``stored`` names further stored features a newer feature service adds (``lead_score_v2``'s
+    trend view): they are passed through as they are, a missing one as unknown (None).
     """
     n = len(rows["created_at"])
 
@@ -224,10 +228,11 @@ def lead_model_columns(rows: Mapping[str, Sequence[object] | np.ndarray]) -> dic
     out["utc_hour"] = clock.utc_hour
     out["utc_offset_hours"] = clock.utc_offset_hours
     out["holiday_week"] = holiday_week(clock.iso_year, clock.iso_week, out["country"])
-    return {name: out[name] for name in LEAD_MODEL_COLUMNS}
+    passed = {name: np.asarray(rows[name]) if name in rows else np.full(n, None) for name in stored}
+    return {**{name: out[name] for name in LEAD_MODEL_COLUMNS}, **passed}
 
 
-def lead_model_frame(rows: pd.DataFrame) -> pd.DataFrame:
+def lead_model_frame(rows: pd.DataFrame, stored: Sequence[str] = ()) -> pd.DataFrame:
     """``lead_model_columns`` over a DataFrame (training), returned as a DataFrame on the same index."""
-    columns = lead_model_columns({name: rows[name].to_numpy() for name in rows.columns})
+    columns = lead_model_columns({name: rows[name].to_numpy() for name in rows.columns}, stored)
     return pd.DataFrame(columns, index=rows.index)

@@ -122,6 +122,9 @@ def features_apply(data_dir: DataDir = None) -> None:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
     console.print(f"applied {len(names)} objects to project {settings.feast_project!r}: {', '.join(names)}")
+    from features.feature_store_yaml import write_feature_store_yaml
+
+    console.print(f"Feast CLI/UI config: {write_feature_store_yaml(settings)}")
 
 
 @features_app.command("materialize")
@@ -179,6 +182,10 @@ def train(
     force: Annotated[
         bool, typer.Option("--force", help="Make the new version champion even if it does not beat it.")
     ] = False,
+    service: Annotated[
+        str | None,
+        typer.Option(help="Lead model only: train on this feature service version (e.g. lead_score_v2)."),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Train a model on its feature service, log it to MLflow, register it and apply the promotion gate."""
@@ -194,7 +201,7 @@ def train(
     with _steps(STEPS_PER_MODEL * len(names), "train") as advance:
         for name in names:
             try:
-                results.append(train_model(settings, name, force=force, progress=advance))
+                results.append(train_model(settings, name, force=force, progress=advance, service=service))
             except (FileNotFoundError, ValueError) as err:
                 console.print(f"[red]error:[/red] {name}: {err}")
                 raise typer.Exit(2) from err
@@ -298,3 +305,13 @@ def _register_import() -> None:
 
 
 _register_import()
+
+
+def _register_ui() -> None:
+    from funnelcast.cli_ui import features_yaml, ui_app
+
+    app.add_typer(ui_app, name="ui")
+    features_app.command("yaml")(features_yaml)
+
+
+_register_ui()

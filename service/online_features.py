@@ -1,8 +1,9 @@
 """Online features for scoring, read from the Feast online store, never failing a request.
 
-``lead_features`` returns each company's ``lead_score_v1`` features named ``<view>__<feature>``
-(as in training), the newest feature timestamp, which sources are degraded (the store raised, or
-a view's values are older than the staleness limit) and whether the company is unknown (no
+``lead_features`` returns each company's features of the champion's lead-score feature service
+(``feature_service_of``: ``lead_score_v1``, ``lead_score_v2``, ...) named ``<view>__<feature>`` (as
+in training), the newest feature timestamp, which sources are degraded (the store raised, or a
+view's values are older than the staleness limit) and whether the company is unknown (no
 firmographics). A Feast error is caught here: the lead is then scored on request-time features
 alone and flagged ``degraded``; a dead store never turns into a 500.
 """
@@ -10,6 +11,7 @@ alone and flagged ``degraded``; a dead store never turns into a 500.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +37,11 @@ class CompanyFeatures:
     unknown_entity: bool = False
 
 
+def feature_service_of(metadata: Mapping[str, Any]) -> str:
+    """The feature service a lead model was trained on, as its metadata names it (v1 if it predates that)."""
+    return str(metadata.get("feature_service", LEAD_SCORE_SERVICE))
+
+
 class OnlineFeatures:
     """Reads the feature service's views straight from Feast's online store (``OnlineStore.online_read``).
 
@@ -46,21 +53,32 @@ class OnlineFeatures:
     def __init__(self, store: FeatureStore, stale_after: timedelta) -> None:
         self.store = store
         self.stale_after = stale_after
-        service = store.get_feature_service(LEAD_SCORE_SERVICE)
-        self._views = [
-            (store.get_feature_view(p.name), p.name, [f.name for f in p.features])
-            for p in service.feature_view_projections
-        ]
+        self._services: dict[str, list[tuple[Any, str, list[str]]]] = {}
+        self._views(LEAD_SCORE_SERVICE)
         self._online = store._get_provider().online_store
         self._config = store.config
 
-    def lead_features(self, company_ids: list[str], now: datetime | None = None) -> list[CompanyFeatures]:
+    def _views(self, service: str) -> list[tuple[Any, str, list[str]]]:
+        """The company-keyed views of ``service`` with their features, resolved once per service."""
+        if service not in self._services:
+            projections = self.store.get_feature_service(service).feature_view_projections
+            views = [
+                (self.store.get_feature_view(p.name), p.name, [f.name for f in p.features])
+                for p in projections
+            ]
+            # views keyed by another entity (an import's lead attributes) are not read by company id
+            self._services[service] = [v for v in views if v[0].entity_columns[0].name == "company_id"]
+        return self._services[service]
+
+    def lead_features(
+        self, company_ids: list[str], now: datetime | None = None, service: str = LEAD_SCORE_SERVICE
+    ) -> list[CompanyFeatures]:
         now = now or datetime.now(UTC)
         keys = entity_keys("company_id", company_ids)
         values: list[dict[str, Any]] = [{} for _ in company_ids]
         stamps: list[dict[str, datetime]] = [{} for _ in company_ids]
         try:
-            for view, name, features in self._views:
+            for view, name, features in self._views(service):
                 for i, (stamp, row) in enumerate(
                     _read(self._online, self._config, view, name, features, keys)
                 ):

@@ -16,7 +16,7 @@ from funnelcast.core.reason_terms import Catalogue, term_of
 
 GROUPS: Catalogue = (
     ("FIT", lambda c: c in ("industry_product", "industry", "product_interest")),
-    ("INTENT", lambda c: c.startswith("company_behavior__")),
+    ("INTENT", lambda c: c.startswith(("company_behavior__", "company_behavior_trend__"))),
     ("TENDERS", lambda c: c.startswith("company_tenders__") or c == "open_tenders_in_interest"),
     ("SIZE", lambda c: c.startswith("company_firmographics__")),
     ("ROLE", lambda c: c == "contact_role"),

@@ -11,6 +11,7 @@ from zoneinfo import available_timezones
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from features.catalog import CHANNELS, CONTACT_ROLES, PRODUCT_LINE_NAMES
+from service.online_features import feature_service_of
 
 if TYPE_CHECKING:  # the answers are built from these; importing them at run time would be circular
     from service.live_models import LiveModel
@@ -145,6 +146,9 @@ class Routing(BaseModel):
 class ModelRef(BaseModel):
     name: str
     version: str
+    feature_service: str | None = Field(
+        None, description="The feature service this version was trained on, and so read for this answer"
+    )
 
 
 class LeadScore(BaseModel):
@@ -168,7 +172,11 @@ class LeadScore(BaseModel):
             probability=round(r.probability, 6),
             score=r.score,
             grade=r.grade,  # type: ignore[arg-type]
-            model=ModelRef(name=r.model.name, version=r.model.version),
+            model=ModelRef(
+                name=r.model.name,
+                version=r.model.version,
+                feature_service=feature_service_of(r.model.model.metadata),
+            ),
             feature_snapshot_time=r.snapshot_time,
             reasons=None
             if r.reasons is None

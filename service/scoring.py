@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from features.request_time import LEAD_REQUEST_COLUMNS, lead_model_columns, local_clock
+from features.request_time import LEAD_MODEL_COLUMNS, LEAD_REQUEST_COLUMNS, lead_model_columns, local_clock
 from funnelcast.core.grades import grade_of, score_0_100
 from service.lead_locale import infer_missing
 from service.live_models import LiveModel
-from service.online_features import OnlineFeatures
+from service.online_features import OnlineFeatures, feature_service_of
 from service.reasons import reason_codes
 from service.routing.policy import LeadToRoute, RepFit, RoutingDecision
 from service.routing.router import Router
@@ -64,7 +64,9 @@ def score_leads(
         raise ModelNotLoaded("no lead_score champion is loaded")
     now = now or datetime.now(UTC)
     inferred = [infer_missing(x.country, x.timezone, x.language, x.phone, x.message) for x in leads]
-    company = features.lead_features([x.company_id for x in leads], now)
+    tab = model.model
+    # the champion's own feature service: a _v2 champion reads its new views too
+    company = features.lead_features([x.company_id for x in leads], now, feature_service_of(tab.metadata))
     request: dict[str, list] = {name: [getattr(x, name) for x in leads] for name in LEAD_REQUEST_COLUMNS}
     request["created_at"] = [np.datetime64((x.created_at or now).replace(tzinfo=None), "s") for x in leads]
     request["country"] = [inf.country for inf in inferred]
@@ -72,8 +74,7 @@ def score_leads(
     request["language"] = [inf.language for inf in inferred]
     for name in {k for comp in company for k in comp.values}:
         request[name] = [comp.values.get(name) for comp in company]
-    columns = lead_model_columns(request)
-    tab = model.model
+    columns = lead_model_columns(request, [c for c in tab.columns if c not in LEAD_MODEL_COLUMNS])
     probs = tab.predict(columns)
     scores = score_0_100(probs, tab.metadata["score_quantiles"]).astype(int)
     grades = grade_of(scores, tab.metadata["grade_cuts"])

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 
 from features.world.generate import WorldSummary, generate_world
 from features.world.params import WorldParams
-from funnelcast.core.settings import Settings
+from funnelcast.core.settings import PROJECT_ROOT, Settings
 
 TINY_LEADS = 3_000
+ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"  # screenshots (git-ignored)
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+needs_chromium = pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="Debian chromium not installed (make test installs it)"
+)
 
 
 def tiny_params(seed: int = 11) -> WorldParams:
@@ -53,3 +66,32 @@ def with_mlflow(settings: Settings, directory: Path, uri: str | None = None) -> 
             "mlflow_artifact_root": directory / "artifacts",
         }
     )
+
+
+@contextmanager
+def subprocess_server(command: list[str], env: dict, ready_url: str, timeout: float = 180) -> Iterator[str]:
+    """Start ``command`` in its own process group, wait until ``ready_url`` answers, stop it after."""
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{command[0]} exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            try:
+                if httpx.get(ready_url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass  # not listening yet
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{ready_url} did not answer in {timeout:.0f} s")
+            time.sleep(0.5)
+        yield ready_url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the tool and any workers it started
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)

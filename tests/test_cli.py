@@ -38,3 +38,9 @@ def test_generate_rejects_a_too_small_world(tmp_path: Path) -> None:
     result = runner.invoke(app, ["world", "generate", "--leads", "5", "--data-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "--leads" in result.output
+
+
+def test_train_on_another_feature_service_is_for_the_lead_model_only(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "close", "--service", "lead_score_v2", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "service" in result.output and "only the lead model" in result.output

@@ -27,6 +27,7 @@ from features.repo.views import ACCOUNT_FIELDS
 from features.training_sets import churn_training_set, require_service
 from funnelcast.core.model import TabularModel
 from training.baselines import churn_rule_risk
+from training.diagnostics import diagnostics
 from training.fitting import BoostParams, choose_calibrator, fit_booster
 from training.metrics import holdout_roc_auc, scorer_metrics
 from training.plots import calibration_figure, importance_figure
@@ -34,6 +35,7 @@ from training.registry import TrainingOutcome, run_params
 from training.splits import TimeSplit, split_rows
 
 NAME = "churn"
+SEGMENTS = ("segment.plan", "segment.country", "segment.channel")
 DAYS_BEFORE_RENEWAL = 90
 NUMERIC_COLUMNS = tuple(f"account_health__{f.name}" for f in ACCOUNT_FIELDS)
 PARAMS = BoostParams(
@@ -73,7 +75,10 @@ def _has_attributes(imported: ImportManifest | None) -> bool:
 
 
 def build_dataset(store: FeatureStore, raw_dir, oracle_dir=None) -> ChurnDataset:
-    contracts = read_raw(raw_dir, ["contracts"])["contracts"]
+    # companies and leads only name segments; an imported accounts export may come without them
+    present = [n for n in ("companies", "leads") if (raw_dir / f"{n}.parquet").exists()]
+    raw = read_raw(raw_dir, ["contracts", *present])
+    contracts = raw["contracts"]
     imported = load_manifest(raw_dir, "accounts")
     service = CHURN_IMPORT_SERVICE if _has_attributes(imported) else CHURN_SERVICE
     if imported is not None:
@@ -90,8 +95,36 @@ def build_dataset(store: FeatureStore, raw_dir, oracle_dir=None) -> ChurnDataset
         )
     if rows["label"].nunique() < 2:
         raise ValueError("churn labels hold one class only; need renewed and churned accounts")
+    rows = rows.join(_segment_columns(rows, raw))
     split = split_rows(rows["scored_at"], rows["label"].to_numpy(int), valid_share=0.15, holdout_share=0.25)
     return ChurnDataset(rows, split, imported)
+
+
+def _segment_columns(rows: pd.DataFrame, raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Segments of each renewal: the contract's plan (the product), the account's country and the
+    channel of the company's first lead (accounts have no owner rep, so no sales region)."""
+    plan = raw["contracts"].set_index(["account_id", "renewal_at"])["plan"]
+    plan = plan[~plan.index.duplicated()]
+    keys = pd.MultiIndex.from_arrays([rows["account_id"], rows["renewal_at"]])
+    none = pd.Series(dtype=object)
+    country = (
+        raw["companies"].sort_values("snapshot_at").groupby("company_id")["country"].last()
+        if "companies" in raw
+        else none
+    )
+    first_channel = (
+        raw["leads"].sort_values("created_at").groupby("company_id")["channel"].first()
+        if "leads" in raw
+        else none
+    )
+    return pd.DataFrame(
+        {
+            "segment.plan": plan.reindex(keys).to_numpy(dtype=object),
+            "segment.country": rows["account_id"].map(country).to_numpy(dtype=object),
+            "segment.channel": rows["account_id"].map(first_channel).to_numpy(dtype=object),
+        },
+        index=rows.index,
+    )
 
 
 def train(
@@ -135,6 +168,15 @@ def to_outcome(data: ChurnDataset, model: TabularModel, params: BoostParams = PA
     """Evaluate ``model`` on ``data``'s holdout and package everything an MLflow run logs."""
     metrics, scores = evaluate(model, data)
     s = data.split
+    hold = data.rows[s.holdout]
+    figures, tables = diagnostics(
+        model,
+        hold,
+        data.y[s.holdout],
+        scores["model"],
+        {name.removeprefix("segment."): hold[name].to_numpy(dtype=object) for name in SEGMENTS},
+        toward="not renewing",
+    )
     return TrainingOutcome(
         model=model,
         params=run_params(
@@ -157,5 +199,7 @@ def to_outcome(data: ChurnDataset, model: TabularModel, params: BoostParams = PA
                 data.y[s.holdout], {k: v for k, v in scores.items() if k != "rule_health"}
             ),
             "importance": importance_figure(model.importance()),
+            **figures,
         },
+        tables=tables,
     )

@@ -19,16 +19,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from feast import FeatureStore
+from feast.types import Bool, Float32, Float64, Int32, Int64
 
 from features.importers.manifest import ImportManifest, load_manifest
 from features.jobs.raw import latest_observed_time, read_raw
 from features.repo.services import LEAD_SCORE_IMPORT_SERVICE, LEAD_SCORE_SERVICE
 from features.request_time import LEAD_CATEGORICAL_LEVELS, LEAD_NUMERIC_COLUMNS, lead_model_frame
 from features.training_sets import LEAD_LABEL_DAYS, lead_training_set, require_service
-from funnelcast.core.grades import DEFAULT_GRADE_CUTS, score_quantiles
+from funnelcast.core.grades import DEFAULT_GRADE_CUTS, grade_of, score_0_100, score_quantiles
 from funnelcast.core.model import TabularModel
 from funnelcast.core.routing_filters import MAX_TIMEZONE_GAP_HOURS, MIN_LANGUAGE_PROFICIENCY
 from training.baselines import ODOO_FIELDS, OdooNaiveBayes, lead_rule_points
+from training.diagnostics import diagnostics, rep_region
 from training.fitting import BoostParams, choose_calibrator, fit_booster
 from training.metrics import holdout_roc_auc, scorer_metrics
 from training.plots import calibration_figure, importance_figure
@@ -49,6 +51,8 @@ class LeadDataset:
     reps: pd.DataFrame | None = None  # for the learned rep fit (routing); None when history has no reps
     rep_languages: pd.DataFrame | None = None
     imported: ImportManifest | None = None  # the CRM import the leads came from, if any
+    feature_service: str | None = None  # a newer lead_score_vN chosen by name (default: v1 / import)
+    added: tuple[str, ...] = ()  # the stored features that service adds to v1 (``<view>__<feature>``)
 
     @property
     def y(self) -> np.ndarray:
@@ -56,12 +60,15 @@ class LeadDataset:
 
     @property
     def service(self) -> str:
+        if self.feature_service is not None:
+            return self.feature_service
         return LEAD_SCORE_IMPORT_SERVICE if _has_attributes(self.imported) else LEAD_SCORE_SERVICE
 
     def model_columns(self) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
-        """Categorical levels and numeric columns: the lead model's, plus any imported attributes."""
+        """Categorical levels and numeric columns: the lead model's, plus any imported attributes
+        and the stored features a newer feature service adds."""
         if not _has_attributes(self.imported):
-            return LEAD_CATEGORICAL_LEVELS, LEAD_NUMERIC_COLUMNS
+            return LEAD_CATEGORICAL_LEVELS, (*LEAD_NUMERIC_COLUMNS, *self.added)
         categorical, numeric = self.imported.model_columns()
         return {**LEAD_CATEGORICAL_LEVELS, **categorical}, (*LEAD_NUMERIC_COLUMNS, *numeric)
 
@@ -70,13 +77,48 @@ def _has_attributes(imported: ImportManifest | None) -> bool:
     return imported is not None and bool(imported.attributes)
 
 
+_NUMERIC = (Int64, Int32, Float64, Float32, Bool)
+
+
+def added_features(store: FeatureStore, service: str) -> tuple[str, ...]:
+    """The stored features ``service`` adds to ``lead_score_v1`` (a ``_v2``'s new view), as model
+    columns named ``<view>__<feature>``. Numeric only: a new categorical would need declared levels."""
+    base = {
+        (p.name, f.name)
+        for p in store.get_feature_service(LEAD_SCORE_SERVICE).feature_view_projections
+        for f in p.features
+    }
+    added = []
+    for projection in store.get_feature_service(service).feature_view_projections:
+        for f in projection.features:
+            if (projection.name, f.name) in base:
+                continue
+            if f.dtype not in _NUMERIC:
+                raise ValueError(
+                    f"{service}: feature {projection.name}.{f.name} is {f.dtype}; only numeric features "
+                    "can be added to the lead model by a new feature service"
+                )
+            added.append(f"{projection.name}__{f.name}")
+    return tuple(added)
+
+
 def build_dataset(
-    store: FeatureStore, raw_dir, oracle_dir=None, as_of: pd.Timestamp | None = None
+    store: FeatureStore,
+    raw_dir,
+    oracle_dir=None,
+    as_of: pd.Timestamp | None = None,
+    service: str | None = None,
 ) -> LeadDataset:
+    """Decided leads joined on ``service`` (default ``lead_score_v1``, or the import's service)."""
     raw = read_raw(raw_dir, ["leads", "behavior_events", "opportunities", "stage_events", "tenders"])
     reps = read_raw(raw_dir, ["reps", "rep_languages"]) if (raw_dir / "reps.parquet").exists() else {}
     imported = load_manifest(raw_dir, "leads")
-    service = LEAD_SCORE_IMPORT_SERVICE if _has_attributes(imported) else LEAD_SCORE_SERVICE
+    chosen = service
+    if service is not None:
+        require_service(store, service)
+    else:
+        service = LEAD_SCORE_IMPORT_SERVICE if _has_attributes(imported) else LEAD_SCORE_SERVICE
+    added = added_features(store, chosen) if chosen is not None else ()
     if imported is not None:
         require_service(store, service)
         as_of = as_of or pd.Timestamp(imported.as_of)
@@ -90,7 +132,7 @@ def build_dataset(
     if rows["label"].nunique() < 2:
         raise ValueError(f"lead labels are all {rows['label'].iloc[0]}; need converted and unconverted leads")
     split = split_rows(rows["created_at"], rows["label"].to_numpy(int), valid_share=0.15, holdout_share=0.20)
-    frame = lead_model_frame(rows)
+    frame = lead_model_frame(rows, added)
     if _has_attributes(imported):
         categorical, numeric = imported.model_columns()
         frame = frame.join(rows[[*categorical, *numeric]])
@@ -102,6 +144,8 @@ def build_dataset(
         reps=reps.get("reps"),
         rep_languages=reps.get("rep_languages"),
         imported=imported,
+        feature_service=chosen,
+        added=added,
     )
 
 
@@ -180,6 +224,23 @@ def to_outcome(data: LeadDataset, model: TabularModel, params: BoostParams = PAR
     y_hold = data.y[data.split.holdout]
     curves = {k: v for k, v in scores.items() if k in ("model", "odoo_naive_bayes", "oracle")}
     s = data.split
+    hold = data.rows[s.holdout]
+    grades = grade_of(
+        score_0_100(scores["model"], model.metadata["score_quantiles"]), model.metadata["grade_cuts"]
+    )
+    figures, tables = diagnostics(
+        model,
+        data.frame[s.holdout],
+        y_hold,
+        scores["model"],
+        {
+            "channel": hold["channel"].to_numpy(dtype=object),
+            "region": rep_region(hold["assigned_rep_id"], data.reps),
+            "product_line": hold["product_interest"].to_numpy(dtype=object),
+        },
+        grades=grades,
+        toward="converting",
+    )
     return TrainingOutcome(
         model=model,
         params=run_params(
@@ -201,5 +262,7 @@ def to_outcome(data: LeadDataset, model: TabularModel, params: BoostParams = PAR
         figures={
             "calibration": calibration_figure(y_hold, curves),
             "importance": importance_figure(model.importance()),
+            **figures,
         },
+        tables=tables,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 
@@ -78,3 +79,50 @@ def scorer_metrics(
     if "oracle.roc_auc" in metrics and "roc_auc" in metrics:
         metrics["roc_auc_gap_to_oracle"] = metrics["oracle.roc_auc"] - metrics["roc_auc"]
     return metrics
+
+
+def segment_metrics(y: np.ndarray, p: np.ndarray, segments: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Holdout metrics within each segment value (``channel=referral``, ``region=emea``, ...).
+
+    One row per (segment, value) with rows, positives, observed rate, mean prediction and
+    ``classification_metrics`` (ROC-AUC is NaN where a segment holds one class), plus an ``all`` row
+    for reference, so a regression confined to one segment shows even when the total holds.
+    Missing segment values are grouped as ``(missing)``.
+    """
+    y, p = np.asarray(y, int), np.asarray(p, float)
+    records = [{"segment": "all", "value": "all", **_segment_row(y, p)}]
+    for name, values in segments.items():
+        labels = pd.Series(np.asarray(values, dtype=object)).where(pd.notna(values), "(missing)").astype(str)
+        for value in sorted(labels.unique()):
+            mask = (labels == value).to_numpy()
+            records.append({"segment": name, "value": value, **_segment_row(y[mask], p[mask])})
+    return pd.DataFrame.from_records(records)
+
+
+def _segment_row(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    return {
+        "rows": len(y),
+        "positives": int(y.sum()),
+        "observed_rate": float(y.mean()) if len(y) else float("nan"),
+        "mean_predicted": float(p.mean()) if len(p) else float("nan"),
+        **classification_metrics(y, p),
+    }
+
+
+def grade_calibration(y: np.ndarray, p: np.ndarray, grades: np.ndarray) -> pd.DataFrame:
+    """Per grade (A, B, ...): rows, mean predicted probability, observed rate and their gap."""
+    y, p = np.asarray(y, float), np.asarray(p, float)
+    grades = np.asarray(grades, dtype=object)
+    records = []
+    for grade in sorted(set(grades.tolist())):
+        mask = grades == grade
+        records.append(
+            {
+                "grade": grade,
+                "rows": int(mask.sum()),
+                "mean_predicted": float(p[mask].mean()),
+                "observed_rate": float(y[mask].mean()),
+                "gap": float(y[mask].mean() - p[mask].mean()),
+            }
+        )
+    return pd.DataFrame.from_records(records)

@@ -46,6 +46,7 @@ from funnelcast.core.forecast import (
     weekly_win_probabilities,
 )
 from funnelcast.core.model import TabularModel
+from training.diagnostics import diagnostics, rep_region
 from training.fitting import BoostParams, fit_booster
 from training.metrics import interval_coverage, wape
 from training.plots import backtest_figure, importance_figure
@@ -169,6 +170,7 @@ def build_dataset(
             how="left",
         )
     rows["week_won"] = week_won(rows)
+    rows = rows.join(_segment_columns(rows, raw, raw_dir))
     mondays = pd.Series(rows["event_timestamp"].unique()).sort_values()
     origins = [t for t in mondays if t > as_of - pd.Timedelta(weeks=BACKTEST_WEEKS)]
     if len(origins) < 2:
@@ -192,6 +194,21 @@ def build_dataset(
         stage_win_rate=stage_win_rates(rows, raw["opportunities"], first_origin),
         as_of=as_of,
         imported=imported,
+    )
+
+
+def _segment_columns(rows: pd.DataFrame, raw: dict[str, pd.DataFrame], raw_dir) -> pd.DataFrame:
+    """``segment.channel`` (the originating lead's) and ``segment.region`` (the owner's) per row."""
+    opportunities = raw["opportunities"].set_index("opportunity_id")
+    lead_channel = raw["leads"].set_index("lead_id")["channel"]
+    reps = read_raw(raw_dir, ["reps"])["reps"] if (raw_dir / "reps.parquet").exists() else None
+    owner = rows["opportunity_id"].map(opportunities["owner_rep_id"])
+    return pd.DataFrame(
+        {
+            "segment.channel": rows["opportunity_id"].map(opportunities["lead_id"]).map(lead_channel),
+            "segment.region": rep_region(owner, reps),
+        },
+        index=rows.index,
     )
 
 
@@ -329,6 +346,22 @@ def to_outcome(data: CloseDataset, model: TabularModel, params: BoostParams = PA
     """Evaluate ``model`` on ``data``'s holdout and package everything an MLflow run logs."""
     metrics, weekly = evaluate(model, data)
     ts = data.rows["event_timestamp"]
+    # per-row diagnostics (won within 13 weeks?) on backtest snapshots whose whole 13-week horizon
+    # has passed: a later snapshot's outcome is known only if the deal already closed, a biased sample
+    horizon_over = (ts + pd.Timedelta(weeks=WEEKS) <= data.as_of).to_numpy()
+    known = data.rows[data.backtest & horizon_over & (data.rows["week_won"] >= 0).to_numpy()]
+    figures, tables = diagnostics(
+        model,
+        known,
+        (known["week_won"] > 0).to_numpy(int),
+        1 - model.predict_classes(known)[:, 0],
+        {
+            "channel": known["segment.channel"].to_numpy(dtype=object),
+            "region": known["segment.region"].to_numpy(dtype=object),
+            "product_line": known["opportunity_snapshots__product_line"].to_numpy(dtype=object),
+        },
+        toward=f"not winning within {WEEKS} weeks",
+    )
     # an imported pipeline has no oracle; the backtest plot draws its (then empty) line regardless
     plotted = weekly if "oracle_mean" in weekly else weekly.assign(oracle_mean=np.nan)
     return TrainingOutcome(
@@ -356,6 +389,7 @@ def to_outcome(data: CloseDataset, model: TabularModel, params: BoostParams = PA
             "backtest_4w": backtest_figure(plotted, 4),
             "backtest_1w": backtest_figure(plotted, 1),
             "importance": importance_figure(model.importance()),
+            **figures,
         },
-        tables={"backtest_weekly": weekly},
+        tables={"backtest_weekly": weekly, **tables},
     )

@@ -59,3 +59,71 @@ def backtest_figure(weekly: pd.DataFrame, horizon: int) -> Figure:
     ax.legend()
     fig.autofmt_xdate()
     return fig
+
+
+def shap_summary_figure(
+    values: np.ndarray, x: np.ndarray, columns: list[str], top: int = 12, toward: str = "positive class"
+) -> Figure:
+    """SHAP summary: one row per top feature (by mean |SHAP|), each holdout row a dot at its SHAP
+    value, coloured by the feature's value (rank within the feature: blue low, red high, grey missing)."""
+    order = np.argsort(-np.abs(values).mean(axis=0), kind="stable")[:top][::-1]
+    fig = Figure(figsize=(8, 0.38 * len(order) + 1.4))
+    ax = fig.subplots()
+    rng = np.random.default_rng(0)
+    for row, j in enumerate(order):
+        v, f = values[:, j], x[:, j]
+        colour = np.full(len(f), 0.5)
+        known = ~np.isnan(f)
+        if known.sum() > 1:
+            colour[known] = pd.Series(f[known]).rank(pct=True).to_numpy()
+        jitter = rng.uniform(-0.3, 0.3, len(v))
+        ax.scatter(v[known], row + jitter[known], c=colour[known], cmap="coolwarm", s=6, alpha=0.6)
+        ax.scatter(v[~known], row + jitter[~known], color="grey", s=6, alpha=0.4)
+    ax.axvline(0, color="grey", linewidth=1)
+    ax.set_yticks(range(len(order)), [columns[j] for j in order], fontsize=8)
+    ax.set_xlabel(f"SHAP value (log-odds toward {toward})")
+    ax.set_title("SHAP summary on the holdout (colour: feature value, blue low, red high)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def shap_dependence_figure(
+    values: np.ndarray, x: np.ndarray, name: str, levels: tuple[str, ...] | None = None
+) -> Figure:
+    """One feature's SHAP value against its value (categories as their levels, missing at the left)."""
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    known = ~np.isnan(x)
+    ax.scatter(x[known], values[known], s=6, alpha=0.5)
+    if (~known).any():
+        left = np.nanmin(x) - 1 if known.any() else 0.0
+        ax.scatter(
+            np.full((~known).sum(), left), values[~known], s=6, alpha=0.5, color="grey", label="missing"
+        )
+        ax.legend()
+    if levels is not None:
+        ax.set_xticks(range(len(levels)), levels, rotation=45, ha="right", fontsize=7)
+    ax.axhline(0, color="grey", linewidth=1)
+    ax.set_xlabel(name)
+    ax.set_ylabel("SHAP value (log-odds)")
+    ax.set_title(f"SHAP dependence: {name}")
+    fig.tight_layout()
+    return fig
+
+
+def segment_figure(table: pd.DataFrame, metric: str = "roc_auc") -> Figure:
+    """``metric`` per segment value (bars) beside the overall value (dashed line)."""
+    rows = table[table["segment"] != "all"]
+    overall = float(table.loc[table["segment"] == "all", metric].iloc[0])
+    fig = Figure(figsize=(8, 0.28 * len(rows) + 1.4))
+    ax = fig.subplots()
+    labels = [
+        f"{s}={v} (n={n})" for s, v, n in zip(rows["segment"], rows["value"], rows["rows"], strict=True)
+    ]
+    ax.barh(labels[::-1], rows[metric].to_numpy(float)[::-1])
+    ax.axvline(overall, color="black", linestyle="--", linewidth=1, label=f"all: {overall:.3f}")
+    ax.set_xlabel(f"{metric} on the holdout")
+    ax.tick_params(axis="y", labelsize=7)
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -23,10 +23,18 @@ def build_outcome(
     short: str,
     columns: tuple[str, ...] | None = None,
     progress: Callable[[str], None] | None = None,
+    service: str | None = None,
 ) -> TrainingOutcome:
-    """Dataset, fit and evaluation for model ``short`` (``lead``, ``close``, ``churn``), no MLflow."""
+    """Dataset, fit and evaluation for model ``short`` (``lead``, ``close``, ``churn``), no MLflow.
+
+    ``service`` trains the lead model on another version of its feature service (``lead_score_v2``).
+    """
     if short not in MODELS:
         raise ValueError(f"unknown model {short!r}; choose one of {', '.join(MODELS)}")
+    if service is not None and short != "lead":
+        raise ValueError(
+            f"service: only the lead model can be trained on another feature service, not {short!r}"
+        )
     for table in ("company_firmographics", "opportunity_snapshots", "account_health"):
         if not (settings.feature_dir / f"{table}.parquet").exists():
             raise FileNotFoundError(
@@ -38,7 +46,8 @@ def build_outcome(
     module = MODELS[short]
     step = progress or (lambda _msg: None)
     step(f"{short}: dataset")
-    data = module.build_dataset(store, settings.raw_dir, settings.oracle_dir)
+    chosen = {"service": service} if service is not None else {}
+    data = module.build_dataset(store, settings.raw_dir, settings.oracle_dir, **chosen)
     step(f"{short}: train")
     model = module.train(data, columns=columns)
     step(f"{short}: evaluate")
@@ -51,7 +60,8 @@ def train_model(
     force: bool = False,
     columns: tuple[str, ...] | None = None,
     progress: Callable[[str], None] | None = None,
+    service: str | None = None,
 ) -> RegisteredRun:
     """Train ``short``, log the run to MLflow, register a version and apply the promotion gate."""
-    outcome = build_outcome(settings, short, columns, progress)
+    outcome = build_outcome(settings, short, columns, progress, service)
     return log_and_register(settings, registered_name(short), outcome, force=force, progress=progress)

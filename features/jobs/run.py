@@ -18,6 +18,7 @@ from features.importers.manifest import ATTRIBUTE_VIEW, load_manifests, read_att
 from features.jobs.account_health import build_account_health
 from features.jobs.attributes import build_attribute_table
 from features.jobs.behavior import build_company_behavior, build_lead_behavior
+from features.jobs.behavior_trend import build_company_behavior_trend
 from features.jobs.commodity_prices import build_commodity_prices
 from features.jobs.company_firmographics import build_company_firmographics
 from features.jobs.company_tenders import build_company_tenders
@@ -39,6 +40,7 @@ FEATURE_JOBS: dict[str, tuple[FeatureJob, str]] = {
     "opportunity_snapshots": (build_opportunity_snapshots, "opportunity_id"),
     "account_health": (build_account_health, "account_id"),
     "rep_profile": (build_rep_profile, "rep_id"),
+    "company_behavior_trend": (build_company_behavior_trend, "company_id"),
 }
 
 

@@ -14,6 +14,8 @@ from feast import FeatureService, FeatureView
 from features.importers.manifest import ATTRIBUTE_VIEW
 
 LEAD_SCORE_SERVICE = "lead_score_v1"
+# v1 plus the behaviour trend (notebooks/new_feature.ipynb); the champion's metadata says which it reads
+LEAD_SCORE_V2_SERVICE = "lead_score_v2"
 MILESTONE_CLOSE_SERVICE = "milestone_close_v1"
 CHURN_SERVICE = "churn_v1"
 LEAD_SCORE_IMPORT_SERVICE = "lead_score_import_v1"
@@ -43,11 +45,17 @@ def feature_services(views: dict[str, FeatureView]) -> list[FeatureService]:
 
 
 def _model_services(views: dict[str, FeatureView]) -> list[FeatureService]:
+    lead_v1 = [views["company_firmographics"], views["company_behavior"], views["company_tenders"]]
     return [
         FeatureService(
             name=LEAD_SCORE_SERVICE,
-            features=[views["company_firmographics"], views["company_behavior"], views["company_tenders"]],
+            features=lead_v1,
             description="P(lead converts within 30 days), scored at creation.",
+        ),
+        FeatureService(
+            name=LEAD_SCORE_V2_SERVICE,
+            features=[*lead_v1, views["company_behavior_trend"]],
+            description="lead_score_v1 plus the week-over-week behaviour trend (company_behavior_trend).",
         ),
         FeatureService(
             name=MILESTONE_CLOSE_SERVICE,

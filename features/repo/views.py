@@ -106,6 +106,13 @@ REP_FIELDS = [
     Field(name="open_opportunities", dtype=Int64),
 ]
 
+# The week-over-week behaviour trend behind lead_score_v2 (features.jobs.behavior_trend).
+BEHAVIOR_TREND_FIELDS = [
+    Field(name="events_7d", dtype=Int64),
+    Field(name="events_prev_7d", dtype=Int64),
+    Field(name="events_wow_log_ratio", dtype=Float64),
+]
+
 # How far back materialisation reads each view (None: all history, e.g. every company's profile).
 SERVING_WINDOW: dict[str, timedelta | None] = {
     "company_firmographics": None,
@@ -116,6 +123,7 @@ SERVING_WINDOW: dict[str, timedelta | None] = {
     "opportunity_snapshots": timedelta(days=7),
     "account_health": timedelta(days=7),
     "rep_profile": timedelta(days=31),
+    "company_behavior_trend": timedelta(days=1),  # every company has a row at the build's as_of
 }
 
 
@@ -166,6 +174,12 @@ def feature_views(feature_dir: Path) -> dict[str, FeatureView]:
         view("account_health", account, ACCOUNT_FIELDS, description="Usage, tickets, NPS and payments."),
         view(
             "rep_profile", rep, REP_FIELDS, description="Rep time zone, languages, capacity, recent results."
+        ),
+        view(
+            "company_behavior_trend",
+            company,
+            BEHAVIOR_TREND_FIELDS,
+            description="Week-over-week change in the company's behaviour intensity (lead_score_v2).",
         ),
     ]
     views += attribute_views(feature_dir)

@@ -26,7 +26,7 @@ def test_a_lead_is_scored_and_routed_end_to_end(served_world: Settings, tmp_path
         assert r.status_code == 200, r.text
         body = r.json()
         assert 0 < body["probability"] < 1 and 0 <= body["score"] <= 100 and body["grade"] in "ABCD"
-        assert body["model"] == {"name": "lead_score", "version": "1"}
+        assert body["model"] == {"name": "lead_score", "version": "1", "feature_service": "lead_score_v1"}
         assert body["unknown_entity"] is False and body["degraded"] == []
         assert body["feature_snapshot_time"] is not None
         assert len(body["reasons"]) == 3 and all(

@@ -79,6 +79,47 @@ def test_each_model_is_logged_registered_and_becomes_the_first_champion(
     assert "plots/calibration.png" in {a.path for a in client.list_artifacts(runs["lead"].run_id, "plots")}
 
 
+def test_each_run_carries_shap_plots_and_per_segment_metrics(
+    trained: tuple[Settings, dict[str, RegisteredRun]], tmp_path: Path
+) -> None:
+    settings, runs = trained
+    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+    segments = {
+        "lead_score": {"channel", "region", "product_line"},
+        "milestone_close": {"channel", "region", "product_line"},
+        "churn": {"plan", "country", "channel"},
+    }
+    for run in runs.values():
+        plots = {a.path for a in client.list_artifacts(run.run_id, "plots")}
+        assert {"plots/shap_summary.png", "plots/segment_roc_auc.png"} <= plots, run.name
+        # one dependence plot per top-3 feature, named after the feature ranked in the SHAP table
+        ranked = pd.read_csv(client.download_artifacts(run.run_id, "tables/shap_mean_abs.csv", str(tmp_path)))
+        assert len(ranked) == len(load_version(client, run.name, run.version).columns)
+        assert ranked["mean_abs_shap"].is_monotonic_decreasing and ranked["mean_abs_shap"].iloc[0] > 0
+        for feature in ranked["feature"].head(3):
+            assert f"plots/shap_dependence_{feature}.png" in plots, (run.name, feature)
+        table = pd.read_csv(
+            client.download_artifacts(run.run_id, "tables/segment_metrics.csv", str(tmp_path))
+        )
+        assert set(table["segment"]) == {"all", *segments[run.name]}, run.name
+        # each segment's values partition the same holdout rows
+        total = int(table.loc[table["segment"] == "all", "rows"].iloc[0])
+        assert (table[table["segment"] != "all"].groupby("segment")["rows"].sum() == total).all()
+    # the lead model's overall ROC-AUC in the segment table is the one logged as the run's metric
+    lead_table = pd.read_csv(
+        client.download_artifacts(runs["lead"].run_id, "tables/segment_metrics.csv", str(tmp_path))
+    )
+    assert lead_table.loc[lead_table["segment"] == "all", "roc_auc"].iloc[0] == pytest.approx(
+        runs["lead"].metrics["roc_auc"]
+    )
+    grades = pd.read_csv(
+        client.download_artifacts(runs["lead"].run_id, "tables/calibration_by_grade.csv", str(tmp_path))
+    )
+    assert list(grades["grade"]) == ["A", "B", "C", "D"]
+    # grades are ordered by score, so the observed rate falls from A to D
+    assert grades["observed_rate"].iloc[0] > grades["observed_rate"].iloc[-1]
+
+
 def test_the_registered_pyfunc_scores_like_the_trained_model_and_carries_thresholds(
     trained: tuple[Settings, dict[str, RegisteredRun]], tiny_feast: Settings
 ) -> None:
