@@ -88,6 +88,10 @@ def print_report(report: ImportReport, settings: Settings, out: Console) -> None
         label += f", {counts['open']:,} open"
     summary.add_row("labels", label)
     summary.add_row("label rate", f"{report.label_rate:.1%} {positive} (of decided rows)")
+    if report.undecided:
+        summary.add_row(
+            "too young to label", f"{report.undecided:,} (imported and scoreable; left out of training)"
+        )
     summary.add_row("dated", report.time_source)
     summary.add_row("as of", f"{report.as_of:%Y-%m-%d %H:%M} UTC")
     summary.add_row("custom attributes", f"{len(report.attributes)} → feature view (see below)")

@@ -63,7 +63,7 @@ class ChurnDataset:
         """Categorical levels and numeric columns: account health, plus any imported attributes."""
         if not _has_attributes(self.imported):
             return {}, NUMERIC_COLUMNS
-        categorical, numeric = self.imported.model_columns()
+        categorical, numeric = self.imported.model_columns(self.rows[self.split.train])
         return categorical, (*NUMERIC_COLUMNS, *numeric)
 
 

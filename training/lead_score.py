@@ -61,7 +61,7 @@ class LeadDataset:
         """Categorical levels and numeric columns: the lead model's, plus any imported attributes."""
         if not _has_attributes(self.imported):
             return LEAD_CATEGORICAL_LEVELS, LEAD_NUMERIC_COLUMNS
-        categorical, numeric = self.imported.model_columns()
+        categorical, numeric = self.imported.model_columns(self.rows[self.split.train])
         return {**LEAD_CATEGORICAL_LEVELS, **categorical}, (*LEAD_NUMERIC_COLUMNS, *numeric)
 
 

@@ -71,6 +71,7 @@ def import_export_file(
         attributes=mapped.attribute_specs,
         tables=tables,
         notes=mapped.notes + _kept_tables_notes(settings.raw_dir, kind),
+        undecided=mapped.undecided,
     )
 
 
