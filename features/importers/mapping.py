@@ -387,8 +387,8 @@ _MappingLoader.add_implicit_resolver(
 )
 
 
-def load_mapping(path: Path) -> Mapping:
-    """Read and validate a mapping file; MappingError says which key is wrong and why."""
+def read_mapping_document(path: Path) -> dict:
+    """A mapping file's YAML as a dict; MappingError when it cannot be read or is not a mapping."""
     try:
         document = yaml.load(path.read_text(encoding="utf-8"), Loader=_MappingLoader)
     except OSError as err:
@@ -399,11 +399,22 @@ def load_mapping(path: Path) -> Mapping:
         raise MappingError(
             f"mapping {path} must be a YAML mapping (key: value), not {type(document).__name__}"
         )
+    return document
+
+
+def validation_message(path: Path, err: ValidationError) -> str:
+    """Every problem pydantic found, each with the key it is at."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'mapping'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in err.errors()
+    )
+    return f"mapping {path}: {problems}"
+
+
+def load_mapping(path: Path) -> Mapping:
+    """Read and validate a mapping file; MappingError says which key is wrong and why."""
+    document = read_mapping_document(path)
     try:
         return Mapping.model_validate(document)
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'mapping'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in err.errors()
-        )
-        raise MappingError(f"mapping {path}: {problems}") from err
+        raise MappingError(validation_message(path, err)) from err

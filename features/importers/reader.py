@@ -13,15 +13,24 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
 
 from features.importers.errors import DuplicateIdError, ExportReadError, UnknownColumnError, row_list
-from features.importers.mapping import Join, Mapping
+from features.importers.mapping import Join, Mapping, ReadOptions
 
 CSV_SUFFIXES = (".csv", ".txt", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 _UNNAMED = re.compile(r"^Unnamed: \d+$")
+
+
+class ReadSettings(Protocol):
+    """What reading a file needs from a mapping (a single-kind or a bundle mapping)."""
+
+    read: ReadOptions
+
+    def placeholders_for(self, column: str) -> tuple[list[str], bool]: ...
 
 
 @dataclass
@@ -66,7 +75,15 @@ def _presence_keys(folder: Path, mapping: Mapping) -> frozenset[str]:
     return frozenset(str(v).strip() for v in table[label.key].dropna())
 
 
-def _read_table(path: Path, mapping: Mapping) -> tuple[pd.DataFrame, list[str]]:
+def read_file(path: Path, mapping: ReadSettings) -> tuple[pd.DataFrame, list[str]]:
+    """One export file as text cells indexed by 1-based data row, placeholders read as missing;
+    plus notes (dropped empty columns, default placeholders kept as levels)."""
+    frame, notes = _read_table(path, mapping)
+    _, kept = _placeholders_to_missing(frame, mapping)
+    return frame, notes + kept
+
+
+def _read_table(path: Path, mapping: ReadSettings) -> tuple[pd.DataFrame, list[str]]:
     """The file as text cells (CSV) or typed columns (Parquet), indexed by data row, and notes."""
     suffix = path.suffix.lower()
     try:
@@ -113,7 +130,7 @@ def _is_blank(values: pd.Series) -> pd.Series:
 FREQUENT_PLACEHOLDER_SHARE = 0.05  # a default placeholder this common is a level, not a blank
 
 
-def _placeholders_to_missing(frame: pd.DataFrame, mapping: Mapping) -> tuple[dict[str, int], list[str]]:
+def _placeholders_to_missing(frame: pd.DataFrame, mapping: ReadSettings) -> tuple[dict[str, int], list[str]]:
     """Trim text cells; blanks and placeholders become None.
 
     Placeholders are per column (``mapping.placeholders_for``). A *default* placeholder (one the
@@ -228,4 +245,4 @@ def rows_of(mask: pd.Series) -> list[int]:
     return [int(r) for r in mask.index[mask.to_numpy(dtype=bool)]]
 
 
-__all__ = ["ExportFrame", "check_columns", "read_export", "row_list", "rows_of"]
+__all__ = ["ExportFrame", "ReadSettings", "check_columns", "read_export", "read_file", "row_list", "rows_of"]

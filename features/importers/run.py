@@ -48,7 +48,7 @@ def import_export_file(
     mapping = load_mapping(mapping_path)
     if mapping.kind != kind:
         raise MappingError(f"mapping {mapping_path.name} is for {mapping.kind}, not {kind}")
-    _refuse_synthetic_world(settings)
+    refuse_synthetic_world(settings)
     step("read mapping")
     read = read_export(export, mapping)
     step("read export")
@@ -75,7 +75,7 @@ def import_export_file(
     )
 
 
-def _refuse_synthetic_world(settings: Settings) -> None:
+def refuse_synthetic_world(settings: Settings) -> None:
     if settings.oracle_dir.exists() and any(settings.oracle_dir.glob("*.parquet")):
         raise ExportError(
             f"{settings.data_dir} holds the synthetic world (it has an oracle in {settings.oracle_dir}); "
