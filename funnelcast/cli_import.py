@@ -30,6 +30,8 @@ class ExportKind(StrEnum):
     opportunities = "opportunities"
     accounts = "accounts"
     bundle = "bundle"
+    commodity_prices = "commodity-prices"
+    tenders = "tenders"
 
 
 def import_export(
@@ -74,6 +76,9 @@ def import_export(
     if kind == ExportKind.bundle:
         _import_bundle(settings, export, mapping)
         return
+    if kind in (ExportKind.commodity_prices, ExportKind.tenders):
+        _import_feed(settings, kind.value.replace("-", "_"), export, mapping)
+        return
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, console=console, transient=True) as progress:
@@ -97,6 +102,43 @@ def count_table(title: str, what: str, rows: dict[str, int]) -> Table:
     for name, n in rows.items():
         table.add_row(name, f"{n:,}")
     return table
+
+
+def _import_feed(settings: Settings, kind: str, path: Path, mapping: Path) -> None:
+    from features.importers.signals_run import import_feed
+
+    try:
+        with console.status(f"importing {kind.replace('_', ' ')}"):
+            report = import_feed(settings, kind, path, mapping)  # type: ignore[arg-type]
+    except ExportError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    console.print(
+        f"import {report.kind} ← {path.name}: {report.rows_read:,} rows read, {report.rows_imported:,} "
+        f"imported into {settings.raw_dir}"
+    )
+    for note in report.notes:
+        console.print(f"• {note}")
+    matches = report.matches
+    if matches is None:
+        return
+    console.print(
+        f"buyers: {matches.buyers:,} distinct; matched {len(matches.matched):,} ({matches.match_rate:.1%}), "
+        f"ambiguous {len(matches.ambiguous):,}, unmatched {len(matches.unmatched):,}"
+    )
+    table = Table(title="buyers not matched (ambiguous: two companies too close; unmatched: best too weak)")
+    for column in ("buyer on the notices", "why", "closest CRM companies (score)"):
+        table.add_column(column)
+    for buyer, candidates in matches.ambiguous.items():
+        table.add_row(
+            buyer, "ambiguous", "; ".join(f"{c.name} ({c.company_id}) ({c.score:.0f})" for c in candidates)
+        )
+    for buyer, best in matches.unmatched.items():
+        table.add_row(
+            buyer, "unmatched", f"{best.name} ({best.company_id}) ({best.score:.0f})" if best else ""
+        )
+    if matches.ambiguous or matches.unmatched:
+        console.print(table)
 
 
 def _import_bundle(settings: Settings, export_dir: Path, mapping: Path) -> None:
