@@ -36,20 +36,30 @@ def canonical(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     return out.astype({c: object for c in out.columns if out[c].dtype == "boolean"})
 
 
-def export_and_import(world: Settings, fmt: str, tmp: Path) -> tuple[dict[str, pd.DataFrame], Path]:
-    mapping = example_mapping_path(fmt)
-    write_export(export_world(read_raw(world.raw_dir), load_bundle_mapping(mapping), fmt), tmp / "export")
-    import_bundle(Settings(data_dir=tmp / "data"), tmp / "export", mapping)
-    return read_raw(tmp / "data" / "raw"), tmp / "export"
+@pytest.fixture(scope="module")
+def round_trips(
+    tiny_world: tuple[Settings, WorldSummary], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[dict[str, pd.DataFrame], Path]]:
+    """The tiny world exported in each format and imported back (once per module): tables, export dir."""
+    world, _ = tiny_world
+    raw = read_raw(world.raw_dir)
+    out = {}
+    for fmt in ("salesforce", "hubspot"):
+        tmp = tmp_path_factory.mktemp(f"roundtrip_{fmt}")
+        mapping = example_mapping_path(fmt)
+        write_export(export_world(raw, load_bundle_mapping(mapping), fmt), tmp / "export")
+        import_bundle(Settings(data_dir=tmp / "data"), tmp / "export", mapping)
+        out[fmt] = (read_raw(tmp / "data" / "raw"), tmp / "export")
+    return out
 
 
 @pytest.mark.parametrize("fmt", ["salesforce", "hubspot"])
 def test_a_world_export_imports_back_to_the_same_canonical_tables(
-    tiny_world: tuple[Settings, WorldSummary], tmp_path: Path, fmt: str
+    tiny_world: tuple[Settings, WorldSummary], round_trips: dict, fmt: str
 ) -> None:
     world, _ = tiny_world
     native = read_raw(world.raw_dir)
-    imported, export = export_and_import(world, fmt, tmp_path)
+    imported, export = round_trips[fmt]
     assert b"\r\n" in (export / next(p.name for p in export.iterdir())).read_bytes()
     for name in CANONICAL_TABLES:
         expected, got = canonical(native[name], name), canonical(imported[name], name)
@@ -59,11 +69,8 @@ def test_a_world_export_imports_back_to_the_same_canonical_tables(
         pd.testing.assert_frame_equal(got, expected, check_dtype=False, obj=f"{fmt} {name}")
 
 
-def test_the_salesforce_export_uses_real_objects_stage_names_and_history(
-    tiny_world: tuple[Settings, WorldSummary], tmp_path: Path
-) -> None:
-    world, _ = tiny_world
-    _, export = export_and_import(world, "salesforce", tmp_path)
+def test_the_salesforce_export_uses_real_objects_stage_names_and_history(round_trips: dict) -> None:
+    _, export = round_trips["salesforce"]
     names = {p.name for p in export.iterdir()}
     assert {
         "Lead.csv",
@@ -83,26 +90,18 @@ def test_the_salesforce_export_uses_real_objects_stage_names_and_history(
     assert {"Id", "CreatedDate", "LeadSource", "IsConverted", "OwnerId"} <= set(lead.columns)
 
 
-def test_a_stage_the_mapping_does_not_know_is_named(
-    tiny_world: tuple[Settings, WorldSummary], tmp_path: Path
-) -> None:
-    world, _ = tiny_world
+def test_a_stage_the_mapping_does_not_know_is_named(round_trips: dict, tmp_path: Path) -> None:
+    _, export = round_trips["salesforce"]
     mapping = yaml.safe_load(example_mapping_path("salesforce").read_text())
     del mapping["stages"]["Negotiation/Review"]
     path = tmp_path / "m.yaml"
     path.write_text(yaml.safe_dump(mapping, sort_keys=False))
-    write_export(
-        export_world(
-            read_raw(world.raw_dir), load_bundle_mapping(example_mapping_path("salesforce")), "salesforce"
-        ),
-        tmp_path / "export",
-    )
     with pytest.raises(UnmappedValueError, match=r"OpportunityHistory\.csv: stages \['Negotiation/Review'\]"):
-        import_bundle(Settings(data_dir=tmp_path / "data"), tmp_path / "export", path)
+        import_bundle(Settings(data_dir=tmp_path / "data"), export, path)
     mapping["stages"]["Negotiation/Review"] = "haggling"
     path.write_text(yaml.safe_dump(mapping, sort_keys=False))
     with pytest.raises(MappingError, match="not canonical stages"):
-        import_bundle(Settings(data_dir=tmp_path / "data"), tmp_path / "export", path)
+        import_bundle(Settings(data_dir=tmp_path / "data"), export, path)
 
 
 def test_world_export_and_import_bundle_run_from_the_cli(
