@@ -21,6 +21,7 @@ import pandas as pd
 from feast import FeatureStore
 
 from features.importers.manifest import ImportManifest, load_manifest
+from features.importers.model_inputs import lead_inputs
 from features.jobs.raw import latest_observed_time, read_raw
 from features.repo.services import LEAD_SCORE_IMPORT_SERVICE, LEAD_SCORE_SERVICE
 from features.request_time import LEAD_CATEGORICAL_LEVELS, LEAD_NUMERIC_COLUMNS, lead_model_frame
@@ -129,6 +130,8 @@ def train(
         "refit_rounds": fit.refit_rounds,
         "as_of": data.as_of.isoformat(),
         "rep_fit": learned_rep_fit(model, data),
+        # what a caller may send (the service lists and validates against it)
+        "inputs": [i.model_dump() for i in lead_inputs(data.imported, model.categorical_levels)],
     }
     if data.imported is not None:
         model.metadata["import"] = data.imported.run_params() | {"split": data.split.method}

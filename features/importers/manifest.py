@@ -55,6 +55,7 @@ class ImportManifest(BaseModel):
     undated: bool  # no date column: every row at one timestamp, random stratified split
     time_source: str  # how rows were dated, in words
     attributes: list[AttributeSpec] = Field(default_factory=list)
+    fields: list[str] = Field(default_factory=list)  # the canonical fields the mapping filled
     table_sha256: str = ""  # of <raw_dir>/<primary table>.parquet as written
 
     @property

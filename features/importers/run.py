@@ -54,7 +54,7 @@ def import_export_file(
     step("read export")
     mapped = map_export(read, mapping)
     step("map")
-    tables = _write(settings.raw_dir, mapped, export, mapping_path)
+    tables = _write(settings.raw_dir, mapped, export, mapping_path, list(mapping.fields))
     step("write tables")
     return ImportReport(
         kind=kind,
@@ -83,7 +83,9 @@ def refuse_synthetic_world(settings: Settings) -> None:
         )
 
 
-def _write(raw_dir: Path, mapped: MappedExport, export: Path, mapping_path: Path) -> dict[str, int]:
+def _write(
+    raw_dir: Path, mapped: MappedExport, export: Path, mapping_path: Path, fields: list[str]
+) -> dict[str, int]:
     """Write the kind's table, merged companies, empty missing tables, attributes and the manifest."""
     kind = mapped.kind
     others = {k: m for k, m in load_manifests(raw_dir).items() if k != kind}
@@ -115,6 +117,7 @@ def _write(raw_dir: Path, mapped: MappedExport, export: Path, mapping_path: Path
         undated=mapped.undated,
         time_source=mapped.time_source,
         attributes=mapped.attribute_specs,
+        fields=fields,
         table_sha256=file_sha256(raw_dir / f"{primary}.parquet"),
     )
     write_manifest(raw_dir, manifest)

@@ -147,6 +147,10 @@ def test_the_models_learn_from_the_custom_attributes(
     assert sorted(levels) == ["Google", "Olark Chat", "Referral"]
     assert set(lead.importance().head(2).index) == {"lead_attributes__lead_source", "lead_attributes__visits"}
     assert lead.metadata["feature_service"] == "lead_score_import_v1"
+    # what a caller may send: the export's attributes; channel & co. are not inputs of this model
+    inputs = {i["name"]: i for i in lead.metadata["inputs"]}
+    assert set(inputs) == {"visits", "lead_source"} and inputs["visits"]["type"] == "numeric"
+    assert inputs["lead_source"]["levels"] == list(levels)
     churn = load_version(client, "churn", runs["churn"].version)
     assert churn.importance().index[0] in {"account_attributes__contract", "account_attributes__tenure"}
 
