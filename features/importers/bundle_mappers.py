@@ -132,11 +132,11 @@ def _typed(raw: pd.Series, kind: pa.DataType, mapping: BundleMapping) -> tuple[p
             values = values.astype("Int64")
         return values, parsed.bad
     if pa.types.is_boolean(kind):
-        folded = raw.map(lambda v: None if v is None else v.casefold())
-        truth = folded.map(
-            lambda v: True if v in TRUE_VALUES else False if v in DEFAULT_NEGATIVE else None
-        ).astype(object)
-        return truth, folded.notna() & truth.isna()
+        folded = [None if v is None else v.casefold() for v in parse_text(raw)]
+        truth = [True if v in TRUE_VALUES else False if v in DEFAULT_NEGATIVE else None for v in folded]
+        present = pd.Series([v is not None for v in folded], index=raw.index)
+        values = pd.Series(truth, index=raw.index, dtype=object)
+        return values, present & values.isna()
     return raw, pd.Series(False, index=raw.index)
 
 
