@@ -47,7 +47,7 @@ from features.world.params import WorldParams
 from funnelcast.settings import PROJECT_ROOT, Settings
 from training import churn, lead_score, milestone_close
 from training.metrics import paired_bootstrap
-from training.references import lightgbm_reference, logistic_reference
+from training.references import reference_predictions
 
 EXAMPLES = PROJECT_ROOT / "features" / "importers" / "examples"
 MODELS_OF_KIND = {
@@ -126,8 +126,7 @@ def classifier_row(case: Case, short: str, settings: Settings) -> dict[str, str]
     categorical, numeric = data.model_columns()
     scores = {
         "project": model.predict(frame[hold]),
-        "logistic regression": logistic_reference(frame, y, seen, hold, categorical, numeric),
-        "LightGBM default": lightgbm_reference(frame, y, seen, hold, categorical, numeric),
+        **reference_predictions(frame, y, seen, hold, categorical, numeric),
     }
     y_hold = y[hold]
     auc = {name: roc_auc_score(y_hold, p) for name, p in scores.items()}

@@ -22,7 +22,7 @@ from training.model import model_matrix
 MISSING_LEVEL = "(missing)"
 
 
-def logistic_reference(
+def reference_predictions(
     frame: pd.DataFrame,
     y: np.ndarray,
     fit_rows: np.ndarray,
@@ -30,9 +30,26 @@ def logistic_reference(
     categorical: dict[str, tuple[str, ...]],
     numeric: tuple[str, ...],
     seed: int = 0,
-) -> np.ndarray:
-    """P(positive) on ``score_rows`` from a logistic regression fitted on ``fit_rows``."""
+) -> dict[str, np.ndarray]:
+    """P(positive) on ``score_rows`` from each reference, fitted on ``fit_rows``."""
     x = model_matrix(frame, categorical, numeric)
+    return {
+        "logistic regression": _logistic(x, y, fit_rows, score_rows, list(categorical), list(numeric), seed),
+        "LightGBM default": _lightgbm(x, y, fit_rows, score_rows, seed),
+    }
+
+
+def _logistic(
+    x: pd.DataFrame,
+    y: np.ndarray,
+    fit_rows: np.ndarray,
+    score_rows: np.ndarray,
+    categorical: list[str],
+    numeric: list[str],
+    seed: int,
+) -> np.ndarray:
+    """One-hot categories (missing as a level), median-imputed scaled numerics with indicators."""
+    x = x.copy()
     cats = [c for c in categorical if x[c].notna().any()]
     nums = [c for c in numeric if x[c].notna().any()]
     for column in cats:
@@ -55,17 +72,10 @@ def logistic_reference(
     return model.predict_proba(x[score_rows])[:, 1]
 
 
-def lightgbm_reference(
-    frame: pd.DataFrame,
-    y: np.ndarray,
-    fit_rows: np.ndarray,
-    score_rows: np.ndarray,
-    categorical: dict[str, tuple[str, ...]],
-    numeric: tuple[str, ...],
-    seed: int = 0,
+def _lightgbm(
+    x: pd.DataFrame, y: np.ndarray, fit_rows: np.ndarray, score_rows: np.ndarray, seed: int
 ) -> np.ndarray:
-    """P(positive) on ``score_rows`` from LightGBM's defaults (100 rounds, no early stopping)."""
-    x = model_matrix(frame, categorical, numeric)
+    """LightGBM's defaults (100 rounds, no early stopping) on the model's own matrix."""
     model = lgb.LGBMClassifier(random_state=seed, verbose=-1, n_jobs=2)
     model.fit(x[fit_rows], y[fit_rows])
     return model.predict_proba(x[score_rows])[:, 1]
