@@ -74,12 +74,10 @@ def world_generate(
         params = replace(params, n_leads=leads)
     with _steps(len(STEPS), "world") as advance:
         summary = generate_world(params, settings.raw_dir, settings.oracle_dir, progress=advance)
-    table = Table(title=f"world seed={params.seed} in {summary.seconds:.1f}s → {settings.raw_dir}")
-    table.add_column("table")
-    table.add_column("rows", justify="right")
-    for name, rows in summary.rows.items():
-        table.add_row(name, f"{rows:,}")
-    console.print(table)
+    from funnelcast.cli_import import count_table
+
+    title = f"world seed={params.seed} in {summary.seconds:.1f}s → {settings.raw_dir}"
+    console.print(count_table(title, "table", summary.rows))
     rates = Table(title="base rates and oracle AUCs")
     rates.add_column("measure")
     rates.add_column("value", justify="right")
@@ -88,6 +86,32 @@ def world_generate(
     for name, value in summary.oracle_auc.items():
         rates.add_row(f"oracle ROC-AUC {name}", f"{value:.3f}")
     console.print(rates)
+
+
+@world_app.command("export")
+def world_export(
+    directory: Annotated[
+        Path, typer.Argument(file_okay=False, help="Where to write the export's CSV files.")
+    ],
+    fmt: Annotated[str, typer.Option("--format", help="salesforce or hubspot.")] = "salesforce",
+    data_dir: DataDir = None,
+) -> None:
+    """Write the world as a Salesforce- or HubSpot-shaped CRM export (the shipped mapping reads it back)."""
+    from features.importers.bundle_mapping import load_bundle_mapping
+    from features.jobs.raw import read_raw
+    from features.world.crm_export import FORMATS, example_mapping_path, export_world, write_export
+    from funnelcast.cli_import import count_table
+
+    if fmt not in FORMATS:
+        console.print(f"[red]error:[/red] --format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        raise typer.Exit(2)
+    settings = _settings(data_dir)
+    mapping = example_mapping_path(fmt)
+    rows = write_export(
+        export_world(read_raw(settings.raw_dir), load_bundle_mapping(mapping), fmt), directory
+    )
+    title = f"world → {fmt} export in {directory} (import with --mapping {mapping})"
+    console.print(count_table(title, "file", rows))
 
 
 def main() -> None:

@@ -29,15 +29,26 @@ class ExportKind(StrEnum):
     leads = "leads"
     opportunities = "opportunities"
     accounts = "accounts"
+    bundle = "bundle"
+    commodity_prices = "commodity-prices"
+    tenders = "tenders"
 
 
 def import_export(
     kind: Annotated[
-        ExportKind, typer.Argument(help="What the export holds: leads, opportunities or accounts.")
+        ExportKind,
+        typer.Argument(
+            help="What the export holds: leads, opportunities or accounts (one file), or bundle "
+            "(a folder of CRM objects with their histories)."
+        ),
     ],
     export: Annotated[
         Path,
-        typer.Argument(exists=True, dir_okay=False, readable=True, help="The CRM export (CSV or Parquet)."),
+        typer.Argument(
+            exists=True,
+            readable=True,
+            help="The CRM export: a CSV or Parquet file, or a folder for a bundle.",
+        ),
     ],
     mapping: Annotated[
         Path,
@@ -58,6 +69,16 @@ def import_export(
 
     settings = get_settings()
     settings = settings.model_copy(update={"data_dir": data_dir}) if data_dir else settings
+    if (kind == ExportKind.bundle) != export.is_dir():
+        what = "a folder of export files" if kind == ExportKind.bundle else "one export file, not a folder"
+        console.print(f"[red]error:[/red] EXPORT for `import {kind.value}` must be {what}: {export}")
+        raise typer.Exit(2)
+    if kind == ExportKind.bundle:
+        _import_bundle(settings, export, mapping)
+        return
+    if kind in (ExportKind.commodity_prices, ExportKind.tenders):
+        _import_feed(settings, kind.value.replace("-", "_"), export, mapping)
+        return
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, console=console, transient=True) as progress:
@@ -71,6 +92,83 @@ def import_export(
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
     print_report(report, settings, console)
+
+
+def count_table(title: str, what: str, rows: dict[str, int]) -> Table:
+    """A two-column table: each name and its row count."""
+    table = Table(title=title)
+    table.add_column(what)
+    table.add_column("rows", justify="right")
+    for name, n in rows.items():
+        table.add_row(name, f"{n:,}")
+    return table
+
+
+def _import_feed(settings: Settings, kind: str, path: Path, mapping: Path) -> None:
+    from features.importers.signals_run import import_feed
+
+    try:
+        with console.status(f"importing {kind.replace('_', ' ')}"):
+            report = import_feed(settings, kind, path, mapping)  # type: ignore[arg-type]
+    except ExportError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    console.print(
+        f"import {report.kind} ← {path.name}: {report.rows_read:,} rows read, {report.rows_imported:,} "
+        f"imported into {settings.raw_dir}"
+    )
+    for note in report.notes:
+        console.print(f"• {note}")
+    matches = report.matches
+    if matches is None:
+        return
+    console.print(
+        f"buyers: {matches.buyers:,} distinct; matched {len(matches.matched):,} ({matches.match_rate:.1%}), "
+        f"ambiguous {len(matches.ambiguous):,}, unmatched {len(matches.unmatched):,}"
+    )
+    table = Table(title="buyers not matched (ambiguous: two companies too close; unmatched: best too weak)")
+    for column in ("buyer on the notices", "why", "closest CRM companies (score)"):
+        table.add_column(column)
+    for buyer, candidates in matches.ambiguous.items():
+        table.add_row(
+            buyer, "ambiguous", "; ".join(f"{c.name} ({c.company_id}) ({c.score:.0f})" for c in candidates)
+        )
+    for buyer, best in matches.unmatched.items():
+        table.add_row(
+            buyer, "unmatched", f"{best.name} ({best.company_id}) ({best.score:.0f})" if best else ""
+        )
+    if matches.ambiguous or matches.unmatched:
+        console.print(table)
+
+
+def _import_bundle(settings: Settings, export_dir: Path, mapping: Path) -> None:
+    from features.importers.bundle_run import BUNDLE_STEPS, import_bundle
+
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("import bundle", total=len(BUNDLE_STEPS))
+            report = import_bundle(
+                settings,
+                export_dir,
+                mapping,
+                progress=lambda step: progress.update(task, advance=1, description=f"import bundle: {step}"),
+            )
+    except ExportError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    title = f"import bundle ← {export_dir} ({report.source or 'CRM export'})"
+    console.print(count_table(title, "export file", report.rows_read))
+    tables = count_table(f"canonical tables written to {settings.raw_dir}", "table", report.tables)
+    for name in report.kept:
+        tables.add_row(name, "kept (not in the bundle)")
+    console.print(tables)
+    for note in report.notes:
+        console.print(f"• {note}")
+    console.print(
+        "next: funnelcast features build && funnelcast features apply && funnelcast features materialize "
+        "&& funnelcast train all"
+    )
 
 
 def print_report(report: ImportReport, settings: Settings, out: Console) -> None:
@@ -88,6 +186,10 @@ def print_report(report: ImportReport, settings: Settings, out: Console) -> None
         label += f", {counts['open']:,} open"
     summary.add_row("labels", label)
     summary.add_row("label rate", f"{report.label_rate:.1%} {positive} (of decided rows)")
+    if report.undecided:
+        summary.add_row(
+            "too young to label", f"{report.undecided:,} (imported and scoreable; left out of training)"
+        )
     summary.add_row("dated", report.time_source)
     summary.add_row("as of", f"{report.as_of:%Y-%m-%d %H:%M} UTC")
     summary.add_row("custom attributes", f"{len(report.attributes)} → feature view (see below)")

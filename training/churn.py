@@ -28,7 +28,7 @@ from features.training_sets import churn_training_set, require_service
 from funnelcast.core.model import TabularModel
 from training.baselines import churn_rule_risk
 from training.diagnostics import diagnostics
-from training.fitting import BoostParams, choose_calibrator, fit_booster
+from training.fitting import BoostParams, fit_calibrate_refit
 from training.metrics import holdout_roc_auc, scorer_metrics
 from training.plots import calibration_figure, importance_figure
 from training.registry import TrainingOutcome, run_params
@@ -66,7 +66,7 @@ class ChurnDataset:
         """Categorical levels and numeric columns: account health, plus any imported attributes."""
         if not _has_attributes(self.imported):
             return {}, NUMERIC_COLUMNS
-        categorical, numeric = self.imported.model_columns()
+        categorical, numeric = self.imported.model_columns(self.rows[self.split.train])
         return categorical, (*NUMERIC_COLUMNS, *numeric)
 
 
@@ -131,18 +131,17 @@ def train(
     data: ChurnDataset, params: BoostParams = PARAMS, columns: tuple[str, ...] | None = None
 ) -> TabularModel:
     model = TabularModel.unfitted(NAME, *data.model_columns(), keep=columns)
-    x, y, s = model.matrix(data.rows), data.y, data.split
-    model.booster = fit_booster(x[s.train], y[s.train], x[s.valid], y[s.valid], params)
-    raw_valid = model.raw_predict(data.rows[s.valid])
-    model.calibrator, cal_scores = choose_calibrator(raw_valid, y[s.valid], seed=params.seed)
+    y, s = data.y, data.split
+    fit = fit_calibrate_refit(model, data.rows, y, s.train, s.valid, params)
     model.metadata = {
         "feature_service": data.service,
         "label": "does not renew",
         "scored_days_before_renewal": DAYS_BEFORE_RENEWAL,
         "calibration": model.calibrator.method,
-        "calibration_brier_cv": cal_scores,
+        "calibration_brier_cv": fit.calibration_scores,
         "base_rate": float(y[s.train].mean()),
-        "best_iteration": int(model.booster.best_iteration),
+        "best_iteration": fit.best_iteration,
+        "refit_rounds": fit.refit_rounds,
     }
     if data.imported is not None:
         model.metadata["import"] = data.imported.run_params() | {"split": data.split.method}

@@ -11,7 +11,7 @@ import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from funnelcast.core.model import Calibrator, logit
+from funnelcast.core.model import Calibrator, TabularModel, logit
 from training.metrics import brier
 
 
@@ -104,3 +104,51 @@ def fit_booster(
         valid_sets=[valid],
         callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
     )
+
+
+@dataclass(frozen=True)
+class FitSummary:
+    raw_valid: np.ndarray  # the early-stopped booster's raw validation scores (the calibrator's input)
+    calibration_scores: dict[str, float]
+    best_iteration: int  # early stopping's choice on train
+    refit_rounds: int  # rounds of the final booster on train + valid
+
+
+def fit_calibrate_refit(
+    model: TabularModel,
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    train: np.ndarray,
+    valid: np.ndarray,
+    params: BoostParams,
+) -> FitSummary:
+    """Early stopping on validation, the calibrator chosen on its out-of-sample validation scores,
+    then the booster refitted on train + validation with the rounds scaled by the row ratio.
+
+    The refit learns from the latest labelled rows before the holdout (the ones most like it); the
+    calibrator, fitted to the early-stopped booster's validation scores, is kept for the refit: its
+    own scores on those rows are in-sample and would calibrate it to be overconfident.
+    """
+    x = model.matrix(frame)
+    early = fit_booster(x[train], y[train], x[valid], y[valid], params)
+    model.booster = early
+    raw_valid = model.raw_predict(frame[valid])
+    model.calibrator, scores = choose_calibrator(raw_valid, y[valid], seed=params.seed)
+    seen = train | valid
+    rounds = refit_rounds(early.best_iteration, int(train.sum()), int(seen.sum()))
+    model.booster = refit_booster(x[seen], y[seen], params, rounds)
+    return FitSummary(raw_valid, scores, int(early.best_iteration), rounds)
+
+
+def refit_rounds(best_iteration: int, n_fit: int, n_refit: int) -> int:
+    """Boosting rounds for a refit on ``n_refit`` rows: the early-stopped count on ``n_fit`` rows,
+    scaled by the row ratio (more rows carry more signal before the trees start to fit noise)."""
+    return max(1, round(best_iteration * n_refit / max(n_fit, 1)))
+
+
+def refit_booster(
+    x: pd.DataFrame, y: np.ndarray, params: BoostParams, rounds: int, weight: np.ndarray | None = None
+) -> lgb.Booster:
+    """LightGBM on ``x`` for exactly ``rounds`` rounds (no validation left to stop on)."""
+    data = lgb.Dataset(x, label=y, weight=weight, free_raw_data=False)
+    return lgb.train(params.lgb_params(), data, num_boost_round=rounds)

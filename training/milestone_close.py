@@ -114,7 +114,7 @@ class CloseDataset:
         """Categorical levels and numeric columns: the close model's, plus any imported attributes."""
         if not _has_attributes(self.imported):
             return CATEGORICAL_LEVELS, NUMERIC_COLUMNS
-        categorical, numeric = self.imported.model_columns()
+        categorical, numeric = self.imported.model_columns(self.rows[self.train])
         return {**CATEGORICAL_LEVELS, **categorical}, (*NUMERIC_COLUMNS, *numeric)
 
 

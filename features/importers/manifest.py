@@ -37,7 +37,12 @@ class AttributeSpec(BaseModel):
     name: str  # feature name (column of the attribute table and feature view)
     column: str  # the export column it came from
     type: Literal["numeric", "categorical"]
-    levels: list[str] = Field(default_factory=list)  # categorical: most frequent first
+    levels: list[str] = Field(
+        default_factory=list
+    )  # categorical: every level in the export, most frequent first
+    max_levels: int = (
+        200  # categorical: how many levels the model keeps (the training window's most frequent)
+    )
 
 
 class ImportManifest(BaseModel):
@@ -50,6 +55,7 @@ class ImportManifest(BaseModel):
     undated: bool  # no date column: every row at one timestamp, random stratified split
     time_source: str  # how rows were dated, in words
     attributes: list[AttributeSpec] = Field(default_factory=list)
+    fields: list[str] = Field(default_factory=list)  # the canonical fields the mapping filled
     table_sha256: str = ""  # of <raw_dir>/<primary table>.parquet as written
 
     @property
@@ -60,11 +66,27 @@ class ImportManifest(BaseModel):
     def view(self) -> str:
         return ATTRIBUTE_VIEW[self.kind]
 
-    def model_columns(self) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
-        """``(categorical levels, numeric columns)`` as joined rows name them (``<view>__<name>``)."""
-        categorical = {
-            f"{self.view}__{a.name}": tuple(a.levels) for a in self.attributes if a.type == "categorical"
-        }
+    def model_columns(
+        self, training_rows: pd.DataFrame | None = None
+    ) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
+        """``(categorical levels, numeric columns)`` as joined rows name them (``<view>__<name>``).
+
+        Levels come from ``training_rows`` (the training window's joined rows) when given: the
+        ``max_levels`` most frequent there (ties by name), so neither validation nor holdout rows
+        shape the encoding; a value first seen later reads as missing. Without them (before a split
+        exists), every level the export holds.
+        """
+        categorical = {}
+        for a in self.attributes:
+            if a.type != "categorical":
+                continue
+            column = f"{self.view}__{a.name}"
+            if training_rows is None or column not in training_rows:
+                categorical[column] = tuple(a.levels)
+                continue
+            counts = training_rows[column].dropna().astype(str).value_counts()
+            ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            categorical[column] = tuple(str(v) for v, _ in ordered[: a.max_levels])
         numeric = tuple(f"{self.view}__{a.name}" for a in self.attributes if a.type == "numeric")
         return categorical, numeric
 

@@ -16,6 +16,7 @@ declare only attributes known by then, and exclude the rest.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -27,9 +28,11 @@ from features.importers.manifest import AttributeSpec
 from features.importers.mapping import (
     COMPANY_FIELDS,
     FIELDS,
+    NO_ID_HINT,
     PRIMARY_TABLE,
     SCORING_TIME,
     Attribute,
+    GeneratedId,
     Kind,
     Mapping,
 )
@@ -39,6 +42,7 @@ from features.importers.values import (
     NEGATIVE,
     OPEN,
     POSITIVE,
+    cell_text,
     describe_type,
     parse_label,
     parse_numbers,
@@ -77,6 +81,7 @@ class MappedExport:
     time_source: str
     columns: list[ColumnReport]
     notes: list[str] = field(default_factory=list)
+    undecided: int = 0  # leads too young to have a label: imported (scoreable), left out of training
 
 
 def map_export(export: ExportFrame, mapping: Mapping) -> MappedExport:
@@ -89,16 +94,18 @@ def map_export(export: ExportFrame, mapping: Mapping) -> MappedExport:
     def reject(mask: pd.Series, reason: str) -> None:
         reasons.loc[mask.to_numpy(dtype=bool) & reasons.isna().to_numpy()] = reason
 
-    ids = parse_text(frame[mapping.id])
-    reject(ids.isna(), f"id ({mapping.id!r}) blank")
-    _check_unique_ids(ids, mapping.id)
+    ids = entity_ids(frame, mapping)
+    id_name = _id_name(mapping)
+    reject(ids.isna(), f"id ({id_name}) blank")
+    _check_unique_ids(ids, id_name)
 
-    label, unknown = parse_label(frame[mapping.label.column], mapping.label)
-    if unknown:
-        raise LabelNotBinaryError(_label_message(mapping, unknown, frame[mapping.label.column]))
-    reject(label.isna(), f"label ({mapping.label.column!r}) blank")
-    if mapping.kind == "leads":
-        reject(label.eq(OPEN), "lead label undecided (open)")
+    label = _label(export, mapping, ids)
+    # A lead without a label may just be too young to have one: kept until as-of is known (below).
+    unlabelled = (
+        label.isna() | label.eq(OPEN) if mapping.kind == "leads" else pd.Series(False, index=frame.index)
+    )
+    if mapping.kind != "leads":
+        reject(label.isna(), f"label ({_label_name(mapping)}) blank")
 
     parsed, bad = _parse_typed(frame, mapping)
     if bad:
@@ -120,15 +127,24 @@ def map_export(export: ExportFrame, mapping: Mapping) -> MappedExport:
         reject(parsed["start_at"] > when, "start_at after renewal_at")
 
     keep = reasons.isna().to_numpy()
-    rejected = {
-        str(reason): [int(r) for r in rows]
-        for reason, rows in reasons.dropna().groupby(reasons.dropna()).groups.items()
-    }
+    if not keep.any():
+        raise UnparseableValuesError(
+            f"every row of the export was rejected: {_reasons_summary(_grouped(reasons))}"
+        )
+    company_ids = _company_ids(mapping, ids[keep], {n: v[keep] for n, v in parsed.items()})
+    _, as_of, _ = _canonical_table(
+        mapping, ids[keep], label[keep], when[keep], {n: v[keep] for n, v in parsed.items()}, company_ids
+    )
+    young = when + pd.Timedelta(days=LEAD_DECISION_DAYS) > as_of
+    reject(unlabelled & ~young & label.isna(), f"label ({_label_name(mapping)}) blank")
+    reject(unlabelled & ~young, "lead label undecided (open)")
+    undecided = int((unlabelled & young & reasons.isna()).sum())
+
+    keep = reasons.isna().to_numpy()
+    rejected = _grouped(reasons)
     kept = frame.index[keep]
     ids, label, when = ids[keep], label[keep], when[keep]
     parsed = {name: values[keep] for name, values in parsed.items()}
-    if not keep.any():
-        raise UnparseableValuesError(f"every row of the export was rejected: {_reasons_summary(rejected)}")
 
     company_ids = _company_ids(mapping, ids, parsed)
     table, as_of, time_source = _canonical_table(mapping, ids, label, when, parsed, company_ids)
@@ -160,13 +176,61 @@ def map_export(export: ExportFrame, mapping: Mapping) -> MappedExport:
         time_source=time_source,
         columns=_column_reports(export, mapping),
         notes=notes,
+        undecided=undecided,
     )
 
 
+def _grouped(reasons: pd.Series) -> dict[str, list[int]]:
+    present = reasons.dropna()
+    return {str(reason): [int(r) for r in rows] for reason, rows in present.groupby(present).groups.items()}
+
+
+def entity_ids(frame: pd.DataFrame, mapping: Mapping) -> pd.Series:
+    """Each row's entity id: the id column's text, or a generated id (``mapping.id.generate``)."""
+    if isinstance(mapping.id, str):
+        return parse_text(frame[mapping.id])
+    assert mapping.id is not None  # the mapping's validator refuses a missing id
+    if mapping.id.generate == "row_number":
+        return pd.Series([f"row-{r}" for r in frame.index], index=frame.index, dtype=object)
+    text = frame[mapping.id.columns].map(cell_text).astype(str)
+    joined = text.agg("\x1f".join, axis=1)
+    return joined.map(lambda v: "h-" + hashlib.sha256(v.encode("utf-8")).hexdigest()[:16]).astype(object)
+
+
+def _id_name(mapping: Mapping) -> str:
+    if isinstance(mapping.id, str):
+        return repr(mapping.id)
+    assert mapping.id is not None
+    return f"generated by {mapping.id.generate}" + (f" of {mapping.id.columns}" if mapping.id.columns else "")
+
+
+def _label_name(mapping: Mapping) -> str:
+    label = mapping.label
+    return repr(label.column) if label.column is not None else f"presence in {label.exists_in}"
+
+
+def _label(export: ExportFrame, mapping: Mapping, ids: pd.Series) -> pd.Series:
+    """positive / negative / open / None per row; LabelNotBinaryError on values nobody declared."""
+    frame = export.frame
+    if export.label_keys is not None:
+        on = ids if mapping.label.on is None else parse_text(frame[mapping.label.on])
+        codes = np.where(on.isin(export.label_keys), POSITIVE, NEGATIVE)
+        return pd.Series(codes, index=frame.index, dtype=object).where(on.notna(), None)
+    assert mapping.label.column is not None
+    label, unknown = parse_label(frame[mapping.label.column], mapping.label)
+    if unknown:
+        raise LabelNotBinaryError(_label_message(mapping, unknown, frame[mapping.label.column]))
+    return label
+
+
 def _check_mapped_columns(export: ExportFrame, mapping: Mapping) -> None:
+    if mapping.id_column is not None and mapping.id_column not in export.frame.columns:
+        check_columns([mapping.id_column], export.frame.columns, "the export", hint=NO_ID_HINT)
     named = [
-        mapping.id,
-        mapping.label.column,
+        *([mapping.id_column] if mapping.id_column else []),
+        *(mapping.id.columns if isinstance(mapping.id, GeneratedId) else []),
+        *([mapping.label.column] if mapping.label.column else []),
+        *([mapping.label.on] if mapping.label.on else []),
         *mapping.fields.values(),
         *mapping.company.values(),
         *(a.column for a in mapping.all_attributes()),
@@ -188,7 +252,7 @@ def _check_unique_ids(ids: pd.Series, column: str) -> None:
         rows = rows_of(ids.eq(value))
         examples.append(f"{value!r} x{n} (rows {row_list(rows, 4)})")
     raise DuplicateIdError(
-        f"id column {column!r} repeats {len(counts):,} id(s) over {len(repeated):,} rows: "
+        f"id column {column} repeats {len(counts):,} id(s) over {len(repeated):,} rows: "
         f"{'; '.join(examples)} (rows are 1-based data rows). Ids must be unique: de-duplicate the export "
         "or map a different id column."
     )
@@ -307,7 +371,8 @@ def _canonical_table(
                 "lead_id": ids,
                 "company_id": company_ids,
                 "created_at": when,
-                "converted": label.eq(POSITIVE),
+                # None while undecided (a lead too young to have a label yet)
+                "converted": label.eq(POSITIVE).astype(object).where(label.isin([POSITIVE, NEGATIVE]), None),
             }
         )
         if mapping.dated:
@@ -383,7 +448,13 @@ def _attribute_table(
         values, levels, note = _categorical(attribute, frame[attribute.column], mapping.attributes.max_levels)
         data[attribute.feature] = values
         specs.append(
-            AttributeSpec(name=attribute.feature, column=attribute.column, type="categorical", levels=levels)
+            AttributeSpec(
+                name=attribute.feature,
+                column=attribute.column,
+                type="categorical",
+                levels=levels,
+                max_levels=mapping.attributes.max_levels,
+            )
         )
         if note:
             notes.append(note)
@@ -393,21 +464,22 @@ def _attribute_table(
 
 
 def _categorical(attribute: Attribute, raw: pd.Series, max_levels: int) -> tuple[np.ndarray, list[str], str]:
-    """Values as text; levels most frequent first (ties by name); values rarer than the top
-    ``max_levels`` read as missing."""
+    """Values as text, every value kept; levels in the export most frequent first (ties by name).
+
+    The model's levels are chosen later from the training window only
+    (``ImportManifest.model_columns``), so a value seen only in the holdout cannot shape them.
+    """
     text = parse_text(raw)
     counts = text.value_counts()
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    levels = [str(v) for v, _ in ordered[:max_levels]]
+    levels = [str(v) for v, _ in ordered]
     note = ""
     if len(ordered) > max_levels:
-        dropped = sum(n for _, n in ordered[max_levels:])
         note = (
-            f"attribute {attribute.feature!r}: {len(ordered):,} levels; the {max_levels} most frequent kept, "
-            f"{dropped:,} rows with rarer values read as missing"
+            f"attribute {attribute.feature!r}: {len(ordered):,} levels; the model keeps the "
+            f"{max_levels} most frequent in its training window, rarer values read as missing"
         )
-    values = text.where(text.isin(levels), None).to_numpy(dtype=object)
-    return values, levels, note
+    return text.to_numpy(dtype=object), levels, note
 
 
 def _companies(
@@ -466,8 +538,10 @@ def _column_reports(export: ExportFrame, mapping: Mapping) -> list[ColumnReport]
     def add(column: str, role: str) -> None:
         roles.setdefault(column, []).append(role)
 
-    add(mapping.id, "id")
-    add(mapping.label.column, "label")
+    if mapping.id_column is not None:
+        add(mapping.id_column, "id")
+    if mapping.label.column is not None:
+        add(mapping.label.column, "label")
     for name, column in mapping.fields.items():
         add(column, f"field {name}")
     for name, column in mapping.company.items():

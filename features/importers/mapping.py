@@ -99,14 +99,34 @@ class Label(BaseModel):
 
     leads: positive = converted; accounts: positive = churned (did not renew); opportunities:
     positive = won, negative = lost, open = still open. ``open`` values are undecided rows: open
-    deals, renewals not yet due; a lead cannot be open (such rows are rejected).
+    deals, renewals not yet due; a lead cannot be open (such rows are rejected unless too young
+    to be decided).
+
+    Or a label by presence: ``exists_in: FILE, key: COL`` marks a row positive when its ``on``
+    column (default: the id column) appears in FILE's column COL, negative otherwise (an MQL that
+    appears in a closed-deals file converted). Relative FILE paths resolve against the export's folder.
     """
 
     model_config = _STRICT
-    column: str
+    column: str | None = None
     positive: list[str] | None = None
     negative: list[str] | None = None
     open: list[str] = Field(default_factory=list)
+    exists_in: Path | None = None
+    key: str | None = None
+    on: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Label:
+        if (self.column is None) == (self.exists_in is None):
+            raise ValueError("label: give either `column` or `exists_in` (with `key`), not both or neither")
+        if self.exists_in is not None and (self.key is None or self.positive or self.negative or self.open):
+            raise ValueError(
+                "label.exists_in needs `key` (the file's column) and takes no positive/negative/open"
+            )
+        if self.exists_in is None and (self.key is not None or self.on is not None):
+            raise ValueError("label.key and label.on belong to label.exists_in")
+        return self
 
     @field_validator("positive", "negative", "open", mode="before")
     @classmethod
@@ -142,6 +162,34 @@ class Attributes(BaseModel):
         return value
 
 
+class GeneratedId(BaseModel):
+    """Ids for an export without an id column.
+
+    ``row_number``: ``row-<n>`` from the 1-based data row (stable only while the export's row order
+    is); ``hash``: ``h-<16 hex>`` of the named columns' values (stable across re-exports as long as
+    those values are, and unique only if their combination is).
+    """
+
+    model_config = _STRICT
+    generate: Literal["row_number", "hash"]
+    columns: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _columns_for_hash(self) -> GeneratedId:
+        if self.generate == "hash" and not self.columns:
+            raise ValueError("id: {generate: hash} needs `columns:` (the values that identify a row)")
+        if self.generate == "row_number" and self.columns:
+            raise ValueError("id: {generate: row_number} takes no columns")
+        return self
+
+
+NO_ID_HINT = (
+    "name the export's id column (`id: <column>`), or if it has none, generate one: "
+    "`id: {generate: row_number}` (row-<n>, stable while the row order is) or "
+    "`id: {generate: hash, columns: [<columns that identify a row>]}` (stable across re-exports)"
+)
+
+
 class Join(BaseModel):
     """A lookup file joined onto the export by key (many export rows to one lookup row)."""
 
@@ -171,13 +219,14 @@ class Mapping(BaseModel):
 
     model_config = _STRICT
     kind: Kind
-    id: str
+    id: str | GeneratedId | None = None
     label: Label
     fields: dict[str, str] = Field(default_factory=dict)
     company: dict[str, str] = Field(default_factory=dict)
     attributes: Attributes = Field(default_factory=Attributes)
     exclude: list[str] = Field(default_factory=list)
     missing_values: list[str] = Field(default_factory=lambda: list(DEFAULT_MISSING))
+    missing_by_column: dict[str, list[str]] = Field(default_factory=dict)  # overrides missing_values
     recode: dict[str, dict[str, str]] = Field(default_factory=dict)
     joins: list[Join] = Field(default_factory=list)
     dates: Dates = Field(default_factory=Dates)
@@ -195,6 +244,13 @@ class Mapping(BaseModel):
     @classmethod
     def _missing_as_strings(cls, value: object) -> object:
         return [str(v) for v in value] if isinstance(value, list) else value
+
+    @field_validator("missing_by_column", mode="before")
+    @classmethod
+    def _missing_by_column_as_strings(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {c: [str(v) for v in vs] if isinstance(vs, list) else vs for c, vs in value.items()}
+        return value
 
     @field_validator("recode", mode="before")
     @classmethod
@@ -215,6 +271,12 @@ class Mapping(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Mapping:
+        if self.id is None:
+            raise ValueError(f"`id:` is missing: {NO_ID_HINT}")
+        if self.label.exists_in is not None and self.kind == "opportunities":
+            raise ValueError(
+                "label.exists_in applies to leads and accounts; opportunities need won/lost values"
+            )
         known = FIELDS[self.kind]
         unknown = sorted(set(self.fields) - set(known))
         if unknown:
@@ -244,7 +306,11 @@ class Mapping(BaseModel):
 
     def _no_role_conflicts(self) -> None:
         """An excluded column is used nowhere; the id and the label are never attributes."""
-        used = {self.id: "id", self.label.column: "label"}
+        used: dict[str, str] = {}
+        if self.id_column is not None:
+            used[self.id_column] = "id"
+        if self.label.column is not None:
+            used[self.label.column] = "label"
         used |= {c: f"field {f}" for f, c in self.fields.items()}
         used |= {c: f"company field {f}" for f, c in self.company.items()}
         used |= {a.column: "attribute" for a in self.all_attributes()}
@@ -252,12 +318,36 @@ class Mapping(BaseModel):
         if conflicts:
             raise ValueError(f"excluded columns are also mapped: {', '.join(conflicts)}")
         for a in self.all_attributes():
-            if a.column in (self.id, self.label.column):
+            if a.column in (self.id_column, self.label.column):
                 raise ValueError(f"column {a.column!r} is the id or the label; it cannot be an attribute")
         typed = [a.column for a in self.attributes.numeric] + [a.column for a in self.attributes.categorical]
         twice = sorted({c for c in typed if typed.count(c) > 1})
         if twice:
             raise ValueError(f"columns {twice} are declared as attributes more than once")
+
+    @property
+    def id_column(self) -> str | None:
+        """The export's id column; None when ids are generated."""
+        return self.id if isinstance(self.id, str) else None
+
+    @property
+    def placeholders_explicit(self) -> bool:
+        """Whether the mapping lists its own ``missing_values`` (else the defaults apply)."""
+        return "missing_values" in self.model_fields_set
+
+    def placeholders_for(self, column: str) -> tuple[list[str], bool]:
+        """The values read as missing in ``column`` and whether they may be kept as a level: the
+        unchosen defaults in a column read as text (a frequent "unknown" there is an answer; in a
+        date or number column it can only mean missing)."""
+        if column in self.missing_by_column:
+            return self.missing_by_column[column], False
+        return self.missing_values, not self.placeholders_explicit and column not in self._typed_columns()
+
+    def _typed_columns(self) -> set[str]:
+        """Export columns read as dates or numbers."""
+        typed = {c for f, c in self.fields.items() if FIELDS[self.kind][f] != "text"}
+        typed |= {c for f, c in self.company.items() if COMPANY_FIELDS[f] != "text"}
+        return typed | {a.column for a in self.attributes.numeric}
 
     def all_attributes(self) -> list[Attribute]:
         return [*self.attributes.numeric, *self.attributes.categorical]
@@ -297,8 +387,8 @@ _MappingLoader.add_implicit_resolver(
 )
 
 
-def load_mapping(path: Path) -> Mapping:
-    """Read and validate a mapping file; MappingError says which key is wrong and why."""
+def read_mapping_document(path: Path) -> dict:
+    """A mapping file's YAML as a dict; MappingError when it cannot be read or is not a mapping."""
     try:
         document = yaml.load(path.read_text(encoding="utf-8"), Loader=_MappingLoader)
     except OSError as err:
@@ -309,11 +399,22 @@ def load_mapping(path: Path) -> Mapping:
         raise MappingError(
             f"mapping {path} must be a YAML mapping (key: value), not {type(document).__name__}"
         )
+    return document
+
+
+def validation_message(path: Path, err: ValidationError) -> str:
+    """Every problem pydantic found, each with the key it is at."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'mapping'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in err.errors()
+    )
+    return f"mapping {path}: {problems}"
+
+
+def load_mapping(path: Path) -> Mapping:
+    """Read and validate a mapping file; MappingError says which key is wrong and why."""
+    document = read_mapping_document(path)
     try:
         return Mapping.model_validate(document)
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'mapping'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in err.errors()
-        )
-        raise MappingError(f"mapping {path}: {problems}") from err
+        raise MappingError(validation_message(path, err)) from err

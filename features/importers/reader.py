@@ -13,15 +13,24 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
 
 from features.importers.errors import DuplicateIdError, ExportReadError, UnknownColumnError, row_list
-from features.importers.mapping import Join, Mapping
+from features.importers.mapping import Join, Mapping, ReadOptions
 
 CSV_SUFFIXES = (".csv", ".txt", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 _UNNAMED = re.compile(r"^Unnamed: \d+$")
+
+
+class ReadSettings(Protocol):
+    """What reading a file needs from a mapping (a single-kind or a bundle mapping)."""
+
+    read: ReadOptions
+
+    def placeholders_for(self, column: str) -> tuple[list[str], bool]: ...
 
 
 @dataclass
@@ -33,6 +42,7 @@ class ExportFrame:
     notes: list[str] = field(default_factory=list)
     placeholders: dict[str, int] = field(default_factory=dict)  # column -> cells read as missing
     lookup_columns: list[str] = field(default_factory=list)  # lookup files' own column names
+    label_keys: frozenset[str] | None = None  # label.exists_in: the keys that mark a row positive
 
 
 def read_export(path: Path, mapping: Mapping) -> ExportFrame:
@@ -41,7 +51,8 @@ def read_export(path: Path, mapping: Mapping) -> ExportFrame:
     if frame.empty:
         raise ExportReadError(f"export {path} has no data rows")
     check_columns(_export_names(mapping), frame.columns, f"export {path.name}")
-    placeholders = _placeholders_to_missing(frame, mapping.missing_values)
+    placeholders, kept = _placeholders_to_missing(frame, mapping)
+    notes += kept
     _recode(frame, mapping.recode)
     source_columns = list(frame.columns)
     lookup_columns: list[str] = []
@@ -49,10 +60,30 @@ def read_export(path: Path, mapping: Mapping) -> ExportFrame:
         note, columns = _join(frame, join, path.parent, mapping)
         notes.append(note)
         lookup_columns += columns
-    return ExportFrame(frame, source_columns, notes, placeholders, lookup_columns)
+    label_keys = _presence_keys(path.parent, mapping) if mapping.label.exists_in is not None else None
+    return ExportFrame(frame, source_columns, notes, placeholders, lookup_columns, label_keys)
 
 
-def _read_table(path: Path, mapping: Mapping) -> tuple[pd.DataFrame, list[str]]:
+def _presence_keys(folder: Path, mapping: Mapping) -> frozenset[str]:
+    """The keys in ``label.exists_in``'s file: a row whose ``label.on`` value is among them is positive."""
+    label = mapping.label
+    assert label.exists_in is not None and label.key is not None  # the mapping's validator ensures it
+    path = label.exists_in if label.exists_in.is_absolute() else folder / label.exists_in
+    table, _ = _read_table(path, mapping)
+    check_columns([label.key], table.columns, f"label file {path.name} (label.exists_in)")
+    _placeholders_to_missing(table, mapping)
+    return frozenset(str(v).strip() for v in table[label.key].dropna())
+
+
+def read_file(path: Path, mapping: ReadSettings) -> tuple[pd.DataFrame, list[str]]:
+    """One export file as text cells indexed by 1-based data row, placeholders read as missing;
+    plus notes (dropped empty columns, default placeholders kept as levels)."""
+    frame, notes = _read_table(path, mapping)
+    _, kept = _placeholders_to_missing(frame, mapping)
+    return frame, notes + kept
+
+
+def _read_table(path: Path, mapping: ReadSettings) -> tuple[pd.DataFrame, list[str]]:
     """The file as text cells (CSV) or typed columns (Parquet), indexed by data row, and notes."""
     suffix = path.suffix.lower()
     try:
@@ -96,23 +127,43 @@ def _is_blank(values: pd.Series) -> pd.Series:
     return values.isna()
 
 
-def _placeholders_to_missing(frame: pd.DataFrame, missing_values: Iterable[str]) -> dict[str, int]:
-    """Trim text cells; blanks and placeholders become None. Returns placeholder counts per column."""
-    placeholders = {v.strip().casefold() for v in missing_values}
+FREQUENT_PLACEHOLDER_SHARE = 0.05  # a default placeholder this common is a level, not a blank
+
+
+def _placeholders_to_missing(frame: pd.DataFrame, mapping: ReadSettings) -> tuple[dict[str, int], list[str]]:
+    """Trim text cells; blanks and placeholders become None.
+
+    Placeholders are per column (``mapping.placeholders_for``). A *default* placeholder (one the
+    mapping did not choose) that holds more than 5% of a column's rows is a frequent level there
+    ("unknown" as an answer, "-" as a plan code): it is kept as a value, and a note says how to
+    read it as missing instead. Returns placeholder counts per column and those notes.
+    """
     counts: dict[str, int] = {}
+    kept_notes: list[str] = []
     for name in frame.columns:
         values = frame[name]
         if not (values.dtype == object or pd.api.types.is_string_dtype(values)):
             continue
+        missing_values, defaults = mapping.placeholders_for(name)
+        placeholders = {v.strip().casefold() for v in missing_values}
         text = values.astype(object).where(values.notna(), None)
         trimmed = text.map(lambda v: v.strip() if isinstance(v, str) else v)
         folded = trimmed.map(lambda v: v.casefold() if isinstance(v, str) else v)
+        if defaults and len(frame):
+            shares = folded[folded.isin(placeholders)].value_counts() / len(frame)
+            for value, share in shares[shares > FREQUENT_PLACEHOLDER_SHARE].items():
+                placeholders.discard(value)
+                kept_notes.append(
+                    f"column {name!r}: the default placeholder {value!r} is {share:.1%} of rows, so it is "
+                    "kept as a level; to read it as missing, list it under "
+                    f"missing_by_column: {{{name}: [...]}} or missing_values"
+                )
         is_placeholder = folded.isin(placeholders).to_numpy() & trimmed.ne("").to_numpy()
         missing = trimmed.isna().to_numpy() | trimmed.eq("").to_numpy() | is_placeholder
         if is_placeholder.any():
             counts[name] = int(is_placeholder.sum())
         frame[name] = trimmed.where(~missing, None).astype(object)
-    return counts
+    return counts, kept_notes
 
 
 def _recode(frame: pd.DataFrame, recode: dict[str, dict[str, str]]) -> None:
@@ -131,7 +182,7 @@ def _join(frame: pd.DataFrame, join: Join, folder: Path, mapping: Mapping) -> tu
     key = join.key or join.on
     wanted = join.columns if join.columns is not None else [c for c in lookup.columns if c != key]
     check_columns([key, *wanted], lookup.columns, f"lookup {path.name}")
-    _placeholders_to_missing(lookup, mapping.missing_values)
+    _placeholders_to_missing(lookup, mapping)
     _recode(lookup, mapping.recode)
     keys = lookup[key]
     repeated = keys[keys.notna() & keys.duplicated(keep=False)]
@@ -169,8 +220,9 @@ def _export_names(mapping: Mapping) -> list[str]:
     return [j.on for j in mapping.joins]
 
 
-def check_columns(names: Iterable[str], columns: Iterable[str], where: str) -> None:
-    """UnknownColumnError naming every name not in ``columns``, each with its close matches."""
+def check_columns(names: Iterable[str], columns: Iterable[str], where: str, hint: str = "") -> None:
+    """UnknownColumnError naming every name not in ``columns``, each with its close matches
+    (and ``hint``: what else the user can do)."""
     available = [str(c) for c in columns]
     missing = [n for n in dict.fromkeys(names) if n not in available]
     if not missing:
@@ -180,11 +232,11 @@ def check_columns(names: Iterable[str], columns: Iterable[str], where: str) -> N
         close = difflib.get_close_matches(name, available, n=3, cutoff=0.6)
         folded = [c for c in available if c.casefold() == name.casefold() and c not in close]
         close = folded + close
-        hint = f"; close matches: {', '.join(map(repr, close))}" if close else ""
-        lines.append(f"{name!r}{hint}")
+        matches = f"; close matches: {', '.join(map(repr, close))}" if close else ""
+        lines.append(f"{name!r}{matches}")
     raise UnknownColumnError(
         f"the mapping names column(s) not in {where}: {'; '.join(lines)}. "
-        f"Columns are: {', '.join(map(repr, available))}"
+        f"Columns are: {', '.join(map(repr, available))}" + (f". Or {hint}" if hint else "")
     )
 
 
@@ -193,4 +245,4 @@ def rows_of(mask: pd.Series) -> list[int]:
     return [int(r) for r in mask.index[mask.to_numpy(dtype=bool)]]
 
 
-__all__ = ["ExportFrame", "check_columns", "read_export", "row_list", "rows_of"]
+__all__ = ["ExportFrame", "ReadSettings", "check_columns", "read_export", "read_file", "row_list", "rows_of"]

@@ -36,6 +36,7 @@ class ImportReport:
     attributes: list[AttributeSpec]
     tables: dict[str, int] = field(default_factory=dict)  # file written -> rows
     notes: list[str] = field(default_factory=list)
+    undecided: int = 0  # leads too young to have a label: imported (scoreable), left out of training
 
     @property
     def rows_rejected(self) -> int:

@@ -48,13 +48,13 @@ def import_export_file(
     mapping = load_mapping(mapping_path)
     if mapping.kind != kind:
         raise MappingError(f"mapping {mapping_path.name} is for {mapping.kind}, not {kind}")
-    _refuse_synthetic_world(settings)
+    refuse_synthetic_world(settings)
     step("read mapping")
     read = read_export(export, mapping)
     step("read export")
     mapped = map_export(read, mapping)
     step("map")
-    tables = _write(settings.raw_dir, mapped, export, mapping_path)
+    tables = _write(settings.raw_dir, mapped, export, mapping_path, list(mapping.fields))
     step("write tables")
     return ImportReport(
         kind=kind,
@@ -71,10 +71,11 @@ def import_export_file(
         attributes=mapped.attribute_specs,
         tables=tables,
         notes=mapped.notes + _kept_tables_notes(settings.raw_dir, kind),
+        undecided=mapped.undecided,
     )
 
 
-def _refuse_synthetic_world(settings: Settings) -> None:
+def refuse_synthetic_world(settings: Settings) -> None:
     if settings.oracle_dir.exists() and any(settings.oracle_dir.glob("*.parquet")):
         raise ExportError(
             f"{settings.data_dir} holds the synthetic world (it has an oracle in {settings.oracle_dir}); "
@@ -82,7 +83,9 @@ def _refuse_synthetic_world(settings: Settings) -> None:
         )
 
 
-def _write(raw_dir: Path, mapped: MappedExport, export: Path, mapping_path: Path) -> dict[str, int]:
+def _write(
+    raw_dir: Path, mapped: MappedExport, export: Path, mapping_path: Path, fields: list[str]
+) -> dict[str, int]:
     """Write the kind's table, merged companies, empty missing tables, attributes and the manifest."""
     kind = mapped.kind
     others = {k: m for k, m in load_manifests(raw_dir).items() if k != kind}
@@ -114,6 +117,7 @@ def _write(raw_dir: Path, mapped: MappedExport, export: Path, mapping_path: Path
         undated=mapped.undated,
         time_source=mapped.time_source,
         attributes=mapped.attribute_specs,
+        fields=fields,
         table_sha256=file_sha256(raw_dir / f"{primary}.parquet"),
     )
     write_manifest(raw_dir, manifest)

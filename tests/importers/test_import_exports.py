@@ -204,7 +204,8 @@ def test_placeholders_and_blanks_read_as_missing_and_are_counted(tmp_path: Path)
     frame = leads_export()
     frame.loc[0, "Visits"] = "  "
     frame.loc[1, "Visits"] = "unknown"
-    report = run_import(tmp_path, frame, LEADS_MAPPING)
+    mapping = {**LEADS_MAPPING, "missing_by_column": {"Lead Source": ["Select"]}}
+    report = run_import(tmp_path, frame, mapping)
     columns = {c.name: c for c in report.columns}
     selects = int((frame["Lead Source"] == "Select").sum())
     assert columns["Lead Source"].placeholders == selects and columns["Visits"].placeholders == 1
@@ -434,3 +435,124 @@ def test_dated_rows_keep_the_time_split() -> None:
         <= times[split.valid].max()
         < times[split.holdout].min()
     )
+
+
+# -- frictions a new user hit (issue 10, item 5)
+
+
+def test_an_export_without_an_id_column_is_told_how_to_generate_ids(tmp_path: Path) -> None:
+    frame = leads_export(n=20).drop(columns=["Lead ID"])
+    no_id = {k: v for k, v in LEADS_MAPPING.items() if k != "id"}
+    with pytest.raises(MappingError) as err:
+        run_import(tmp_path / "a", frame, no_id)
+    assert "`id:` is missing" in str(err.value) and "{generate: row_number}" in str(err.value)
+    assert "Field required" not in str(err.value)
+    with pytest.raises(UnknownColumnError) as err:
+        run_import(tmp_path / "b", frame, LEADS_MAPPING)  # names an id column the export lacks
+    assert "'Lead ID'" in str(err.value) and "{generate: row_number}" in str(err.value)
+
+    report = run_import(tmp_path / "c", frame, {**no_id, "id": {"generate": "row_number"}})
+    assert report.rows_imported == 20
+    leads = read_table("leads", tmp_path / "c" / "data" / "raw")
+    assert leads["lead_id"].tolist() == [f"row-{r}" for r in range(1, 21)]
+    hashed = {**no_id, "id": {"generate": "hash", "columns": ["Created", "Lead Source", "Visits"]}}
+    run_import(tmp_path / "d", frame.iloc[::-1], hashed)  # the same rows in another order
+    reordered = read_table("leads", tmp_path / "d" / "data" / "raw")
+    run_import(tmp_path / "e", frame, hashed)
+    again = read_table("leads", tmp_path / "e" / "data" / "raw")
+    assert (
+        set(reordered["lead_id"]) == set(again["lead_id"])
+        and again["lead_id"].str.match(r"h-[0-9a-f]{16}").all()
+    )
+
+
+def test_a_label_can_be_presence_of_the_row_in_another_file(tmp_path: Path) -> None:
+    frame = leads_export(n=30).drop(columns=["Converted"])
+    closed = pd.DataFrame({"Deal": ["D1", "D2", "D3"], "Lead": ["L0002", "L0005", "L0009"]})
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    closed.to_csv(tmp_path / "closed_deals.csv", index=False)
+    mapping = {**LEADS_MAPPING, "label": {"exists_in": "closed_deals.csv", "key": "Lead"}}
+    report = run_import(tmp_path, frame, mapping)
+    leads = read_table("leads", tmp_path / "data" / "raw").set_index("lead_id")
+    assert sorted(leads.index[leads["converted"].astype(bool)]) == ["L0002", "L0005", "L0009"]
+    assert report.label_counts["positive"] == 3 and report.label_counts["negative"] == 27
+    with pytest.raises(UnknownColumnError, match=r"label file closed_deals\.csv"):
+        run_import(tmp_path, frame, {**mapping, "label": {"exists_in": "closed_deals.csv", "key": "LeadId"}})
+
+
+def test_a_frequent_default_placeholder_is_kept_as_a_level_with_a_warning(tmp_path: Path) -> None:
+    frame = leads_export(n=100)
+    frame["Plan"] = np.where(np.arange(100) % 5 == 0, "unknown", "pro")  # "unknown" is 20% of rows
+    frame.loc[1, "Visits"] = "-"  # 1% of a numeric column: missing
+    frame.loc[3, "Lead Source"] = "N/A"  # 1%: missing
+    mapping = {**LEADS_MAPPING, "attributes": {"numeric": ["Visits"], "categorical": ["Lead Source", "Plan"]}}
+    report = run_import(tmp_path / "a", frame, mapping)
+    attributes = read_attributes(tmp_path / "a" / "data" / "raw", "leads").set_index("lead_id")
+    assert (attributes["plan"] == "unknown").sum() == 20 and attributes["plan"].notna().all()
+    assert np.isnan(attributes.loc["L0002", "visits"]) and attributes.loc["L0004", "lead_source"] is None
+    warning = next(n for n in report.notes if "'Plan'" in n)
+    assert "'unknown' is 20.0% of rows" in warning and "kept as a level" in warning
+    # the mapping says otherwise: per column, or with its own list
+    run_import(tmp_path / "b", frame, {**mapping, "missing_by_column": {"Plan": ["unknown"]}})
+    attributes = read_attributes(tmp_path / "b" / "data" / "raw", "leads")
+    assert attributes["plan"].isna().sum() == 20
+
+
+def test_leads_too_young_for_a_label_are_imported_scoreable_and_counted(tmp_path: Path) -> None:
+    frame = leads_export(n=40)
+    frame["Created"] = [f"2024-03-{1 + i % 28:02d}" for i in range(40)]
+    frame.loc[39, "Created"] = "2024-06-30"  # as-of
+    young = frame.index[frame["Created"].ge("2024-06-01")].tolist()
+    frame.loc[[39], "Converted"] = ""  # created at as-of: no label yet
+    frame.loc[[2], "Converted"] = ""  # three months old and still no label: rejected
+    report = run_import(tmp_path, frame, LEADS_MAPPING)
+    assert report.undecided == 1 and young == [39]
+    assert report.rejected == {"label ('Converted') blank": [3]}
+    leads = read_table("leads", tmp_path / "data" / "raw").set_index("lead_id")
+    assert "L0040" in leads.index and pd.isna(leads.loc["L0040", "converted"])
+    attributes = read_attributes(tmp_path / "data" / "raw", "leads")
+    assert "L0040" in set(attributes["lead_id"])  # scoreable: its attributes are in the view
+    result = CliRunner().invoke(
+        __import__("funnelcast.cli", fromlist=["app"]).app,
+        [
+            "import",
+            "leads",
+            str(tmp_path / "export.csv"),
+            "--mapping",
+            str(tmp_path / "mapping.yaml"),
+            "--data-dir",
+            str(tmp_path / "cli"),
+        ],
+    )
+    assert result.exit_code == 0 and "too young to label" in result.output
+
+
+def test_category_levels_come_from_the_training_window_only() -> None:
+    from features.importers.manifest import AttributeSpec, ImportManifest
+
+    manifest = ImportManifest(
+        kind="leads",
+        export="x.csv",
+        mapping="m.yaml",
+        mapping_sha256="0" * 64,
+        imported_at=pd.Timestamp("2024-07-01", tz="UTC").to_pydatetime(),
+        as_of=pd.Timestamp("2024-07-01", tz="UTC").to_pydatetime(),
+        undated=False,
+        time_source="created_at",
+        attributes=[
+            AttributeSpec(
+                name="source",
+                column="Source",
+                type="categorical",
+                levels=["web", "fair", "late"],
+                max_levels=2,
+            )
+        ],
+    )
+    rows = pd.DataFrame(
+        {"lead_attributes__source": ["fair", "web", "fair", "expo", None, "late", "late", "late"]}
+    )
+    train = np.array([True, True, True, True, True, False, False, False])  # "late" only after the window
+    levels, _ = manifest.model_columns(rows[train])
+    assert levels == {"lead_attributes__source": ("fair", "expo")}  # 2 most frequent in train, ties by name
+    assert manifest.model_columns()[0] == {"lead_attributes__source": ("web", "fair", "late")}

@@ -81,6 +81,7 @@ LEADS_MAPPING = {
     "company": {"insured_headcount": "Employees", "founded_year": "Founded"},
     "attributes": {"numeric": ["Visits"], "categorical": ["Lead Source"]},
     "exclude": ["Stage Notes"],
+    "missing_by_column": {"Lead Source": ["Select"]},  # 10% of rows: a frequent default, so say it
 }
 ACCOUNTS_MAPPING = {
     "kind": "accounts",
@@ -141,9 +142,15 @@ def test_the_models_learn_from_the_custom_attributes(
     assert runs["churn"].metrics["roc_auc"] > 0.75
     client = mlflow_client(settings)
     lead = load_version(client, "lead_score", runs["lead"].version)
-    assert lead.categorical_levels["lead_attributes__lead_source"] == ("Google", "Olark Chat", "Referral")
+    # the training window's levels, most frequent first ("Select" read as missing)
+    levels = lead.categorical_levels["lead_attributes__lead_source"]
+    assert sorted(levels) == ["Google", "Olark Chat", "Referral"]
     assert set(lead.importance().head(2).index) == {"lead_attributes__lead_source", "lead_attributes__visits"}
     assert lead.metadata["feature_service"] == "lead_score_import_v1"
+    # what a caller may send: the export's attributes; channel & co. are not inputs of this model
+    inputs = {i["name"]: i for i in lead.metadata["inputs"]}
+    assert set(inputs) == {"visits", "lead_source"} and inputs["visits"]["type"] == "numeric"
+    assert inputs["lead_source"]["levels"] == list(levels)
     churn = load_version(client, "churn", runs["churn"].version)
     assert churn.importance().index[0] in {"account_attributes__contract", "account_attributes__tenure"}
 
