@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from features.store import open_store
+from funnelcast.forecast_baselines import deal_baseline
 from funnelcast.risk import value_at_risk, weekly_forecast
 from funnelcast.settings import get_settings
 from service.live_models import LiveModels
@@ -54,12 +55,19 @@ def main() -> None:
     deals = snap.deals.iloc[pick].reset_index()
     p_week = snap.p_week[pick]
     rates = np.asarray(model.model.metadata["stage_win_rate"])
+    table = np.zeros((len(rates), 13))
     rows = []
 
     def forecast(group_by: str) -> pd.DataFrame:
-        return weekly_forecast(
-            deals, p_week, group_by, rates, AMOUNT, STAGE, "opportunity_snapshots__days_to_expected_close"
-        )
+        def baseline_of(group: str, mask: np.ndarray, weeks: int) -> np.ndarray:
+            d = deals[mask]
+            days = d["opportunity_snapshots__days_to_expected_close"].to_numpy(float)
+            stage = d[STAGE].fillna(0).astype(int).to_numpy()
+            return deal_baseline(
+                "redated_pipeline", d[AMOUNT].to_numpy(float), stage, days, rates, table, weeks
+            )
+
+        return weekly_forecast(deals, p_week, group_by, baseline_of, AMOUNT)[0]
 
     for group_by in ("all", "team"):
         best, median = best_of(7, lambda g=group_by: forecast(g))

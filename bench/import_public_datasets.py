@@ -115,8 +115,8 @@ def run_case(case: Case, datasets: Path, root: Path, console: Console) -> dict[s
             )
         else:
             result["holdout"] = (
-                f"WAPE 4w {metrics['wape_4w']:.3f} vs stage-weighted baseline "
-                f"{metrics['baseline.wape_4w']:.3f}; 13w {metrics['wape_13w']:.3f} "
+                f"month-total WAPE {metrics['month_wape']:.3f} vs best baseline "
+                f"{metrics['month_best_baseline_wape']:.3f}; 4w {metrics['wape_4w']:.3f} "
                 f"({run.name} v{run.version} in MLflow)"
             )
     timings["train"] = time.perf_counter() - t0

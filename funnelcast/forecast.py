@@ -5,7 +5,10 @@ k = 1..13; the rest, ``1 - sum_k p_week[i, k-1]``, is "not won within 13 weeks".
 P(win by a date), the expected close week, and weekly bookings with P10/P50/P90.
 
 Ranges come from a Monte Carlo over deals: each sample draws every deal's outcome week once from
-its own categorical distribution (deals independent of each other). A deal can be won at most once,
+its own categorical distribution. Deals are not independent: a commodity swing or a slow quarter
+hits every exposed deal at once, so each sample draws one shared shock (lognormal, mean 1) that
+scales every deal's win probabilities, and one per commodity group for the deals exposed to it;
+their sizes are fitted on validation residuals (``funnelcast.intervals``). A deal can be won at most once,
 so weeks are dependent within a deal; sampling the outcome week keeps that, which an exact
 per-week Poisson-binomial would not (it would also not handle unequal amounts). Expected values
 are exact sums, not sampled.
@@ -44,9 +47,21 @@ def expected_bookings(amount: np.ndarray, p_week: np.ndarray) -> np.ndarray:
 
 
 def sample_bookings(
-    amount: np.ndarray, p_week: np.ndarray, n_samples: int = 1000, seed: int = 0, chunk: int = 250
+    amount: np.ndarray,
+    p_week: np.ndarray,
+    n_samples: int = 1000,
+    seed: int = 0,
+    chunk: int = 250,
+    shock_sd: float = 0.0,
+    groups: np.ndarray | None = None,
+    group_shock_sd: float = 0.0,
 ) -> np.ndarray:
-    """``[sample, week-1]`` total bookings per week in ``n_samples`` joint draws of every deal's outcome."""
+    """``[sample, week-1]`` total bookings per week in ``n_samples`` joint draws of every deal's outcome.
+
+    With ``shock_sd`` > 0 each sample scales every deal's weekly win probabilities by one shared
+    lognormal factor (mean 1, log-sd ``shock_sd``); with ``groups`` (an integer per deal, e.g. its
+    commodity exposure; -1 = none) and ``group_shock_sd`` > 0, also by one factor per group.
+    """
     amount = np.asarray(amount, float)
     p = np.clip(np.asarray(p_week, float), 0.0, 1.0)
     n, weeks = p.shape
@@ -55,13 +70,21 @@ def sample_bookings(
         return out
     cum = np.minimum(np.cumsum(p, axis=1), 1.0)  # P(won by week k)
     rng = np.random.default_rng(seed)
+    group = np.full(n, -1) if groups is None else np.asarray(groups, int)
+    n_groups = int(group.max()) + 1 if len(group) else 0
     for lo in range(0, n_samples, chunk):
         hi = min(n_samples, lo + chunk)
         u = rng.random((hi - lo, n), dtype=np.float32)
+        scale = _shock(rng, hi - lo, shock_sd)[:, None] * np.ones((1, n))
+        if n_groups and group_shock_sd > 0:
+            per_group = np.stack([_shock(rng, hi - lo, group_shock_sd) for _ in range(n_groups)], axis=1)
+            exposed = group >= 0
+            scale[:, exposed] *= per_group[:, group[exposed]]
+        scale = scale.astype(np.float32)
         # outcome week index: how many "won by week k" thresholds u passes (weeks = not won)
         week = np.zeros((hi - lo, n), dtype=np.int16)
         for k in range(weeks):
-            week += u >= cum[:, k].astype(np.float32)
+            week += u >= np.minimum(cum[:, k].astype(np.float32) * scale, 1.0)
         won = week < weeks
         rows = np.broadcast_to(np.arange(hi - lo)[:, None], week.shape)[won]
         flat = rows * weeks + week[won]
@@ -70,6 +93,13 @@ def sample_bookings(
         )
         out[lo:hi] = totals.reshape(hi - lo, weeks)
     return out
+
+
+def _shock(rng: np.random.Generator, size: int, sd: float) -> np.ndarray:
+    """Lognormal factors with mean 1 (ones when ``sd`` is 0, drawing nothing)."""
+    if sd <= 0:
+        return np.ones(size)
+    return np.exp(sd * rng.standard_normal(size) - sd * sd / 2)
 
 
 def bookings_quantiles(
@@ -82,17 +112,3 @@ def bookings_quantiles(
     """``[quantile, week-1]`` bookings quantiles per week (Monte Carlo, see the module doc)."""
     samples = sample_bookings(amount, p_week, n_samples=n_samples, seed=seed)
     return np.quantile(samples, quantiles, axis=0)
-
-
-def stage_weighted_bookings(
-    amount: np.ndarray, stage_win_rate: np.ndarray, expected_week: np.ndarray, weeks: int = 13
-) -> np.ndarray:
-    """The pipeline baseline: amount x the stage's historical win rate, placed in the rep's close week.
-
-    ``expected_week`` is the week (1-based) holding the rep's expected close date; a date already
-    past counts in week 1 (the rep still expects it), one beyond the horizon drops out.
-    """
-    week = np.maximum(np.ceil(np.asarray(expected_week, float)), 1)
-    value = np.asarray(amount, float) * np.asarray(stage_win_rate, float)
-    inside = np.isfinite(week) & (week <= weeks)
-    return np.bincount((week[inside] - 1).astype(int), weights=value[inside], minlength=weeks)[:weeks]

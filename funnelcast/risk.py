@@ -1,7 +1,8 @@
 """Weekly forecast tables and deal risk in plain words (pure functions over scored deals).
 
 - ``weekly_forecast``: per group and week, expected bookings (exact), P10/P50/P90 (Monte Carlo over
-  deals, ``funnelcast.forecast``), expected wins and the stage-weighted baseline beside it.
+  deals with shared shocks, ``funnelcast.forecast``, widened by the backtest's conformal margins),
+  expected wins and the chosen baseline beside it; and the period total with its band.
 - Value at risk of a deal = amount x max(0, normal P(win by quarter end) for its stage - its own).
   "Normal" is the mean P(win by quarter end) of the open deals at the same stage, so a deal is at
   risk when it trails its peers, not merely for being early.
@@ -11,15 +12,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from features.catalog import MILESTONES
-from funnelcast.forecast import QUANTILES, expected_bookings, sample_bookings, stage_weighted_bookings
+from features.catalog import COMMODITIES, MILESTONES
+from funnelcast.forecast import QUANTILES, expected_bookings, sample_bookings
+from funnelcast.intervals import widen
 
 MILESTONE_NAMES_ZH = {
     "budget_confirmed": "预算确认",
@@ -37,45 +39,82 @@ MILESTONE_NAMES_ZH = {
 }
 
 
+BaselineOf = Callable[[str, np.ndarray, int], np.ndarray]  # (group, deal mask, weeks) -> [week-1]
+
+
 def weekly_forecast(
     deals: pd.DataFrame,
     p_week: np.ndarray,
     group_by: str,
-    stage_win_rate: np.ndarray,
+    baseline_of: BaselineOf,
     amount: str,
-    stage: str,
-    days_to_close: str,
     n_samples: int = 500,
     seed: int = 0,
-) -> pd.DataFrame:
-    """One row per (group, week): expected bookings, P10/P50/P90, expected wins, baseline."""
+    shocks: tuple[float, float] = (0.0, 0.0),
+    margins: Mapping[str, float] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per (group, week): expected bookings, P10/P50/P90, expected wins and the chosen baseline; and
+    per group the total over all weeks with its P10-P90 band and the baseline's total.
+
+    The Monte Carlo draws ``shocks`` (shared, per commodity group) and the band is widened by the
+    conformal ``margins`` fitted in the backtest (``funnelcast.intervals``): ``weekly`` for weeks,
+    ``quarter`` for a 13-week total, ``month`` for a shorter one of at least 4 weeks.
+    """
     weeks = p_week.shape[1]
-    rows = []
+    margins = margins or {}
+    total_level = "quarter" if weeks >= 13 else "month" if weeks >= 4 else "weekly"
+    rows, totals = [], []
     keys = deals[group_by].fillna("unknown").to_numpy() if group_by != "all" else np.full(len(deals), "all")
+    commodity = deals.get("opportunity_snapshots__commodity")
+    groups = None if commodity is None else pd.Categorical(commodity, categories=COMMODITIES).codes
     for g_index, group in enumerate(sorted(set(keys))):
         mask = keys == group
         a = deals.loc[mask, amount].to_numpy(float)
         p = p_week[mask]
         mean = expected_bookings(a, p)
-        q = np.quantile(sample_bookings(a, p, n_samples=n_samples, seed=seed + g_index), QUANTILES, axis=0)
-        q = np.maximum(q, 0.0)
-        rate = stage_win_rate[deals.loc[mask, stage].fillna(0).astype(int).clip(0, len(stage_win_rate) - 1)]
-        base = stage_weighted_bookings(a, rate, deals.loc[mask, days_to_close].to_numpy(float) / 7.0, weeks)
+        samples = sample_bookings(
+            a,
+            p,
+            n_samples=n_samples,
+            seed=seed + g_index,
+            shock_sd=shocks[0],
+            groups=None if groups is None else groups[mask],
+            group_shock_sd=shocks[1],
+        )
+        q = np.maximum(np.quantile(samples, QUANTILES, axis=0), 0.0)
+        low, high = widen(q[0], q[2], q[2] - q[0], margins.get("weekly", 0.0))
+        low, high = np.minimum(low, q[1]), np.maximum(high, q[1])  # a narrowed band still holds P50
+        base = baseline_of(str(group), mask, weeks)
         for k in range(weeks):
             rows.append(
                 {
                     "group": str(group),
                     "week": k + 1,
                     "expected_bookings": float(mean[k]),
-                    "p10": float(q[0, k]),
+                    "p10": float(low[k]),
                     "p50": float(q[1, k]),
-                    "p90": float(q[2, k]),
+                    "p90": float(high[k]),
                     "expected_wins": float(p[:, k].sum()),
                     "baseline": float(base[k]),
                     "deals": int(mask.sum()),
                 }
             )
-    return pd.DataFrame(rows)
+        total = samples.sum(axis=1)
+        t_q = np.quantile(total, [QUANTILES[0], QUANTILES[2]])
+        t_low, t_high = widen(t_q[:1], t_q[1:], t_q[1:] - t_q[:1], margins.get(total_level, 0.0))
+        t_mid = float(np.quantile(total, QUANTILES[1]))
+        totals.append(
+            {
+                "group": str(group),
+                "weeks": weeks,
+                "expected_bookings": float(mean.sum()),
+                "p10": min(float(t_low[0]), t_mid),
+                "p50": t_mid,
+                "p90": max(float(t_high[0]), t_mid),
+                "baseline": float(base.sum()),
+            }
+        )
+    return pd.DataFrame(rows), pd.DataFrame(totals)
 
 
 def value_at_risk(

@@ -24,11 +24,13 @@ from prometheus_client import generate_latest
 from pydantic import BaseModel
 
 from funnelcast.forecast import expected_close_week
+from funnelcast.forecast_baselines import BASELINES
 from funnelcast.risk import weekly_forecast
 from funnelcast.settings import Settings, get_settings
 from service import schemas
 from service.auth import require
 from service.dashboard import render_dashboard
+from service.forecast_baselines import baseline_forecaster, default_baseline
 from service.live_models import LiveModels
 from service.manager import (
     AlertStore,
@@ -258,8 +260,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             datetime | None, Query(description="A past time: the pipeline as of its weekly snapshot then")
         ] = None,
         format: Annotated[Literal["json", "csv"], Query()] = "json",
+        baseline: Annotated[
+            Literal[BASELINES] | None,  # type: ignore[valid-type]
+            Query(description="The baseline beside the forecast; default: the strongest in the backtest"),
+        ] = None,
     ) -> Response:
-        """Expected bookings, P10/P50/P90, expected wins and the stage-weighted baseline by group/week."""
+        """Expected bookings, P10/P50/P90, expected wins and a baseline by group/week; the period total."""
         snap = _snapshot(request)
         if as_of is not None:
             as_of_utc = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
@@ -277,14 +283,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     as_of_utc,
                 )
         column = "owner_rep_id" if group_by == "rep" else group_by
-        table = weekly_forecast(
+        metadata = snap.model.model.metadata
+        chosen = baseline or default_baseline(metadata)
+        baseline_of = baseline_forecaster(
+            chosen,
+            metadata,
             snap.deals,
-            snap.p_week[:, :weeks],
             column,
-            np.asarray(snap.model.model.metadata["stage_win_rate"]),
+            request.app.state.settings.raw_dir,
+            request.app.state.pipeline.rep_groups(),
+            snap.as_of or snap.built_at,
             AMOUNT,
             STAGE,
             "opportunity_snapshots__days_to_expected_close",
+        )
+        table, totals = weekly_forecast(
+            snap.deals,
+            snap.p_week[:, :weeks],
+            column,
+            baseline_of,
+            AMOUNT,
+            shocks=(float(metadata.get("shock_sd", 0.0)), float(metadata.get("group_shock_sd", 0.0))),
+            margins=metadata.get("conformal_margins"),
         )
         table.insert(0, "features_as_of", snap.as_of.isoformat() if snap.as_of else None)
         table.insert(1, "model_version", snap.model.version)
@@ -294,7 +314,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {
                 "as_of": table["features_as_of"].iloc[0] if len(table) else None,
                 "group_by": group_by,
+                "baseline": chosen,
                 "rows": table.drop(columns=["features_as_of"]).to_dict("records"),
+                "totals": totals.to_dict("records"),
             }
         )
 
