@@ -106,8 +106,12 @@ def table(bt: Backtest, title: str) -> tuple[str, dict[str, float]]:
     lines.append(
         "origins with a known total: "
         + ", ".join(f"{lvl} {int((known['level'] == lvl).sum())}" for lvl in LEVELS)
-        + f"; shock sd {bt.shock_sd:.3f}, group shock sd {bt.group_shock_sd:.3f}"
-    )
+        + (
+            ""
+            if "seed" in bt.totals
+            else f"; shock sd {bt.shock_sd:.3f}, group shock sd {bt.group_shock_sd:.3f}"
+        )
+    )  # pooled: each seed has its own shocks
     return "\n".join(lines), metrics | {f"cov_{k}": v for k, v in cov.items()}
 
 
