@@ -24,6 +24,7 @@ from features.directory import build_directory
 from features.store import open_store
 from funnelcast.core.deals import AMOUNT, DAYS_TO_EXPECTED_CLOSE, STAGE
 from funnelcast.core.forecast import weekly_forecast
+from funnelcast.core.forecast_baselines import deal_baseline
 from funnelcast.core.risk import value_at_risk
 from funnelcast.core.settings import get_settings
 from service.live_models import LiveModels
@@ -59,10 +60,19 @@ def main() -> None:
     deals = snap.deals.iloc[pick].reset_index()
     p_week = snap.p_week[pick]
     rates = np.asarray(model.model.metadata["stage_win_rate"])
+    table = np.zeros((len(rates), 13))
     rows = []
 
     def forecast(group_by: str) -> pd.DataFrame:
-        return weekly_forecast(deals, p_week, group_by, rates, AMOUNT, STAGE, DAYS_TO_EXPECTED_CLOSE)
+        def baseline_of(group: str, mask: np.ndarray, weeks: int) -> np.ndarray:
+            d = deals[mask]
+            days = d[DAYS_TO_EXPECTED_CLOSE].to_numpy(float)
+            stage = d[STAGE].fillna(0).astype(int).to_numpy()
+            return deal_baseline(
+                "redated_pipeline", d[AMOUNT].to_numpy(float), stage, days, rates, table, weeks
+            )
+
+        return weekly_forecast(deals, p_week, group_by, baseline_of, AMOUNT)[0]
 
     for group_by in ("all", "team"):
         best, median = best_of(7, lambda g=group_by: forecast(g))

@@ -151,7 +151,10 @@ def close_row(case: Case, settings: Settings) -> dict[str, str]:
         data = milestone_close.build_dataset(store, settings.raw_dir, settings.oracle_dir)
         model = milestone_close.train(data)
         metrics, _ = milestone_close.evaluate(model, data)
-        result = f"WAPE 4w {metrics['wape_4w']:.3f} (stage-weighted {metrics['baseline.wape_4w']:.3f})"
+        result = (
+            f"month-total WAPE {metrics['month_wape']:.3f} vs best baseline "
+            f"{metrics['month_best_baseline_wape']:.3f}; 4w {metrics['wape_4w']:.3f}"
+        )
     except ValueError as err:
         result = f"not trained: {err}"
     return {

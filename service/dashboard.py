@@ -1,8 +1,9 @@
 """The manager page: one server-rendered HTML file with a small script that calls the API (no build).
 
 The page takes the manager's API key from ``?key=`` (kept in sessionStorage) and draws the weekly
-forecast (expected line, P10-P90 band, stage-weighted baseline) as inline SVG, the top-risk deals
-with reasons and next actions, and churn risks; the team and region filters re-query the API.
+forecast (expected line, P10-P90 band, the strongest baseline) as inline SVG with the 13-week total
+and its band, the top-risk deals with reasons and next actions, and churn risks; the team and
+region filters re-query the API.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ LABELS = {
         "account": "Account",
         "p_churn": "P(churn)",
         "expected": "expected",
-        "baseline": "stage-weighted baseline",
+        "baseline": "strongest baseline",
+        "quarter_total": "Next 13 weeks in total",
         "range": "P10–P90",
         "loading": "loading…",
         "missing_key": "Add ?key=<manager API key> to the address.",
@@ -53,7 +55,8 @@ LABELS = {
         "account": "客户",
         "p_churn": "流失概率",
         "expected": "预期",
-        "baseline": "阶段加权基线",
+        "baseline": "最强基线",
+        "quarter_total": "未来13周合计",
         "range": "P10–P90 区间",
         "loading": "加载中…",
         "missing_key": "请在地址后加上 ?key=<经理 API 密钥>。",

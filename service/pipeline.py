@@ -2,7 +2,8 @@
 
 ``PipelineSnapshot.build`` reads open deals (canonical ``opportunities`` with outcome ``open``),
 their online features (opportunity, company, tenders, commodity views), runs the milestone-close
-champion and keeps per deal: P(won in week k), k = 1..13, amount, stage, group keys (region, team,
+champion (reconciled with the stage x week table by the weight its backtest chose on validation)
+and keeps per deal: P(won in week k), k = 1..13, amount, stage, group keys (region, team,
 product line, rep). It is rebuilt when the champion changes or the cache is older than its TTL;
 forecast, at-risk and rules read it without touching the stores again.
 """
@@ -22,6 +23,7 @@ from features.directory import DEAL_COLUMNS
 from features.schema import read_table
 from funnelcast.core.deals import HORIZON_WEEKS, STAGE
 from funnelcast.core.forecast import weekly_win_probabilities
+from funnelcast.core.forecast_baselines import reconciled_probabilities
 from service.live_models import LiveModel
 from service.online_features import online_frame
 
@@ -104,6 +106,15 @@ def _scored(
         if len(frame)
         else np.zeros((0, HORIZON_WEEKS))
     )
+    meta = model.model.metadata
+    if "stage_week_table" in meta and len(frame):
+        # the deal-level model reconciled with the stage x week table by the weight chosen on validation
+        p_week = reconciled_probabilities(
+            p_week,
+            frame[STAGE].fillna(0).astype(int).to_numpy(),
+            np.asarray(meta["stage_week_table"], float),
+            float(meta.get("reconciled_model_weight", 1.0)),
+        )
     return PipelineSnapshot(deals, p_week, model, as_of, now or datetime.now(UTC))
 
 

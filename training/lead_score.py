@@ -33,9 +33,9 @@ from funnelcast.core.routing_filters import MAX_TIMEZONE_GAP_HOURS, MIN_LANGUAGE
 from training.baselines import ODOO_FIELDS, OdooNaiveBayes, lead_rule_points
 from training.diagnostics import diagnostics, rep_region
 from training.fitting import BoostParams, fit_booster, fit_calibrate_refit
-from training.metrics import holdout_roc_auc, paired_bootstrap, scorer_metrics
+from training.metrics import paired_bootstrap, roc_auc, scorer_metrics
 from training.plots import calibration_figure, importance_figure
-from training.registry import TrainingOutcome, run_params
+from training.registry import GateRows, TrainingOutcome, run_params
 from training.rep_fit import fit_rep_fit, match_columns
 from training.splits import TimeSplit, split_rows
 
@@ -132,7 +132,8 @@ def build_dataset(
         rows = rows.merge(oracle.rename(columns={"p_at_creation": "oracle_p"}), on="lead_id", how="left")
     if rows["label"].nunique() < 2:
         raise ValueError(f"lead labels are all {rows['label'].iloc[0]}; need converted and unconverted leads")
-    split = split_rows(rows["created_at"], rows["label"].to_numpy(int), valid_share=0.15, holdout_share=0.20)
+    resolves = pd.Timedelta(days=LEAD_LABEL_DAYS)  # the label's window: purged between splits
+    split = split_rows(rows["created_at"], rows["label"].to_numpy(int), 0.15, 0.20, label_window=resolves)
     frame = lead_model_frame(rows, added)
     if _has_attributes(imported):
         categorical, numeric = imported.model_columns()
@@ -246,9 +247,10 @@ def learned_rep_fit(model: TabularModel, data: LeadDataset) -> dict | None:
     )
 
 
-def gate_score(model: TabularModel, data: LeadDataset) -> float:
-    """The promotion gate's metric on this dataset's holdout: ROC-AUC (higher is better)."""
-    return holdout_roc_auc(model, data.frame, data.y, data.split.holdout)
+def gate_rows(data: LeadDataset) -> GateRows:
+    """The promotion gate's rows: this dataset's holdout, scored by ROC-AUC (higher is better)."""
+    holdout = data.split.holdout
+    return GateRows(data.y[holdout], roc_auc, lambda model: model.predict(data.frame[holdout]))
 
 
 def evaluate(model: TabularModel, data: LeadDataset) -> tuple[dict[str, float], dict[str, np.ndarray]]:
@@ -308,7 +310,7 @@ def to_outcome(data: LeadDataset, model: TabularModel, params: BoostParams = PAR
         metrics=metrics,
         primary_metric="roc_auc",
         higher_is_better=True,
-        holdout_score=lambda other: gate_score(other, data),
+        gate=gate_rows(data),
         input_example=data.frame[s.holdout].head(5),
         figures={
             "calibration": calibration_figure(y_hold, curves),

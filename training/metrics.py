@@ -38,7 +38,7 @@ def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     y, p = np.asarray(y, int), np.asarray(p, float)
     two_classes = 0 < y.sum() < len(y)
     return {
-        "roc_auc": float(roc_auc_score(y, p)) if two_classes else float("nan"),
+        "roc_auc": roc_auc(y, p),
         "pr_auc": float(average_precision_score(y, p)) if two_classes else float("nan"),
         "brier": brier(y, p),
         "ece": expected_calibration_error(y, p),
@@ -46,9 +46,10 @@ def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
-def holdout_roc_auc(model: object, inputs: object, y: np.ndarray, holdout: np.ndarray) -> float:
-    """ROC-AUC of ``model.predict`` on the holdout rows of ``inputs`` (a DataFrame)."""
-    return classification_metrics(y[holdout], model.predict(inputs[holdout]))["roc_auc"]  # type: ignore[attr-defined,index]
+def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """ROC-AUC, NaN when only one class is present (e.g. in a small bootstrap resample)."""
+    y = np.asarray(y, int)
+    return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
 
 
 def wape(actual: np.ndarray, forecast: np.ndarray) -> float:

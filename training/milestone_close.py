@@ -26,7 +26,7 @@ columns and the as-of time is the export's. The model needs dated deals (weekly 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -39,25 +39,31 @@ from features.repo.services import MILESTONE_CLOSE_IMPORT_SERVICE, MILESTONE_CLO
 from features.repo.views import COMMODITY_FIELDS, FIRMOGRAPHIC_FIELDS, OPPORTUNITY_FIELDS, TENDER_FIELDS
 from features.training_sets import close_training_set, require_service
 from funnelcast.core.deals import AMOUNT, DAYS_TO_EXPECTED_CLOSE, HORIZON_WEEKS, STAGE
-from funnelcast.core.forecast import (
-    expected_bookings,
-    sample_bookings,
-    stage_weighted_bookings,
-    weekly_win_probabilities,
-)
+from funnelcast.core.forecast import weekly_win_probabilities
+from funnelcast.core.forecast_baselines import BASELINES, pipeline_bookings_history, stage_week_table
 from funnelcast.core.model import TabularModel
 from training.diagnostics import diagnostics, rep_region
 from training.fitting import BoostParams, fit_booster
-from training.metrics import interval_coverage, wape
+from training.forecast_backtest import (
+    N_SAMPLES,
+    Backtest,
+    OriginInputs,
+    best_baseline,
+    forecast_metrics,
+    origin_inputs,
+    reconcile,
+    reconciliation,
+    run_backtest,
+)
+from training.metrics import wape
 from training.plots import backtest_figure, importance_figure
-from training.registry import TrainingOutcome, run_params
+from training.registry import GateRows, TrainingOutcome, run_params
 from training.splits import window
 
 NAME = "milestone_close"
 WEEKS = HORIZON_WEEKS
 BACKTEST_WEEKS = 26
-REPORT_HORIZONS = (1, 4, 13)
-N_SAMPLES = 1000
+HISTORY_SKIP_WEEKS = 26  # the world's first half-year fills an empty pipeline; series baselines skip it
 PARAMS = BoostParams(
     objective="multiclass",
     num_class=WEEKS + 1,
@@ -104,6 +110,14 @@ class CloseDataset:
     origins: list[pd.Timestamp]
     stage_win_rate: np.ndarray  # per stage index, from deals closed before the first origin
     as_of: pd.Timestamp
+    # the stage x week table from deal-weeks labelled by the first origin, [stage, k-1]
+    table: np.ndarray = field(default_factory=lambda: np.zeros((len(STAGES), WEEKS)))
+    # what validation origins may use: the table and stage win rates from before validation began
+    validation_table: np.ndarray = field(default_factory=lambda: np.zeros((len(STAGES), WEEKS)))
+    validation_stage_win_rate: np.ndarray = field(default_factory=lambda: np.zeros(len(STAGES)))
+    # [k-1, week]: bookings per week from deals open k-1 weeks before it (series baselines' input)
+    history: np.ndarray = field(default_factory=lambda: np.zeros((WEEKS, 0)))
+    history_start: pd.Timestamp | None = None
     imported: ImportManifest | None = None  # the CRM import the deals came from, if any
 
     @property
@@ -116,6 +130,17 @@ class CloseDataset:
             return CATEGORICAL_LEVELS, NUMERIC_COLUMNS
         categorical, numeric = self.imported.model_columns(self.rows[self.train])
         return {**CATEGORICAL_LEVELS, **categorical}, (*NUMERIC_COLUMNS, *numeric)
+
+    def origin(self, at: pd.Timestamp) -> OriginInputs:
+        """Open deals at Monday ``at`` with what they booked (known by ``as_of``)."""
+        assert self.history_start is not None
+        return origin_inputs(
+            self.rows, at, self.as_of, self.history_start, (AMOUNT, STAGE, DAYS_TO_EXPECTED_CLOSE), WEEKS
+        )
+
+    def calibration_origins(self) -> list[pd.Timestamp]:
+        """Validation Mondays: every deal open then has its 13-week outcome known before the backtest."""
+        return sorted(pd.Series(self.rows.loc[self.valid, "event_timestamp"].unique()))
 
 
 def _has_attributes(imported: ImportManifest | None) -> bool:
@@ -185,15 +210,43 @@ def build_dataset(
             f"too few labelled opportunity-weeks to train "
             f"({int(train.sum())} train, {int(valid.sum())} valid)"
         )
+    labelled = (train | valid).to_numpy()
+    opps = raw["opportunities"]
+    history_start = mondays.iloc[0] + pd.Timedelta(weeks=HISTORY_SKIP_WEEKS)
+    if history_start >= first_origin:
+        history_start = mondays.iloc[0]
     return CloseDataset(
         rows=rows,
         train=train.to_numpy(),
         valid=valid.to_numpy(),
         backtest=ts.isin(origins).to_numpy(),
         origins=origins,
-        stage_win_rate=stage_win_rates(rows, raw["opportunities"], first_origin),
+        stage_win_rate=stage_win_rates(rows, opps, first_origin),
         as_of=as_of,
         imported=imported,
+        table=stage_week_table(
+            rows.loc[labelled, STAGE].fillna(0).astype(int).to_numpy(),
+            rows.loc[labelled, "week_won"].to_numpy(),
+            len(STAGES),
+            WEEKS,
+        ),
+        validation_table=stage_week_table(
+            rows.loc[train.to_numpy(), STAGE].fillna(0).astype(int).to_numpy(),
+            rows.loc[train.to_numpy(), "week_won"].to_numpy(),
+            len(STAGES),
+            WEEKS,
+        ),
+        validation_stage_win_rate=stage_win_rates(rows, opps, first_origin - pd.Timedelta(weeks=2 * WEEKS)),
+        history=pipeline_bookings_history(
+            opps["created_at"],
+            opps["closed_at"],
+            opps["outcome"].eq("won").to_numpy(),
+            opps["amount_cny"].to_numpy(float),
+            history_start,
+            mondays.iloc[-1],
+            WEEKS,
+        ),
+        history_start=history_start,
     )
 
 
@@ -224,6 +277,7 @@ def train(
         "classes": list(range(WEEKS + 1)),
         "horizon_weeks": WEEKS,
         "stage_win_rate": [float(r) for r in data.stage_win_rate],
+        "stage_week_table": data.table.round(6).tolist(),
         "best_iteration": int(model.booster.best_iteration),
         "trained_until": data.origins[0].isoformat(),
     }
@@ -232,39 +286,8 @@ def train(
     return model
 
 
-def backtest(
-    data: CloseDataset, p_week_of: Callable[[pd.DataFrame], np.ndarray], n_samples: int = N_SAMPLES
-) -> pd.DataFrame:
-    """Per origin and horizon: actual bookings, a forecaster's mean and P10/P50/P90 (NaN where unknown)."""
-    out = []
-    for i, origin in enumerate(data.origins):
-        rows = data.rows[data.backtest & (data.rows["event_timestamp"] == origin).to_numpy()]
-        amount = rows[AMOUNT].to_numpy(float)
-        p_week = p_week_of(rows)
-        samples = sample_bookings(amount, p_week, n_samples=n_samples, seed=i)
-        q = np.quantile(samples, [0.1, 0.5, 0.9], axis=0)
-        labels = rows[[f"won_within_{k}w" for k in range(1, WEEKS + 1)]].to_numpy(float)
-        won_in_week = np.diff(np.column_stack([np.zeros(len(rows)), labels]), axis=1)
-        frame = pd.DataFrame(
-            {
-                "origin": origin,
-                "horizon": np.arange(1, WEEKS + 1),
-                "target_week": [origin + pd.Timedelta(weeks=k - 1) for k in range(1, WEEKS + 1)],
-                "deals": len(rows),
-                "actual": amount @ np.nan_to_num(won_in_week),
-                "mean": expected_bookings(amount, p_week),
-                "p10": q[0],
-                "p50": q[1],
-                "p90": q[2],
-            }
-        )
-        frame.loc[origin + pd.Timedelta(weeks=1) * frame["horizon"] > data.as_of, "actual"] = np.nan
-        out.append(frame)
-    return pd.concat(out, ignore_index=True)
-
-
 def forecasters(data: CloseDataset, model: TabularModel) -> dict[str, Callable[[pd.DataFrame], np.ndarray]]:
-    """Per-deal weekly win probabilities from the model, the oracle and (point only) the baseline."""
+    """Per-deal weekly win probabilities from the model and the oracle (when the world wrote one)."""
     result: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
         "model": lambda rows: weekly_win_probabilities(model.predict_classes(rows), WEEKS)
     }
@@ -272,79 +295,72 @@ def forecasters(data: CloseDataset, model: TabularModel) -> dict[str, Callable[[
 
         def oracle(rows: pd.DataFrame) -> np.ndarray:
             cum = rows[[f"oracle_within_{k}w" for k in range(1, WEEKS + 1)]].to_numpy(float)
-            return np.diff(np.column_stack([np.zeros(len(rows)), cum]), axis=1)
+            return np.diff(np.column_stack([np.zeros(len(rows)), np.nan_to_num(cum)]), axis=1)
 
         result["oracle"] = oracle
     return result
 
 
-def baseline_bookings(data: CloseDataset) -> pd.DataFrame:
-    out = []
-    for origin in data.origins:
-        rows = data.rows[data.backtest & (data.rows["event_timestamp"] == origin).to_numpy()]
-        rate = data.stage_win_rate[rows[STAGE].fillna(0).astype(int).to_numpy()]
-        weeks = rows[DAYS_TO_EXPECTED_CLOSE].to_numpy(float) / 7.0
-        booked = stage_weighted_bookings(rows[AMOUNT].to_numpy(float), rate, weeks, WEEKS)
-        out.append(
-            pd.DataFrame({"origin": origin, "horizon": np.arange(1, WEEKS + 1), "baseline_mean": booked})
-        )
-    return pd.concat(out, ignore_index=True)
-
-
-def backtest_metrics(weekly: pd.DataFrame, who: str) -> dict[str, float]:
-    """WAPE at the report horizons (and P10-P90 coverage when ``who`` has a range) over known weeks."""
-    known = weekly.dropna(subset=["actual"])
-    prefix = "" if who == "model" else f"{who}."
-    metrics = {}
-    cumulative = (
-        known.sort_values(["origin", "horizon"]).groupby("origin")[["actual", f"{who}_mean"]].cumsum()
+def backtest(
+    data: CloseDataset, model: TabularModel, validation: bool = False, full: bool = True
+) -> Backtest:
+    """The rolling-origin backtest (``training.forecast_backtest``) over the backtest origins, or
+    over the validation origins (``validation=True``, where the strongest baseline is chosen).
+    ``full=False`` scores the model alone, without baselines or bands (what the gate needs)."""
+    origins = data.calibration_origins() if validation else data.origins
+    calibration = [] if validation or not full else [data.origin(t) for t in data.calibration_origins()]
+    who = forecasters(data, model) if full else {"model": forecasters(data, model)["model"]}
+    return run_backtest(
+        calibration,
+        [data.origin(t) for t in origins],
+        who,
+        data.validation_stage_win_rate if validation else data.stage_win_rate,
+        data.validation_table if validation else data.table,
+        data.history,
+        baselines=full,
+        band=full and not validation,
     )
-    for h in REPORT_HORIZONS:
-        at = (known["horizon"] == h).to_numpy()
-        metrics[f"{prefix}wape_{h}w"] = wape(known["actual"][at], known[f"{who}_mean"][at])
-        # bookings summed over weeks 1..h (what "this month / this quarter" forecasts add up)
-        metrics[f"{prefix}cumulative_wape_{h}w"] = wape(
-            cumulative["actual"][at], cumulative[f"{who}_mean"][at]
-        )
-    if f"{who}_p10" in known:
-        metrics[f"{prefix}coverage_p10_p90"] = interval_coverage(
-            known["actual"], known[f"{who}_p10"], known[f"{who}_p90"]
-        )
-    return metrics
 
 
-def evaluate(model: TabularModel, data: CloseDataset) -> tuple[dict[str, float], pd.DataFrame]:
-    """Backtest WAPE at 1/4/13 weeks and P10-P90 coverage for model, baseline and oracle."""
-    weekly = None
-    for who, p_week_of in forecasters(data, model).items():
-        result = backtest(data, p_week_of)
-        if weekly is None:
-            weekly = result[["origin", "horizon", "target_week", "deals", "actual"]].copy()
-        for col in ("mean", "p10", "p50", "p90"):
-            weekly[f"{who}_{col}"] = result[col].to_numpy()
-    assert weekly is not None
-    weekly = weekly.merge(baseline_bookings(data), on=["origin", "horizon"], how="left")
-    metrics: dict[str, float] = {}
-    for who in ("model", "oracle", "baseline"):
-        if f"{who}_mean" in weekly:
-            metrics |= backtest_metrics(weekly, who)
-    base = metrics["baseline.wape_4w"]
-    metrics["wape_4w_improvement_vs_baseline"] = 1 - metrics["wape_4w"] / base if base else float("nan")
+def evaluate(model: TabularModel, data: CloseDataset) -> tuple[dict[str, float], Backtest]:
+    """Monthly and quarterly total WAPE, then weekly WAPE at 1/4/13 weeks, for the model, the oracle
+    and every baseline; the model against the best baseline with paired-bootstrap intervals; the
+    band's P10-P90 coverage per level; and the strongest baseline on validation (what is served)."""
+    bt = backtest(data, model)
+    validation = backtest(data, model, validation=True)
+    strongest = best_baseline(validation)
+    weight = reconciliation(validation)
+    bt = reconcile(bt, weight)
+    names = ["model", "reconciled", *(["oracle"] if "oracle_mean" in bt.weekly else []), *BASELINES]
+    metrics, _ = forecast_metrics(bt, names)
+    model.metadata["strongest_baseline"] = strongest
+    model.metadata["reconciled_model_weight"] = weight
+    model.metadata["shock_sd"] = bt.shock_sd
+    model.metadata["group_shock_sd"] = bt.group_shock_sd
+    model.metadata["conformal_margins"] = dict(bt.margins)
+    metrics["reconciliation_model_weight"] = weight
     metrics["backtest_origins"] = float(len(data.origins))
-    return metrics, weekly
+    metrics["shock_sd"] = bt.shock_sd
+    metrics["group_shock_sd"] = bt.group_shock_sd
+    return metrics, bt
 
 
-def gate_score(model: TabularModel, data: CloseDataset) -> float:
-    """The promotion gate's metric (lower is better): backtest WAPE of expected bookings at 4 weeks."""
-    weekly = backtest(data, forecasters(data, model)["model"], n_samples=10).rename(
-        columns={"mean": "model_mean"}
-    )
-    return backtest_metrics(weekly, "model")["wape_4w"]
+def holdout_totals(model: TabularModel, data: CloseDataset) -> tuple[np.ndarray, np.ndarray]:
+    """(actual, forecast) monthly totals at each backtest origin whose month is booked: the gate's rows."""
+    totals = backtest(data, model, full=False).totals
+    month = totals[(totals["level"] == "month") & totals["actual"].notna()]
+    return month["actual"].to_numpy(), month["model_mean"].to_numpy()
+
+
+def gate_rows(data: CloseDataset, model: TabularModel) -> GateRows:
+    """The promotion gate's rows: monthly totals at the backtest origins, by WAPE (lower is better)."""
+    actual, _ = holdout_totals(model, data)
+    return GateRows(actual, wape, lambda other: holdout_totals(other, data)[1])
 
 
 def to_outcome(data: CloseDataset, model: TabularModel, params: BoostParams = PARAMS) -> TrainingOutcome:
     """Evaluate ``model`` on ``data``'s holdout and package everything an MLflow run logs."""
-    metrics, weekly = evaluate(model, data)
+    metrics, bt = evaluate(model, data)
     ts = data.rows["event_timestamp"]
     # per-row diagnostics (won within 13 weeks?) on backtest snapshots whose whole 13-week horizon
     # has passed: a later snapshot's outcome is known only if the deal already closed, a biased sample
@@ -362,8 +378,12 @@ def to_outcome(data: CloseDataset, model: TabularModel, params: BoostParams = PA
         },
         toward=f"not winning within {WEEKS} weeks",
     )
+    weekly = bt.weekly.assign(
+        target_week=bt.weekly["origin"] + pd.Timedelta(weeks=1) * (bt.weekly["horizon"] - 1)
+    )
     # an imported pipeline has no oracle; the backtest plot draws its (then empty) line regardless
     plotted = weekly if "oracle_mean" in weekly else weekly.assign(oracle_mean=np.nan)
+    strongest = str(model.metadata["strongest_baseline"])
     return TrainingOutcome(
         model=model,
         params=run_params(
@@ -378,18 +398,19 @@ def to_outcome(data: CloseDataset, model: TabularModel, params: BoostParams = PA
             {"train": data.train.sum(), "valid": data.valid.sum(), "backtest": data.backtest.sum()},
             as_of=data.as_of,
             monte_carlo_samples=N_SAMPLES,
+            strongest_baseline=strongest,
             **(data.imported.run_params() if data.imported is not None else {}),
         ),
         metrics=metrics,
-        primary_metric="wape_4w",
+        primary_metric="month_wape",
         higher_is_better=False,
-        holdout_score=lambda other: gate_score(other, data),
+        gate=gate_rows(data, model),
         input_example=data.rows[data.backtest].head(5),
         figures={
-            "backtest_4w": backtest_figure(plotted, 4),
-            "backtest_1w": backtest_figure(plotted, 1),
+            "backtest_4w": backtest_figure(plotted, 4, strongest),
+            "backtest_1w": backtest_figure(plotted, 1, strongest),
             "importance": importance_figure(model.importance()),
             **figures,
         },
-        tables={"backtest_weekly": weekly, **tables},
+        tables={"backtest_weekly": weekly, "backtest_totals": bt.totals, **tables},
     )

@@ -42,8 +42,8 @@ def importance_figure(importance: pd.Series, top: int = 20) -> Figure:
     return fig
 
 
-def backtest_figure(weekly: pd.DataFrame, horizon: int) -> Figure:
-    """Actual bookings vs model (with P10-P90), baseline and oracle at one horizon, by target week."""
+def backtest_figure(weekly: pd.DataFrame, horizon: int, baseline: str) -> Figure:
+    """Actual bookings vs model (with P10-P90), the ``baseline`` and oracle at one horizon, by target week."""
     rows = weekly[weekly["horizon"] == horizon].sort_values("target_week")
     fig = Figure(figsize=(9, 4))
     ax = fig.subplots()
@@ -51,7 +51,7 @@ def backtest_figure(weekly: pd.DataFrame, horizon: int) -> Figure:
     ax.fill_between(x, rows["model_p10"], rows["model_p90"], alpha=0.25, label="model P10-P90")
     ax.plot(x, rows["actual"], color="black", marker="o", label="actual")
     ax.plot(x, rows["model_mean"], label="model")
-    ax.plot(x, rows["baseline_mean"], linestyle="--", label="stage-weighted baseline")
+    ax.plot(x, rows[f"{baseline}_mean"], linestyle="--", label=f"baseline: {baseline}")
     if "oracle_mean" in rows and rows["oracle_mean"].notna().any():
         ax.plot(x, rows["oracle_mean"], linestyle=":", label="oracle")
     ax.set_title(f"weekly bookings, {horizon}-week horizon (rolling origin)")

@@ -2,8 +2,11 @@
 
 A run logs everything its ``TrainingOutcome`` carries (params, data window, feature service,
 row counts, metrics, figures, the model with signature and input example, thresholds/metadata).
-The model is registered as a new version; it becomes ``champion`` only when it beats the current
-champion scored on the *new run's holdout* (``--force`` overrides, and says so). The replaced
+The model is registered as a new version; it becomes ``champion`` only when the paired-bootstrap
+lower bound of its improvement over the current champion, both scored on the *same rows of the new
+run's holdout*, is above the outcome's stated minimum effect (``--force`` overrides, and says so).
+A single holdout point moves by noise alone (lead ROC-AUC by about +-0.06 between seeds of the same
+model), so "strictly better" would promote noise. The replaced
 champion gets ``previous`` for rollback. Every decision (who, when, why) is logged on the run and
 tagged on the version.
 """
@@ -21,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from mlflow.exceptions import MlflowException
@@ -31,8 +35,23 @@ from funnelcast.core.model import CHAMPION, TabularModel
 from funnelcast.core.pyfunc import ScoringModel, pip_requirements
 from funnelcast.core.settings import Settings
 from mlflow import MlflowClient
+from training.bootstrap import Metric, PairedInterval, paired_bootstrap_interval
 
 PREVIOUS = "previous"
+
+
+@dataclass(frozen=True)
+class GateRows:
+    """The gate's holdout: labels, the primary metric, and any model's predictions for those rows.
+
+    ``min_effect`` is the smallest improvement worth a promotion, in the metric's units.
+    """
+
+    labels: np.ndarray
+    metric: Metric
+    predict: Callable[[TabularModel], np.ndarray]
+    min_effect: float = 0.0
+    n_boot: int = 1000
 
 
 @dataclass
@@ -44,7 +63,7 @@ class TrainingOutcome:
     metrics: dict[str, float]
     primary_metric: str  # key into ``metrics``, compared by the gate
     higher_is_better: bool
-    holdout_score: Callable[[TabularModel], float]  # the primary metric of any model on this holdout
+    gate: GateRows  # the holdout rows the gate scores candidate and champion on
     input_example: pd.DataFrame
     figures: dict[str, Figure] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -58,6 +77,7 @@ class GateDecision:
     champion: float | None
     champion_version: str | None
     forced: bool = False
+    improvement: PairedInterval | None = None  # candidate's gain over the champion, with its interval
 
 
 @dataclass(frozen=True)
@@ -119,26 +139,45 @@ def load_version(client: MlflowClient, name: str, version: str) -> TabularModel:
     return mlflow.pyfunc.load_model(uri).unwrap_python_model().model
 
 
+def improvement_interval(
+    rows: GateRows, candidate: np.ndarray, champion: np.ndarray, higher_is_better: bool
+) -> PairedInterval:
+    """The candidate's improvement (positive = better) over the champion on the same rows."""
+    better, worse = (candidate, champion) if higher_is_better else (champion, candidate)
+    return paired_bootstrap_interval(rows.metric, rows.labels, better, worse, n_boot=rows.n_boot)
+
+
 def decide(
     candidate: float,
     champion: float | None,
     champion_version: str | None,
-    higher_is_better: bool,
+    improvement: PairedInterval | None,
     force: bool,
+    min_effect: float = 0.0,
 ) -> GateDecision:
-    """Pure gate rule: promote when there is no champion or the candidate is strictly better."""
-    if champion is None or champion_version is None:
+    """Pure gate rule: promote when there is no champion, or when the lower bound of the paired
+    interval of the candidate's improvement is above ``min_effect``."""
+    if champion is None or champion_version is None or improvement is None:
         return GateDecision(True, "no champion yet", candidate, None, None, forced=False)
-    better = candidate > champion if higher_is_better else candidate < champion
-    if math.isnan(candidate):
-        better = False
+    better = bool(np.isfinite(improvement.low) and improvement.low > min_effect)
     relation = "beats" if better else "does not beat"
-    reason = f"candidate {candidate:.4f} {relation} champion v{champion_version} {champion:.4f}"
+    reason = (
+        f"candidate {candidate:.4f} {relation} champion v{champion_version} {champion:.4f}: "
+        f"improvement {improvement}, lower bound {'above' if better else 'not above'} {min_effect:g}"
+    )
     if better:
-        return GateDecision(True, reason, candidate, champion, champion_version)
+        return GateDecision(True, reason, candidate, champion, champion_version, improvement=improvement)
     if force:
-        return GateDecision(True, f"forced: {reason}", candidate, champion, champion_version, forced=True)
-    return GateDecision(False, reason, candidate, champion, champion_version)
+        return GateDecision(
+            True,
+            f"forced: {reason}",
+            candidate,
+            champion,
+            champion_version,
+            forced=True,
+            improvement=improvement,
+        )
+    return GateDecision(False, reason, candidate, champion, champion_version, improvement=improvement)
 
 
 def log_and_register(
@@ -182,18 +221,23 @@ def log_and_register(
         step("register")
         version = str(mlflow.register_model(info.model_uri, name).version)
         current = champion_version(client, name)
-        champion_score = None
+        champion_score, improvement = None, None
         step(
             "gate: no champion yet" if current is None else f"gate: score champion v{current} on this holdout"
         )
+        rows = outcome.gate
+        mine = rows.predict(outcome.model)
         if current is not None:
-            champion_score = float(outcome.holdout_score(load_version(client, name, current)))
+            theirs = rows.predict(load_version(client, name, current))
+            champion_score = float(rows.metric(rows.labels, theirs))
+            improvement = improvement_interval(rows, mine, theirs, outcome.higher_is_better)
         gate = decide(
-            float(outcome.metrics[outcome.primary_metric]),
+            float(rows.metric(rows.labels, mine)),
             champion_score,
             current,
-            outcome.higher_is_better,
+            improvement,
             force,
+            rows.min_effect,
         )
         _record_gate(client, name, version, current, gate, outcome.primary_metric)
         return RegisteredRun(name, run.info.run_id, version, gate, dict(outcome.metrics))
@@ -215,6 +259,12 @@ def _record_gate(
     mlflow.set_tags(record)
     if gate.champion is not None:
         mlflow.log_metric("gate.champion_score", gate.champion)
+    if gate.improvement is not None:
+        record["gate.improvement"] = str(gate.improvement)
+        mlflow.set_tag("gate.improvement", record["gate.improvement"])
+        mlflow.log_metrics(
+            {"gate.improvement_low": gate.improvement.low, "gate.improvement_high": gate.improvement.high}
+        )
     for key, value in record.items():
         client.set_model_version_tag(name, version, key, value)
     if gate.promoted:

@@ -37,8 +37,16 @@ class TimeSplit:
         return {name: int(getattr(self, name).sum()) for name in ("train", "valid", "holdout")}
 
 
-def time_split(times: pd.Series, valid_share: float, holdout_share: float) -> TimeSplit:
-    """Cut by time at the quantiles that leave ``valid_share`` and ``holdout_share`` of rows last."""
+def time_split(
+    times: pd.Series, valid_share: float, holdout_share: float, label_window: pd.Timedelta | None = None
+) -> TimeSplit:
+    """Cut by time at the quantiles that leave ``valid_share`` and ``holdout_share`` of rows last.
+
+    With ``label_window`` (how long after its time a row's label resolves, e.g. 30 days for a lead)
+    the cuts are **purged**: a train row whose label resolves
+    after validation starts, or a validation row whose label resolves after the holdout starts, is
+    dropped, so no earlier split learns from an outcome that happens inside a later one.
+    """
     if not 0 < valid_share < 1 or not 0 < holdout_share < 1 or valid_share + holdout_share >= 1:
         raise ValueError("valid_share and holdout_share must be in (0, 1) and sum below 1")
     t = pd.to_datetime(times, utc=True)
@@ -47,6 +55,10 @@ def time_split(times: pd.Series, valid_share: float, holdout_share: float) -> Ti
     train = t.lt(valid_from).to_numpy()
     holdout = t.ge(holdout_from).to_numpy()
     valid = ~train & ~holdout
+    if label_window is not None:
+        resolves = t + label_window
+        train &= resolves.lt(valid_from).to_numpy()
+        valid &= resolves.lt(holdout_from).to_numpy()
     if not (train.any() and valid.any() and holdout.any()):
         raise ValueError(f"too few rows ({len(t)}) to split by time into train/valid/holdout")
     return TimeSplit(train, valid, holdout, valid_from, holdout_from)
@@ -80,10 +92,16 @@ def stratified_random_split(
     return TimeSplit(train, valid, holdout, at, at, method="stratified_random")
 
 
-def split_rows(times: pd.Series, labels: np.ndarray, valid_share: float, holdout_share: float) -> TimeSplit:
-    """``time_split``, unless every row has the same time (an undated import): then a seeded
-    stratified random split, since there is no "later" to hold out."""
+def split_rows(
+    times: pd.Series,
+    labels: np.ndarray,
+    valid_share: float,
+    holdout_share: float,
+    label_window: pd.Timedelta | None = None,
+) -> TimeSplit:
+    """``time_split`` (purged by ``label_window``), unless every row has the same time (an undated
+    import): then a seeded stratified random split, since there is no "later" to hold out."""
     t = pd.to_datetime(times, utc=True)
     if len(t) and t.nunique(dropna=False) == 1:
         return stratified_random_split(labels, valid_share, holdout_share, at=t.iloc[0])
-    return time_split(times, valid_share, holdout_share)
+    return time_split(times, valid_share, holdout_share, label_window)

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import pytest
 
+from funnelcast.core.forecast_baselines import BASELINES
 from funnelcast.core.settings import PROJECT_ROOT, Settings
 from service.app import create_app
 from service.rules import Firing, RulesError
@@ -31,6 +32,9 @@ def test_forecast_totals_are_sums_of_deal_expectations_and_quantiles_are_ordered
         by_team = http.get("/v1/forecast/weekly?group_by=team", headers=FORECASTER).json()["rows"]
         csv = http.get("/v1/forecast/weekly?group_by=region&weeks=4&format=csv", headers=MANAGER)
         assert http.get("/v1/forecast/weekly?group_by=planet", headers=MANAGER).status_code == 422
+        assert http.get("/v1/forecast/weekly?baseline=gut_feel", headers=MANAGER).status_code == 422
+        smoothed = http.get("/v1/forecast/weekly?group_by=team&baseline=ses", headers=MANAGER).json()
+        redated = http.get("/v1/forecast/weekly?baseline=redated_pipeline", headers=MANAGER).json()
         past = http.get("/v1/forecast/weekly?as_of=2026-10-08T12:00:00Z", headers=MANAGER)
         future = http.get("/v1/forecast/weekly?as_of=2027-06-01", headers=MANAGER)
         assert http.get("/v1/forecast/weekly", headers={"X-API-Key": "demo-crm-key"}).status_code == 403
@@ -41,6 +45,18 @@ def test_forecast_totals_are_sums_of_deal_expectations_and_quantiles_are_ordered
         }
     rows = total["rows"]
     assert total["as_of"] and len(rows) == 13
+    # the default baseline is the one the champion's backtest found strongest; any other on request
+    assert total["baseline"] in BASELINES and smoothed["baseline"] == "ses"
+    assert redated["baseline"] == "redated_pipeline"
+    assert {r["group"] for r in smoothed["rows"]} == {t["group"] for t in smoothed["totals"]}
+    assert any(r["baseline"] > 0 for r in smoothed["rows"]) and any(
+        r["baseline"] > 0 for r in redated["rows"]
+    )
+    # the quarter total: the sum of the weeks, with its band around it
+    (quarter,) = total["totals"]
+    assert quarter["expected_bookings"] == pytest.approx(sum(r["expected_bookings"] for r in rows))
+    assert quarter["baseline"] == pytest.approx(sum(r["baseline"] for r in rows))
+    assert 0 <= quarter["p10"] <= quarter["p50"] <= quarter["p90"] and quarter["p10"] < quarter["p90"]
     for row in rows + by_team:
         assert 0 <= row["p10"] <= row["p50"] <= row["p90"]
     for week in range(1, 14):
@@ -164,6 +180,10 @@ def test_dashboard_in_headless_chromium_shows_data_and_filters(
         page.goto(f"{http.base_url}/dashboard?key=demo-manager-key&lang=en")
         page.wait_for_selector("body[data-loaded]", timeout=30_000)
         assert page.locator("#chart polyline").count() == 2  # expected line and baseline
+        # the baseline is the strongest one the backtest found, named; the 13-week total has its band
+        assert page.locator("#baseline-name").inner_text().strip("()") != ""
+        total = page.locator("#total").inner_text()
+        assert "Next 13 weeks in total" in total and "P10–P90" in total
         rows = page.locator("#risks tbody tr")
         assert rows.count() > 0
         teams_before = set(rows.evaluate_all("rs => rs.map(r => r.dataset.team)"))

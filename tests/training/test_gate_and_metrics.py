@@ -6,21 +6,45 @@ import numpy as np
 import pytest
 
 from funnelcast.core.grades import grade_of, score_0_100, score_quantiles
+from training.bootstrap import PairedInterval, paired_bootstrap_interval
 from training.fitting import choose_calibrator
-from training.metrics import classification_metrics, expected_calibration_error, interval_coverage, wape
+from training.metrics import (
+    classification_metrics,
+    expected_calibration_error,
+    interval_coverage,
+    roc_auc,
+    wape,
+)
 from training.registry import decide
 from training.splits import time_split
 
 
-def test_gate_promotes_only_a_strictly_better_candidate_unless_forced() -> None:
-    assert decide(0.7, None, None, True, False).promoted
-    assert decide(0.71, 0.70, "3", True, False).promoted
-    refused = decide(0.70, 0.70, "3", True, False)
+def test_gate_promotes_only_when_the_improvements_lower_bound_clears_the_minimum_effect() -> None:
+    def gain(low: float, high: float) -> PairedInterval:
+        return PairedInterval((low + high) / 2, low, high, 0.95, 1000)
+
+    assert decide(0.7, None, None, None, False).promoted
+    assert decide(0.74, 0.70, "3", gain(0.01, 0.07), False).promoted
+    refused = decide(0.72, 0.70, "3", gain(-0.01, 0.05), False)
     assert not refused.promoted and "does not beat champion v3" in refused.reason
-    assert decide(0.10, 0.12, "1", False, False).promoted  # lower WAPE is better
-    assert not decide(float("nan"), 0.5, "1", True, False).promoted
-    forced = decide(0.5, 0.7, "3", True, True)
+    assert "[-0.0100, +0.0500]" in refused.reason  # the interval is in the reason
+    assert not decide(0.74, 0.70, "3", gain(0.01, 0.07), False, min_effect=0.02).promoted
+    assert not decide(float("nan"), 0.5, "1", gain(float("nan"), float("nan")), False).promoted
+    forced = decide(0.5, 0.7, "3", gain(-0.3, -0.1), True)
     assert forced.promoted and forced.forced and forced.reason.startswith("forced:")
+
+
+def test_paired_bootstrap_interval_excludes_zero_only_for_a_real_difference() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 2000)
+    noise = rng.normal(size=2000)
+    good = y + noise  # informative
+    same = y + noise + rng.normal(scale=0.05, size=2000)  # the same scorer, jittered
+    worse = y + 3 * rng.normal(size=2000)
+    real = paired_bootstrap_interval(roc_auc, y, good, worse, n_boot=300)
+    assert real.low > 0 and real.difference > 0
+    tie = paired_bootstrap_interval(roc_auc, y, same, good, n_boot=300)
+    assert tie.low < 0 < tie.high
 
 
 def test_score_is_the_percentile_on_the_models_scale_and_grades_cut_it() -> None:
@@ -64,3 +88,16 @@ def test_time_split_orders_train_valid_holdout() -> None:
     )
     with pytest.raises(ValueError, match="sum below 1"):
         time_split(times, 0.6, 0.5)
+
+
+def test_purged_split_drops_rows_whose_label_resolves_inside_the_next_split() -> None:
+    import pandas as pd
+
+    times = pd.Series(pd.date_range("2026-01-01", periods=100, freq="D", tz="UTC"))
+    plain = time_split(times, valid_share=0.2, holdout_share=0.2)
+    purged = time_split(times, valid_share=0.2, holdout_share=0.2, label_window=pd.Timedelta(days=10))
+    # a row's 10-day label resolves before the next split starts, or the row is dropped
+    assert (times[purged.train] + pd.Timedelta(days=10) < purged.valid_from).all()
+    assert (times[purged.valid] + pd.Timedelta(days=10) < purged.holdout_from).all()
+    assert plain.train.sum() - purged.train.sum() == 10 and plain.valid.sum() - purged.valid.sum() == 10
+    assert (purged.holdout == plain.holdout).all()  # the holdout keeps every row

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,14 @@ import pandas as pd
 import pytest
 
 import mlflow
+from features.store import open_store
+from funnelcast.core.forecast_baselines import BASELINES
 from funnelcast.core.settings import Settings
 from mlflow import MlflowClient
 from tests.conftest import with_mlflow
-from training.registry import CHAMPION, PREVIOUS, RegisteredRun, load_version, mlflow_client
+from training import lead_score
+from training.metrics import roc_auc
+from training.registry import CHAMPION, PREVIOUS, RegisteredRun, load_version, log_and_register, mlflow_client
 from training.run import train_model
 
 pytestmark = pytest.mark.integration
@@ -54,12 +59,17 @@ def test_each_model_is_logged_registered_and_becomes_the_first_champion(
         },
         "milestone_close": {
             "wape_1w",
+            "month_wape",
+            "quarter_wape",
             "wape_4w",
             "wape_13w",
             "coverage_p10_p90",
-            "baseline.wape_4w",
-            "oracle.wape_4w",
-            "oracle.coverage_p10_p90",
+            "month_coverage_p10_p90",
+            "quarter_coverage_p10_p90",
+            "oracle.month_wape",
+            *(f"{b}.{m}" for b in BASELINES for m in ("month_wape", "quarter_wape", "wape_4w")),
+            "month_wape_diff_vs_best_lo",
+            "month_wape_diff_vs_best_hi",
         },
     }
     for run in runs.values():
@@ -76,6 +86,9 @@ def test_each_model_is_logged_registered_and_becomes_the_first_champion(
         assert model_info.signature is not None and model_info.saved_input_example_info is not None
     close_plots = {a.path for a in client.list_artifacts(runs["close"].run_id, "plots")}
     assert "plots/backtest_4w.png" in close_plots
+    close = load_version(client, "milestone_close", runs["close"].version)
+    assert close.metadata["strongest_baseline"] in BASELINES
+    assert np.asarray(close.metadata["stage_week_table"]).shape == (6, 13)
     assert "plots/calibration.png" in {a.path for a in client.list_artifacts(runs["lead"].run_id, "plots")}
 
 
@@ -161,6 +174,40 @@ def test_gate_refuses_a_crippled_model_then_force_promotes_it_and_keeps_previous
     assert forced.gate.reason.startswith("forced:")
     assert str(client.get_model_version_by_alias("lead_score", CHAMPION).version) == forced.version
     assert str(client.get_model_version_by_alias("lead_score", PREVIOUS).version) == champion
+
+
+def test_gate_refuses_a_candidate_better_by_noise_only_and_records_its_interval(
+    tiny_feast: Settings, tmp_path: Path
+) -> None:
+    """The same lead model with another LightGBM seed: on one holdout it can score a higher ROC-AUC
+    than the champion by noise alone. The old "strictly better" gate promoted that; this one must
+    refuse it, with the paired-bootstrap interval of the improvement in the reason."""
+    settings = with_mlflow(tiny_feast, tmp_path)
+    data = lead_score.build_dataset(open_store(settings), settings.raw_dir, settings.oracle_dir)
+    champion = log_and_register(
+        settings, lead_score.NAME, lead_score.to_outcome(data, lead_score.train(data))
+    )
+    holdout = data.split.holdout
+    champion_auc = roc_auc(
+        data.y[holdout],
+        load_version(mlflow_client(settings), lead_score.NAME, champion.version).predict(data.frame[holdout]),
+    )
+    for seed in range(8, 40):
+        params = replace(lead_score.PARAMS, seed=seed)
+        model = lead_score.train(data, params)
+        if roc_auc(data.y[holdout], model.predict(data.frame[holdout])) > champion_auc:
+            break
+    else:
+        pytest.fail("no seed scored above the champion on this holdout")
+    noisy = log_and_register(settings, lead_score.NAME, lead_score.to_outcome(data, model, params))
+    gate = noisy.gate
+    assert gate.candidate > gate.champion  # better on the point estimate ...
+    assert not gate.promoted  # ... but not beyond noise
+    assert gate.improvement is not None and gate.improvement.low <= 0 < gate.improvement.high
+    assert f"[{gate.improvement.low:+.4f}, {gate.improvement.high:+.4f}]" in gate.reason
+    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+    assert client.get_run(noisy.run_id).data.tags["gate.improvement"] == str(gate.improvement)
+    assert str(client.get_model_version_by_alias(lead_score.NAME, CHAMPION).version) == champion.version
 
 
 POSTGRES_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"

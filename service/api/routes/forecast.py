@@ -15,7 +15,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from funnelcast.core.deals import AMOUNT, DAYS_TO_EXPECTED_CLOSE, HORIZON_WEEKS, STAGE
 from funnelcast.core.forecast import expected_close_week, weekly_forecast
-from service.api.deps import MANAGER, PLANNERS, ModelsDep, PipelineDep, WeeklyDep, champion
+from funnelcast.core.forecast_baselines import BASELINES
+from service.api.deps import MANAGER, PLANNERS, ModelsDep, PipelineDep, SettingsDep, WeeklyDep, champion
+from service.forecast_baselines import baseline_forecaster
 from service.live_models import LiveModels
 from service.manager import explain_deal, rank_at_risk
 from service.pipeline import AsOfAfterNewest, OfflineDataMissing, Pipeline, PipelineSnapshot
@@ -29,14 +31,19 @@ router = APIRouter()
 def forecast_weekly(
     models: ModelsDep,
     pipeline: PipelineDep,
+    settings: SettingsDep,
     weeks: Annotated[int, Query(ge=1, le=HORIZON_WEEKS)] = HORIZON_WEEKS,
     group_by: Annotated[Literal["region", "team", "product_line", "rep", "all"], Query()] = "all",
     as_of: Annotated[
         datetime | None, Query(description="A past time: the pipeline as of its weekly snapshot then")
     ] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
+    baseline: Annotated[
+        Literal[BASELINES] | None,  # type: ignore[valid-type]
+        Query(description="The baseline beside the forecast; default: the strongest in the backtest"),
+    ] = None,
 ) -> Response:
-    """Expected bookings, P10/P50/P90, expected wins and the stage-weighted baseline by group/week."""
+    """Expected bookings, P10/P50/P90, expected wins and a baseline by group/week; the period total."""
     model = champion(models, "milestone_close")
     try:
         snap = pipeline.snapshot(model) if as_of is None else pipeline.as_of(model, as_of)
@@ -45,14 +52,22 @@ def forecast_weekly(
     except OfflineDataMissing as err:
         raise HTTPException(503, str(err)) from err
     column = "owner_rep_id" if group_by == "rep" else group_by
-    table = weekly_forecast(
+    metadata = snap.model.model.metadata
+    try:
+        chosen, baseline_of = baseline_forecaster(
+            baseline, metadata, snap.deals, column, settings.raw_dir, pipeline.offline.rep_groups(),
+            snap.as_of or snap.built_at, AMOUNT, STAGE, DAYS_TO_EXPECTED_CLOSE,
+        )  # fmt: skip
+    except OfflineDataMissing as err:
+        raise HTTPException(503, str(err)) from err
+    table, totals = weekly_forecast(
         snap.deals,
         snap.p_week[:, :weeks],
         column,
-        np.asarray(snap.model.model.metadata["stage_win_rate"]),
+        baseline_of,
         AMOUNT,
-        STAGE,
-        DAYS_TO_EXPECTED_CLOSE,
+        shocks=(float(metadata.get("shock_sd", 0.0)), float(metadata.get("group_shock_sd", 0.0))),
+        margins=metadata.get("conformal_margins"),
     )
     table.insert(0, "features_as_of", snap.as_of.isoformat() if snap.as_of else None)
     table.insert(1, "model_version", snap.model.version)
@@ -62,7 +77,9 @@ def forecast_weekly(
         {
             "as_of": table["features_as_of"].iloc[0] if len(table) else None,
             "group_by": group_by,
+            "baseline": chosen,
             "rows": table.drop(columns=["features_as_of"]).to_dict("records"),
+            "totals": totals.to_dict("records"),
         }
     )
 
