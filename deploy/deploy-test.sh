@@ -5,7 +5,7 @@
 #     built locally from Debian packages), the service image (BuildKit; the CA bundle a proxy to
 #     PyPI needs comes in as a build secret, never a layer)
 #  2. Redis + PostgreSQL from docker-compose.yml, a small world prepared inside the service image
-#     (world, features, `features apply` to the SQL registry, training), then the service
+#     (world, features, `features apply` to the SQL registry, materialise to Redis, training), then the service
 #  3. /readyz ready; `features materialize` to Redis writes every entity; a lead of a known company
 #     is scored (features from Redis) and assigned; an outcome is stored; an unknown account is 404
 #  4. the service container restarts; the assignment is still there (converted releases capacity;
@@ -57,11 +57,14 @@ for _ in $(seq 1 60); do
 done
 [ "${healthy:-}" = "healthy " ] || { echo "redis/postgres not healthy: $healthy"; "${compose[@]}" logs --tail 20; exit 1; }
 
-step "preparing a small world inside the image (world, features, apply, train)"
+# The service starts only once the online store holds the features and the serving directory
+# (reps, open deals, renewals) that `features materialize` publishes: a replica reads no data folder.
+step "preparing a small world inside the image (world, features, apply, materialise to redis, train)"
 "${compose[@]}" run --rm --no-deps -T funnelcast sh -ec "
   funnelcast world generate --scale ${DEPLOY_TEST_SCALE:-0.06} >/dev/null
   funnelcast features build >/dev/null
   funnelcast features apply >/dev/null
+  funnelcast features materialize >/dev/null
   funnelcast train all >/dev/null" 2>/var/tmp/funnelcast-deploy-prepare.log \
   || { tail -30 /var/tmp/funnelcast-deploy-prepare.log; echo "preparing the world in the container failed"; exit 1; }
 
@@ -69,7 +72,7 @@ step "starting the service on $url"
 "${compose[@]}" up -d --no-build funnelcast >/dev/null
 python3 deploy/smoke.py wait "$url" 240 || { "${compose[@]}" logs --tail 40 funnelcast; exit 1; }
 
-step "materialising to redis"
+step "materialising to redis again (incremental: every entity already online)"
 "${compose[@]}" exec -T funnelcast funnelcast features materialize 2>/var/tmp/funnelcast-materialize.err \
   | tail -14 || { tail -30 /var/tmp/funnelcast-materialize.err; exit 1; }
 company=$("${compose[@]}" exec -T funnelcast python3 -c \
