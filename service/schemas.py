@@ -28,6 +28,22 @@ def _zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+def as_utc(value: datetime | None) -> datetime | None:
+    """The time in UTC (naive = UTC); a time whose UTC value falls outside years 1-9999 is invalid.
+
+    ``astimezone`` raises ``OverflowError`` there (0001-01-01T00:00+01:00), which pydantic does not
+    turn into a validation error: it must be a ``ValueError`` to become a 422 naming the field.
+    """
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as err:
+        raise ValueError("must fall between years 1 and 9999 in UTC") from err
+
+
 class LeadIn(BaseModel):
     """What the CRM knows about a lead when it is created."""
 
@@ -51,9 +67,7 @@ class LeadIn(BaseModel):
     @field_validator("created_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
 
     @field_validator("country")
     @classmethod
@@ -198,7 +212,7 @@ class OutcomeIn(BaseModel):
     @field_validator("at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        return LeadIn._utc(value)
+        return as_utc(value)
 
 
 class OutcomeOut(BaseModel):

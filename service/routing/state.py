@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +32,10 @@ def open_wal(path: Path) -> sqlite3.Connection:
 
 
 RELEASING = {"converted", "lost", "disqualified", "rerouted"}
+
+
+class RoutingStateUnavailable(RuntimeError):
+    """The shared routing state did not answer: a route that needs it answers 503, naming it."""
 
 
 @dataclass(frozen=True)
@@ -242,8 +248,23 @@ return 1
 """
 
 
+@contextmanager
+def _redis_reachable() -> Iterator[None]:
+    """A Redis client error (refused, timed out, reset) as ``RoutingStateUnavailable``."""
+    from redis.exceptions import RedisError
+
+    try:
+        yield
+    except RedisError as err:
+        raise RoutingStateUnavailable(f"routing state unavailable (Redis): {str(err)[:200]}") from err
+
+
 class RedisAssignmentStore:
-    """The same state in Redis hashes; atomic steps are Lua scripts. Durable as the server is configured."""
+    """The same state in Redis hashes; atomic steps are Lua scripts. Durable as the server is configured.
+
+    Every call that reaches Redis runs inside ``_redis_reachable``, so a dead server surfaces as
+    ``RoutingStateUnavailable`` (503 naming the routing state), never as a bare client error (500).
+    """
 
     def __init__(self, url: str, prefix: str = "funnelcast:routing") -> None:
         import redis
@@ -254,11 +275,13 @@ class RedisAssignmentStore:
         self._status = self._redis.register_script(_STATUS_LUA)
 
     def ping(self) -> bool:
-        return bool(self._redis.ping())
+        with _redis_reachable():
+            return bool(self._redis.ping())
 
     def loads(self) -> dict[str, RepLoad]:
-        load = self._redis.hgetall(self._keys["load"])
-        last = self._redis.hgetall(self._keys["last"])
+        with _redis_reachable():
+            load = self._redis.hgetall(self._keys["load"])
+            last = self._redis.hgetall(self._keys["last"])
         reps = {k.decode() for k in (*load, *last)}
         return {
             rep: RepLoad(
@@ -272,10 +295,12 @@ class RedisAssignmentStore:
         a = assignment
         keys = [self._keys["load"], self._keys["last"], self._keys["assignments"]]
         args = [a.rep_id, capacity, a.assigned_at.isoformat(), a.lead_id, a.to_json()]
-        return bool(self._assign(keys=keys, args=args))
+        with _redis_reachable():
+            return bool(self._assign(keys=keys, args=args))
 
     def get(self, lead_id: str) -> Assignment | None:
-        raw = self._redis.hget(self._keys["assignments"], lead_id)
+        with _redis_reachable():
+            raw = self._redis.hget(self._keys["assignments"], lead_id)
         return Assignment.from_json(raw) if raw else None
 
     def update_status(self, lead_id: str, status: str, at: datetime) -> Assignment | None:
@@ -295,22 +320,28 @@ class RedisAssignmentStore:
             old.grade,
         )
         keys = [self._keys["load"], self._keys["assignments"]]
-        self._status(keys=keys, args=[lead_id, new.to_json(), "1" if release else "0", old.rep_id])
+        with _redis_reachable():
+            self._status(keys=keys, args=[lead_id, new.to_json(), "1" if release else "0", old.rep_id])
         return new
 
     def overdue(self, now: datetime) -> list[Assignment]:
+        with _redis_reachable():
+            values = self._redis.hvals(self._keys["assignments"])
         out = []
-        for raw in self._redis.hvals(self._keys["assignments"]):
+        for raw in values:
             a = Assignment.from_json(raw)
             if a.status == "open" and a.deadline is not None and a.deadline < now:
                 out.append(a)
         return out
 
     def record_outcome(self, outcome: dict[str, Any]) -> None:
-        self._redis.rpush(self._keys["outcomes"], json.dumps(outcome, default=str))
+        with _redis_reachable():
+            self._redis.rpush(self._keys["outcomes"], json.dumps(outcome, default=str))
 
     def outcomes(self) -> list[dict[str, Any]]:
-        return [json.loads(x) for x in self._redis.lrange(self._keys["outcomes"], 0, -1)]
+        with _redis_reachable():
+            values = self._redis.lrange(self._keys["outcomes"], 0, -1)
+        return [json.loads(x) for x in values]
 
     def clear(self) -> None:
         """Delete every key of this store (tests)."""

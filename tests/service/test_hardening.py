@@ -1,0 +1,90 @@
+"""Production hardening over real HTTP: inputs and faults that used to be 500s are 4xx/503 naming
+what is wrong, and the keep-alive connection survives them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from funnelcast.core.settings import Settings
+from tests.service.conftest import CRM, lead, running, service_settings
+
+pytestmark = pytest.mark.integration
+MANAGER = {"X-API-Key": "demo-manager-key"}
+DEAD_REDIS = "127.0.0.1:6399"  # nothing listens here: a Redis that is down
+
+
+def assert_names(r: httpx.Response, status: int, *words: str) -> None:
+    """A JSON answer with ``status`` whose ``detail`` names every one of ``words``."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json"), r.text
+    detail = str(r.json()["detail"])
+    for word in words:
+        assert word in detail, (word, detail)
+
+
+def one_connection(http: httpx.Client) -> list[object]:
+    """The network streams the client's answers came over; a single one means keep-alive held."""
+    streams: list[object] = []
+
+    def seen(r: httpx.Response) -> None:
+        stream = r.extensions["network_stream"]
+        if not any(s is stream for s in streams):
+            streams.append(stream)
+
+    http.event_hooks["response"] = [seen]
+    return streams
+
+
+def test_times_at_the_edge_of_the_calendar_are_a_422_naming_the_field(
+    served_world: Settings, tmp_path: Path
+) -> None:
+    edges = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]
+    with running(service_settings(served_world, tmp_path)) as http:
+        streams = one_connection(http)
+        for i, when in enumerate(edges):
+            r = http.post("/v1/leads/score", json=lead(f"edge-{i}", created_at=when), headers=CRM)
+            assert_names(r, 422, "created_at")
+            r = http.post("/v1/outcomes", json={"kind": "touched", "lead_id": "x", "at": when}, headers=CRM)
+            assert_names(r, 422, "at")
+            r = http.get("/v1/forecast/weekly", params={"as_of": when}, headers=MANAGER)
+            assert_names(r, 422, "as_of")
+        for when in ("1900-01-01", "1600-06-01T00:00:00Z", "0001-01-01"):  # before the data / pandas
+            r = http.get("/v1/forecast/weekly", params={"as_of": when}, headers=MANAGER)
+            assert_names(r, 422, "as_of", "first opportunity")
+        assert http.get("/healthz").status_code == 200
+        assert len(streams) == 1  # no answer above closed the keep-alive connection
+
+
+def test_a_dead_redis_routing_store_is_a_503_naming_it(served_world: Settings, tmp_path: Path) -> None:
+    dead = service_settings(
+        served_world, tmp_path, routing_store="redis", routing_redis_url=f"redis://{DEAD_REDIS}/0"
+    )
+    with running(dead) as http:
+        streams = one_connection(http)
+        r = http.post("/v1/outcomes", json={"kind": "converted", "lead_id": "gone-1"}, headers=CRM)
+        assert_names(r, 503, "routing state")
+        r = http.post("/v1/leads/route", json={"lead": lead("gone-1")}, headers=CRM)
+        assert_names(r, 503, "routing state")
+        scored = http.post("/v1/leads/score", json=lead("gone-2"), headers=CRM)  # scores, says so
+        assert scored.status_code == 200 and "routing" in scored.json()["degraded"]
+        assert len(streams) == 1
+
+
+def test_manager_routes_without_an_online_store_are_a_503_naming_it(
+    served_world: Settings, tmp_path: Path
+) -> None:
+    dead = service_settings(served_world, tmp_path, online_store="redis", redis_url=DEAD_REDIS)
+    with running(dead) as http:
+        streams = one_connection(http)
+        for path in (
+            "/v1/opportunities/at-risk",
+            "/v1/opportunities/o1",
+            "/v1/accounts/at-risk",
+            "/v1/accounts/a1/churn",
+            "/v1/forecast/weekly",
+        ):
+            assert_names(http.get(path, headers=MANAGER), 503, "online store")
+        assert len(streams) == 1
