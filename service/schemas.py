@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
-from zoneinfo import available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
+import pytz
+from babel import Locale
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from features.catalog import CHANNELS, CONTACT_ROLES, PRODUCT_LINE_NAMES
@@ -25,7 +26,25 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
 
 @lru_cache(maxsize=1)
 def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
+    """IANA zones a place can be in: not ``Factory`` (abbreviation "-00", "local time unknown") nor
+    the host's ``localtime`` alias, which ``available_timezones`` also lists."""
+    probe = datetime(2026, 1, 1)
+    return frozenset(
+        z for z in available_timezones() if z != "localtime" and ZoneInfo(z).tzname(probe) != "-00"
+    )
+
+
+@lru_cache(maxsize=1)
+def _languages() -> frozenset[str]:
+    """ISO 639-1 codes (two letters) CLDR names, through Babel."""
+    return frozenset(c for c in Locale("en").languages if len(c) == 2 and c.isalpha() and c.islower())
+
+
+def _iso_text(value: object) -> object:
+    """A date-time must come as ISO 8601 text: a number (``created_at: 0``) is not coerced to one."""
+    if value is None or isinstance(value, str | datetime):
+        return value
+    raise ValueError("must be an ISO 8601 date-time string")
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -64,6 +83,8 @@ class LeadIn(BaseModel):
     email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
     message: str | None = Field(None, max_length=5000, description="Used only to infer the language")
 
+    _text = field_validator("created_at", mode="before")(_iso_text)
+
     @field_validator("created_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
@@ -75,7 +96,7 @@ class LeadIn(BaseModel):
         if value is None:
             return None
         value = value.upper()
-        if not re.fullmatch(r"[A-Z]{2}", value):
+        if value not in pytz.country_names:  # tzdata's iso3166.tab: assigned codes only, no ZZ
             raise ValueError("must be an ISO 3166-1 alpha-2 code such as CN or DE")
         return value
 
@@ -92,7 +113,7 @@ class LeadIn(BaseModel):
         if value is None:
             return None
         value = value.lower()
-        if not re.fullmatch(r"[a-z]{2}", value):
+        if value not in _languages():
             raise ValueError("must be an ISO 639-1 code such as zh or en")
         return value
 
@@ -207,7 +228,10 @@ class OutcomeIn(BaseModel):
     opportunity_id: str | None = Field(None, pattern=ID_PATTERN)
     rep_id: str | None = Field(None, pattern=ID_PATTERN)
     at: datetime | None = None
-    amount_cny: float | None = Field(None, ge=0)
+    # strict: false is not 0.0; finite: JSON's Infinity, NaN and 1e309 (inf) are not amounts
+    amount_cny: float | None = Field(None, ge=0, strict=True, allow_inf_nan=False)
+
+    _text = field_validator("at", mode="before")(_iso_text)
 
     @field_validator("at")
     @classmethod

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from funnelcast.core.settings import Settings
+from service.routing.state import SqliteAssignmentStore
 from tests.service.conftest import CRM, lead, running, service_settings
 
 pytestmark = pytest.mark.integration
@@ -88,3 +89,42 @@ def test_manager_routes_without_an_online_store_are_a_503_naming_it(
         ):
             assert_names(http.get(path, headers=MANAGER), 503, "online store")
         assert len(streams) == 1
+
+
+def test_loose_input_is_refused_naming_the_field(served_world: Settings, tmp_path: Path) -> None:
+    with running(service_settings(served_world, tmp_path)) as http:
+        streams = one_connection(http)
+        for field, value in [
+            ("language", "xx"),
+            ("country", "ZZ"),
+            ("timezone", "Factory"),
+            ("created_at", 0),
+            ("created_at", True),
+        ]:
+            r = http.post("/v1/leads/score", json=lead("loose-1", **{field: value}), headers=CRM)
+            assert_names(r, 422, field)
+        for amount in (b"Infinity", b"-Infinity", b"NaN", b"1e309", b"false", b'"12"'):
+            body = b'{"kind": "opportunity_won", "opportunity_id": "o1", "amount_cny": ' + amount + b"}"
+            r = http.post("/v1/outcomes", content=body, headers=CRM | {"content-type": "application/json"})
+            assert_names(r, 422, "amount_cny")
+        r = http.post("/v1/outcomes", json={"kind": "touched", "lead_id": "x", "at": 0}, headers=CRM)
+        assert_names(r, 422, "at")
+        fine = lead(
+            "loose-2", language="sw", country="ke", timezone="Africa/Nairobi", created_at="2026-01-05"
+        )
+        assert http.post("/v1/leads/score", json=fine, headers=CRM).status_code == 200
+        won = {"kind": "opportunity_won", "opportunity_id": "o1", "amount_cny": 120000}
+        assert http.post("/v1/outcomes", json=won, headers=CRM).status_code == 200
+        assert len(streams) == 1
+
+
+def test_a_crm_retry_is_not_counted_again_on_the_rep(served_world: Settings, tmp_path: Path) -> None:
+    settings = service_settings(served_world, tmp_path)
+    with running(settings) as http:
+        first = http.post("/v1/leads/score", json=lead("retry-1"), headers=CRM).json()["routing"]["rep_id"]
+        again = http.post("/v1/leads/score", json=lead("retry-1"), headers=CRM).json()["routing"]["rep_id"]
+    store = SqliteAssignmentStore(settings.service_dir / "routing.db")
+    loads = {rep: load.open_leads for rep, load in store.loads().items() if load.open_leads}
+    assert sum(loads.values()) == 1 and loads == {again: 1}  # one lead holds one place
+    assert store.get("retry-1").rep_id == again and first is not None
+
