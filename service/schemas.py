@@ -63,6 +63,9 @@ def as_utc(value: datetime | None) -> datetime | None:
         raise ValueError("must fall between years 1 and 9999 in UTC") from err
 
 
+CREATED_AT_RANGE = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2262, 4, 10, tzinfo=UTC))
+
+
 class LeadIn(BaseModel):
     """What the CRM knows about a lead when it is created."""
 
@@ -88,7 +91,12 @@ class LeadIn(BaseModel):
     @field_validator("created_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        return as_utc(value)
+        value = as_utc(value)
+        # the request-time features read the lead's local calendar through pandas (nanoseconds
+        # since 1970): a creation time outside that range is no lead's and would fail there
+        if value is not None and not CREATED_AT_RANGE[0] <= value < CREATED_AT_RANGE[1]:
+            raise ValueError("must fall between 1970-01-01 and 2262-04-10 (UTC)")
+        return value
 
     @field_validator("country")
     @classmethod

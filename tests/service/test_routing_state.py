@@ -77,7 +77,7 @@ def test_overdue_lists_open_leads_past_their_deadline(where: tuple[str, str]) ->
 
 def test_a_lead_scored_again_counts_once_and_moving_it_frees_the_first_rep(where: tuple[str, str]) -> None:
     store = _open(*where)
-    now = datetime.now(UTC)
+    now = datetime(2026, 12, 1, 9, tzinfo=UTC)
     assert store.try_assign(Assignment("a", "r1", now, now, "open", 0.5, "B"), 1)
     assert store.try_assign(Assignment("a", "r1", now, now, "open", 0.5, "B"), 1)  # a CRM retry
     assert store.loads()["r1"].open_leads == 1
@@ -92,7 +92,7 @@ def test_a_lead_scored_again_counts_once_and_moving_it_frees_the_first_rep(where
 
 def _release_all(kind: str, where: str, leads: list[str]) -> int:
     store = _open(kind, where)
-    now = datetime.now(UTC)
+    now = datetime(2026, 12, 1, 9, tzinfo=UTC)
     released = 0
     for lead_id in leads:
         _, freed = apply_outcome(store, {"kind": "converted", "lead_id": lead_id}, lead_id, "converted", now)
@@ -103,7 +103,7 @@ def _release_all(kind: str, where: str, leads: list[str]) -> int:
 def test_two_processes_releasing_the_same_300_leads_count_300_releases(where: tuple[str, str]) -> None:
     kind, location = where
     store = _open(kind, location)
-    now = datetime.now(UTC)
+    now = datetime(2026, 12, 1, 9, tzinfo=UTC)
     leads = [f"rel-{i}" for i in range(300)]
     for lead_id in [*leads, *(f"stays-{i}" for i in range(10))]:
         assert store.try_assign(Assignment(lead_id, "r1", now, None, "open", 0.5, "B"), 1000)
