@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.schema import read_table
+from features.store import OnlineStoreUnavailable
 from funnelcast.core.settings import Settings
 
 DEAL_COLUMNS = ["company_id", "owner_rep_id", "product_line", "amount_cny", "expected_close_at"]
@@ -88,14 +89,24 @@ def publish_directory(settings: Settings, directory: ServingDirectory) -> None:
 
 
 def read_directory(settings: Settings) -> ServingDirectory:
-    """The last published directory, or ``DirectoryMissing`` saying where it was looked for."""
-    if settings.online_store == "redis":
-        body = _redis(settings).get(_redis_key(settings))
-        where = f"Redis key {_redis_key(settings)!r}"
-    else:
-        with closing(_sqlite(settings)) as db:
-            row = db.execute("SELECT body FROM directory WHERE id = 1").fetchone()
-        body, where = (row[0] if row else None), str(_sqlite_path(settings))
+    """The last published directory, or ``DirectoryMissing`` saying where it was looked for.
+
+    A store that does not answer (Redis down, SQLite file unreadable) is ``OnlineStoreUnavailable``
+    naming it, so a route answers 503 rather than letting a client error through as a 500.
+    """
+    from redis.exceptions import RedisError
+
+    redis_store = settings.online_store == "redis"
+    where = f"Redis key {_redis_key(settings)!r}" if redis_store else str(_sqlite_path(settings))
+    try:
+        if redis_store:
+            body = _redis(settings).get(_redis_key(settings))
+        else:
+            with closing(_sqlite(settings)) as db:
+                row = db.execute("SELECT body FROM directory WHERE id = 1").fetchone()
+            body = row[0] if row else None
+    except (RedisError, sqlite3.Error, OSError) as err:
+        raise OnlineStoreUnavailable(f"online store unavailable ({where}): {str(err)[:200]}") from err
     if not body:
         raise DirectoryMissing(
             f"no serving directory (reps, open deals, renewals) at {where}; "

@@ -68,6 +68,10 @@ class FeatureTablesMissing(FileNotFoundError):
     pass
 
 
+class OnlineStoreUnavailable(RuntimeError):
+    """The online store (or the serving directory kept beside it) did not answer a read."""
+
+
 def apply_definitions(store: FeatureStore, settings: Settings) -> list[str]:
     """Register every entity, view and service; returns the names applied."""
     missing = [p.name for p in _feature_tables(settings) if not p.exists()]

@@ -17,10 +17,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from features.directory import DirectoryMissing
+from features.store import OnlineStoreUnavailable
 from funnelcast.core.settings import Settings, get_settings
 from service.api.routes import accounts, alerts, dashboard, forecast, leads, models, ops
 from service.limits import RequestLimits
 from service.observability import Metrics, TimingMiddleware, configure_logging
+from service.routing.router import RepDirectoryUnavailable
+from service.routing.state import RoutingStateUnavailable
 from service.rules import load_rules
 from service.runtime import Runtime
 from service.scoring import ModelNotLoaded
@@ -47,7 +50,8 @@ async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse
 
 
 async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """503 saying what is missing: no champion loaded, or no serving directory published."""
+    """503 saying what is missing: no champion loaded, no serving directory published, or the
+    routing state (or another store) not answering."""
     return JSONResponse(status_code=503, content={"detail": str(exc)})
 
 
@@ -75,6 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, invalid)  # type: ignore[arg-type]
     app.add_exception_handler(ModelNotLoaded, unavailable)
     app.add_exception_handler(DirectoryMissing, unavailable)
+    app.add_exception_handler(RoutingStateUnavailable, unavailable)
+    app.add_exception_handler(OnlineStoreUnavailable, unavailable)
+    app.add_exception_handler(RepDirectoryUnavailable, unavailable)
     for module in (leads, models, forecast, accounts, alerts, dashboard, ops):
         app.include_router(module.router)
     return app

@@ -54,7 +54,13 @@ class Metrics:
 
 
 class TimingMiddleware:
-    """Pure ASGI (cheaper than BaseHTTPMiddleware): latency histogram per route template and a log line."""
+    """Pure ASGI (cheaper than BaseHTTPMiddleware): latency histogram per route template and a log line.
+
+    It is also the net under the error handlers: an exception none of them answered is logged with
+    its traceback and answered as a JSON 500 here. Starlette's own last-resort handler re-raises
+    after answering, and uvicorn then closes the connection, failing the client's next keep-alive
+    request too. Known faults have their own handlers (422, 503); this is only for the unforeseen.
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -67,15 +73,23 @@ class TimingMiddleware:
             return
         start = time.perf_counter()
         status_code = 500
+        started = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status_code
+            nonlocal status_code, started
             if message["type"] == "http.response.start":
-                status_code = message["status"]
+                status_code, started = message["status"], True
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception:
+            self.log.exception(
+                "unexpected error", extra={"path": scope.get("path"), "method": scope["method"]}
+            )
+            if started:  # half an answer is out: only closing the connection can say it failed
+                raise
+            await _internal_error(send)
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
@@ -91,6 +105,13 @@ class TimingMiddleware:
                         "ms": round(elapsed * 1000, 3),
                     },
                 )
+
+
+async def _internal_error(send: Send) -> None:
+    body = json.dumps({"detail": "internal error (logged)"}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 500, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 _STANDARD = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None)))

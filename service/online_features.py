@@ -11,6 +11,7 @@ alone and flagged ``degraded``; a dead store never turns into a 500.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,9 +21,10 @@ import pandas as pd
 from feast import FeatureStore
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
+from redis.exceptions import RedisError
 
 from features.repo.services import LEAD_SCORE_SERVICE
-from features.store import entity_keys, row_time
+from features.store import OnlineStoreUnavailable, entity_keys, row_time
 
 log = logging.getLogger("funnelcast.features")
 # views whose staleness matters (firmographics change rarely; an old row is still right)
@@ -121,11 +123,18 @@ def _python(proto: Value) -> Any:
 def online_frame(store: FeatureStore, view: str, join_key: str, ids: list[str]) -> pd.DataFrame:
     """One view's online values for many entities: ``<view>__<feature>`` columns plus ``<view>__ts``.
 
-    Raises when the online store is unreachable; callers decide how to degrade.
+    Raises ``OnlineStoreUnavailable`` (a 503 naming it) when the store does not answer; callers
+    that can degrade catch it.
     """
     fv = store.get_feature_view(view)
-    online = store._get_provider().online_store
-    rows = _read(online, store.config, fv, view, [f.name for f in fv.features], entity_keys(join_key, ids))
+    try:
+        online = store._get_provider().online_store
+        keys = entity_keys(join_key, ids)
+        rows = _read(online, store.config, fv, view, [f.name for f in fv.features], keys)
+    except (RedisError, sqlite3.Error, OSError) as err:  # the store's client failed: not usable now
+        raise OnlineStoreUnavailable(
+            f"online store unavailable reading {view}: {type(err).__name__}: {str(err)[:200]}"
+        ) from err
     records = [row | {f"{view}__ts": stamp} for stamp, row in rows]
     frame = pd.DataFrame.from_records(records, index=pd.Index(ids, name=join_key))
     for f in fv.features:

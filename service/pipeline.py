@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -130,9 +130,17 @@ def historical_pipeline(
     from features.repo.services import MILESTONE_CLOSE_SERVICE
     from features.training_sets import historical_features
 
-    monday = pd.Timestamp(as_of).tz_convert("UTC").normalize()
-    monday -= pd.Timedelta(days=monday.weekday())
     opps = read_table("opportunities", raw_dir)
+    # The Monday is found and checked as a datetime before any pandas conversion: an as_of before
+    # 1677 is outside pandas' Timestamp range, and a week starting before the first deal was created
+    # has no pipeline to show (an empty 200 would read as "nothing will close").
+    day = as_of.astimezone(UTC).date()
+    start = datetime.combine(day - timedelta(days=day.weekday()), time(), UTC)
+    first = opps["created_at"].min()
+    if pd.isna(first) or start <= first.to_pydatetime():
+        begins = "there is no data" if pd.isna(first) else f"the data begins {first:%Y-%m-%d}"
+        raise AsOfOutOfRange(f"its week starts before the first opportunity ({begins})")
+    monday = pd.Timestamp(start)
     open_then = opps[
         (opps["created_at"] < monday) & (opps["closed_at"].isna() | (opps["closed_at"] > monday))
     ]
@@ -155,8 +163,8 @@ def historical_pipeline(
     return _scored(deals, joined, known, model, monday.to_pydatetime(), None)
 
 
-class AsOfAfterNewest(ValueError):
-    """A forecast ``as_of`` after the newest snapshot: there is no future pipeline to show."""
+class AsOfOutOfRange(ValueError):
+    """A forecast ``as_of`` with no pipeline to show: after the newest snapshot, or before the data."""
 
 
 class OfflineDataMissing(RuntimeError):
@@ -192,7 +200,7 @@ class Pipeline:
         snap = self.snapshot(model)
         when = when if when.tzinfo else when.replace(tzinfo=UTC)
         if snap.as_of is not None and when > snap.as_of + timedelta(days=7):
-            raise AsOfAfterNewest(f"after the newest snapshot {snap.as_of:%Y-%m-%d}")
+            raise AsOfOutOfRange(f"after the newest snapshot {snap.as_of:%Y-%m-%d}")
         if snap.as_of is not None and when >= snap.as_of:
             return snap
         return self.offline.at(model, when)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
-from zoneinfo import available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
+import pytz
+from babel import Locale
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from features.catalog import CHANNELS, CONTACT_ROLES, PRODUCT_LINE_NAMES
@@ -26,7 +27,44 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
 
 @lru_cache(maxsize=1)
 def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
+    """IANA zones a place can be in: not ``Factory`` (abbreviation "-00", "local time unknown") nor
+    the host's ``localtime`` alias, which ``available_timezones`` also lists."""
+    probe = datetime(2026, 1, 1)
+    return frozenset(
+        z for z in available_timezones() if z != "localtime" and ZoneInfo(z).tzname(probe) != "-00"
+    )
+
+
+@lru_cache(maxsize=1)
+def _languages() -> frozenset[str]:
+    """ISO 639-1 codes (two letters) CLDR names, through Babel."""
+    return frozenset(c for c in Locale("en").languages if len(c) == 2 and c.isalpha() and c.islower())
+
+
+def _iso_text(value: object) -> object:
+    """A date-time must come as ISO 8601 text: a number (``created_at: 0``) is not coerced to one."""
+    if value is None or isinstance(value, str | datetime):
+        return value
+    raise ValueError("must be an ISO 8601 date-time string")
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """The time in UTC (naive = UTC); a time whose UTC value falls outside years 1-9999 is invalid.
+
+    ``astimezone`` raises ``OverflowError`` there (0001-01-01T00:00+01:00), which pydantic does not
+    turn into a validation error: it must be a ``ValueError`` to become a 422 naming the field.
+    """
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as err:
+        raise ValueError("must fall between years 1 and 9999 in UTC") from err
+
+
+CREATED_AT_RANGE = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2262, 4, 10, tzinfo=UTC))
 
 
 class LeadIn(BaseModel):
@@ -49,12 +87,17 @@ class LeadIn(BaseModel):
     email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
     message: str | None = Field(None, max_length=5000, description="Used only to infer the language")
 
+    _text = field_validator("created_at", mode="before")(_iso_text)
+
     @field_validator("created_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        value = as_utc(value)
+        # the request-time features read the lead's local calendar through pandas (nanoseconds
+        # since 1970): a creation time outside that range is no lead's and would fail there
+        if value is not None and not CREATED_AT_RANGE[0] <= value < CREATED_AT_RANGE[1]:
+            raise ValueError("must fall between 1970-01-01 and 2262-04-10 (UTC)")
+        return value
 
     @field_validator("country")
     @classmethod
@@ -62,7 +105,7 @@ class LeadIn(BaseModel):
         if value is None:
             return None
         value = value.upper()
-        if not re.fullmatch(r"[A-Z]{2}", value):
+        if value not in pytz.country_names:  # tzdata's iso3166.tab: assigned codes only, no ZZ
             raise ValueError("must be an ISO 3166-1 alpha-2 code such as CN or DE")
         return value
 
@@ -79,7 +122,7 @@ class LeadIn(BaseModel):
         if value is None:
             return None
         value = value.lower()
-        if not re.fullmatch(r"[a-z]{2}", value):
+        if value not in _languages():
             raise ValueError("must be an ISO 639-1 code such as zh or en")
         return value
 
@@ -201,12 +244,15 @@ class OutcomeIn(BaseModel):
     opportunity_id: str | None = Field(None, pattern=ID_PATTERN)
     rep_id: str | None = Field(None, pattern=ID_PATTERN)
     at: datetime | None = None
-    amount_cny: float | None = Field(None, ge=0)
+    # strict: false is not 0.0; finite: JSON's Infinity, NaN and 1e309 (inf) are not amounts
+    amount_cny: float | None = Field(None, ge=0, strict=True, allow_inf_nan=False)
+
+    _text = field_validator("at", mode="before")(_iso_text)
 
     @field_validator("at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        return LeadIn._utc(value)
+        return as_utc(value)
 
 
 class OutcomeOut(BaseModel):

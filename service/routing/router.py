@@ -89,7 +89,7 @@ class RepDirectory:
                     except Exception as err:
                         log.warning("rep directory not refreshed", extra={"error": str(err)[:300]})
                         if not self._reps:
-                            raise RepDirectoryUnavailable(str(err)) from err
+                            raise RepDirectoryUnavailable(f"no rep directory: {err}") from err
                         reps = self._reps  # keep the last good directory
                     self._reps, self._by_id = reps, {r.rep_id: r for r in reps}
                     self._loaded_at = time.monotonic()

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +32,10 @@ def open_wal(path: Path) -> sqlite3.Connection:
 
 
 RELEASING = {"converted", "lost", "disqualified", "rerouted"}
+
+
+class RoutingStateUnavailable(RuntimeError):
+    """The shared routing state did not answer: a route that needs it answers 503, naming it."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,8 @@ class AssignmentStore(Protocol):
     def get(self, lead_id: str) -> Assignment | None: ...
 
     def update_status(self, lead_id: str, status: str, at: datetime) -> Assignment | None: ...
+
+    def transition(self, lead_id: str, status: str, at: datetime) -> tuple[Assignment | None, bool]: ...
 
     def overdue(self, now: datetime) -> list[Assignment]: ...
 
@@ -125,19 +133,27 @@ class SqliteAssignmentStore:
         return {rep: RepLoad(n, datetime.fromisoformat(last) if last else None) for rep, n, last in rows}
 
     def try_assign(self, assignment: Assignment, capacity: int) -> bool:
+        """Give the lead to the rep if the rep has room; idempotent by lead id (see ``_ASSIGN_LUA``)."""
         a = assignment
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute("INSERT OR IGNORE INTO rep_load (rep_id) VALUES (?)", (a.rep_id,))
-                cur = self._db.execute(
-                    "UPDATE rep_load SET open_leads = open_leads + 1, last_assigned_at = ? "
-                    "WHERE rep_id = ? AND open_leads < ?",
-                    (a.assigned_at.isoformat(), a.rep_id, capacity),
-                )
-                if cur.rowcount != 1:
-                    self._db.execute("ROLLBACK")
-                    return False
+                held = self._db.execute(
+                    "SELECT rep_id, status FROM assignments WHERE lead_id = ?", (a.lead_id,)
+                ).fetchone()
+                holder = held[0] if held and held[1] not in RELEASING else None
+                if holder != a.rep_id:
+                    self._db.execute("INSERT OR IGNORE INTO rep_load (rep_id) VALUES (?)", (a.rep_id,))
+                    cur = self._db.execute(
+                        "UPDATE rep_load SET open_leads = open_leads + 1, last_assigned_at = ? "
+                        "WHERE rep_id = ? AND open_leads < ?",
+                        (a.assigned_at.isoformat(), a.rep_id, capacity),
+                    )
+                    if cur.rowcount != 1:
+                        self._db.execute("ROLLBACK")
+                        return False
+                    if holder is not None:
+                        self._release(holder)
                 self._db.execute(
                     "INSERT OR REPLACE INTO assignments VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
@@ -156,25 +172,36 @@ class SqliteAssignmentStore:
                 self._db.execute("ROLLBACK")
                 raise
 
+    def _release(self, rep_id: str) -> None:
+        self._db.execute(
+            "UPDATE rep_load SET open_leads = MAX(open_leads - 1, 0) WHERE rep_id = ?", (rep_id,)
+        )
+
     def get(self, lead_id: str) -> Assignment | None:
         with self._lock:
             row = self._db.execute("SELECT * FROM assignments WHERE lead_id = ?", (lead_id,)).fetchone()
         return _assignment(row) if row else None
 
     def update_status(self, lead_id: str, status: str, at: datetime) -> Assignment | None:
+        return self.transition(lead_id, status, at)[0]
+
+    def transition(self, lead_id: str, status: str, at: datetime) -> tuple[Assignment | None, bool]:
+        """Move the lead to ``status`` (final states stay final); whether this call freed its place.
+
+        Read and write happen in one ``BEGIN IMMEDIATE`` transaction, so of two processes
+        converting the same lead exactly one sees it open and reports the release.
+        """
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 row = self._db.execute("SELECT * FROM assignments WHERE lead_id = ?", (lead_id,)).fetchone()
                 if row is None:
                     self._db.execute("ROLLBACK")
-                    return None
+                    return None, False
                 old = _assignment(row)
-                if old.status not in RELEASING and status in RELEASING:
-                    self._db.execute(
-                        "UPDATE rep_load SET open_leads = MAX(open_leads - 1, 0) WHERE rep_id = ?",
-                        (old.rep_id,),
-                    )
+                released = old.status not in RELEASING and status in RELEASING
+                if released:
+                    self._release(old.rep_id)
                 if old.status not in RELEASING:
                     deadline = None if status != "open" else row[3]
                     self._db.execute(
@@ -185,7 +212,7 @@ class SqliteAssignmentStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return self.get(lead_id)
+        return self.get(lead_id), released
 
     def overdue(self, now: datetime) -> list[Assignment]:
         with self._lock:
@@ -221,29 +248,75 @@ def _assignment(row: tuple) -> Assignment:
     )
 
 
-# KEYS: load hash, last-assigned hash, assignments hash; ARGV: rep, capacity, iso time, lead, json
-_ASSIGN_LUA = """
-local load = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-if load >= tonumber(ARGV[2]) then return 0 end
-redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+_RELEASING_LUA = "local RELEASING = {" + ", ".join(f"{s} = true" for s in sorted(RELEASING)) + "}\n"
+# KEYS: load hash, last-assigned hash, assignments hash; ARGV: rep, capacity, iso time, lead, json.
+# Idempotent by lead: a lead still held by this rep (a CRM retry) is not counted again; one held by
+# another rep moves, freeing that rep's place in the same step.
+_ASSIGN_LUA = (
+    _RELEASING_LUA
+    + """
+local held = redis.call('HGET', KEYS[3], ARGV[4])
+local holder = nil
+if held then
+  local old = cjson.decode(held)
+  if not RELEASING[old.status] then holder = old.rep_id end
+end
+if holder ~= ARGV[1] then
+  local load = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+  if load >= tonumber(ARGV[2]) then return 0 end
+  redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+  if holder and tonumber(redis.call('HGET', KEYS[1], holder) or '0') > 0 then
+    redis.call('HINCRBY', KEYS[1], holder, -1)
+  end
+end
 redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
 return 1
 """
-# KEYS: load hash, assignments hash; ARGV: lead, new json, release (1/0), rep
-_STATUS_LUA = """
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
-if ARGV[3] == '1' then
-  local load = tonumber(redis.call('HGET', KEYS[1], ARGV[4]) or '0')
-  if load > 0 then redis.call('HINCRBY', KEYS[1], ARGV[4], -1) end
+)
+# KEYS: load hash, assignments hash; ARGV: lead, new status. Returns {} (no such lead) or
+# {released 1/0, assignment json}: the status is read, decided on and written in one script, so
+# two processes converting the same lead cannot both release it.
+_STATUS_LUA = (
+    _RELEASING_LUA
+    + """
+local raw = redis.call('HGET', KEYS[2], ARGV[1])
+if not raw then return {} end
+local a = cjson.decode(raw)
+if RELEASING[a.status] then return {0, raw} end
+local released = 0
+if RELEASING[ARGV[2]] then
+  if tonumber(redis.call('HGET', KEYS[1], a.rep_id) or '0') > 0 then
+    redis.call('HINCRBY', KEYS[1], a.rep_id, -1)
+  end
+  released = 1
 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-return 1
+a.status = ARGV[2]
+if ARGV[2] ~= 'open' then a.deadline = cjson.null end
+local new = cjson.encode(a)
+redis.call('HSET', KEYS[2], ARGV[1], new)
+return {released, new}
 """
+)
+
+
+@contextmanager
+def _redis_reachable() -> Iterator[None]:
+    """A Redis client error (refused, timed out, reset) as ``RoutingStateUnavailable``."""
+    from redis.exceptions import RedisError
+
+    try:
+        yield
+    except RedisError as err:
+        raise RoutingStateUnavailable(f"routing state unavailable (Redis): {str(err)[:200]}") from err
 
 
 class RedisAssignmentStore:
-    """The same state in Redis hashes; atomic steps are Lua scripts. Durable as the server is configured."""
+    """The same state in Redis hashes; atomic steps are Lua scripts. Durable as the server is configured.
+
+    Every call that reaches Redis runs inside ``_redis_reachable``, so a dead server surfaces as
+    ``RoutingStateUnavailable`` (503 naming the routing state), never as a bare client error (500).
+    """
 
     def __init__(self, url: str, prefix: str = "funnelcast:routing") -> None:
         import redis
@@ -254,11 +327,13 @@ class RedisAssignmentStore:
         self._status = self._redis.register_script(_STATUS_LUA)
 
     def ping(self) -> bool:
-        return bool(self._redis.ping())
+        with _redis_reachable():
+            return bool(self._redis.ping())
 
     def loads(self) -> dict[str, RepLoad]:
-        load = self._redis.hgetall(self._keys["load"])
-        last = self._redis.hgetall(self._keys["last"])
+        with _redis_reachable():
+            load = self._redis.hgetall(self._keys["load"])
+            last = self._redis.hgetall(self._keys["last"])
         reps = {k.decode() for k in (*load, *last)}
         return {
             rep: RepLoad(
@@ -272,45 +347,45 @@ class RedisAssignmentStore:
         a = assignment
         keys = [self._keys["load"], self._keys["last"], self._keys["assignments"]]
         args = [a.rep_id, capacity, a.assigned_at.isoformat(), a.lead_id, a.to_json()]
-        return bool(self._assign(keys=keys, args=args))
+        with _redis_reachable():
+            return bool(self._assign(keys=keys, args=args))
 
     def get(self, lead_id: str) -> Assignment | None:
-        raw = self._redis.hget(self._keys["assignments"], lead_id)
+        with _redis_reachable():
+            raw = self._redis.hget(self._keys["assignments"], lead_id)
         return Assignment.from_json(raw) if raw else None
 
     def update_status(self, lead_id: str, status: str, at: datetime) -> Assignment | None:
-        old = self.get(lead_id)
-        if old is None:
-            return None
-        if old.status in RELEASING:
-            return old
-        release = status in RELEASING
-        new = Assignment(
-            old.lead_id,
-            old.rep_id,
-            old.assigned_at,
-            old.deadline if status == "open" else None,
-            status,
-            old.probability,
-            old.grade,
-        )
+        return self.transition(lead_id, status, at)[0]
+
+    def transition(self, lead_id: str, status: str, at: datetime) -> tuple[Assignment | None, bool]:
+        """Move the lead to ``status`` (final states stay final); whether this call freed its place."""
         keys = [self._keys["load"], self._keys["assignments"]]
-        self._status(keys=keys, args=[lead_id, new.to_json(), "1" if release else "0", old.rep_id])
-        return new
+        with _redis_reachable():
+            answer = self._status(keys=keys, args=[lead_id, status])
+        if not answer:
+            return None, False
+        released, raw = answer
+        return Assignment.from_json(raw), bool(released)
 
     def overdue(self, now: datetime) -> list[Assignment]:
+        with _redis_reachable():
+            values = self._redis.hvals(self._keys["assignments"])
         out = []
-        for raw in self._redis.hvals(self._keys["assignments"]):
+        for raw in values:
             a = Assignment.from_json(raw)
             if a.status == "open" and a.deadline is not None and a.deadline < now:
                 out.append(a)
         return out
 
     def record_outcome(self, outcome: dict[str, Any]) -> None:
-        self._redis.rpush(self._keys["outcomes"], json.dumps(outcome, default=str))
+        with _redis_reachable():
+            self._redis.rpush(self._keys["outcomes"], json.dumps(outcome, default=str))
 
     def outcomes(self) -> list[dict[str, Any]]:
-        return [json.loads(x) for x in self._redis.lrange(self._keys["outcomes"], 0, -1)]
+        with _redis_reachable():
+            values = self._redis.lrange(self._keys["outcomes"], 0, -1)
+        return [json.loads(x) for x in values]
 
     def clear(self) -> None:
         """Delete every key of this store (tests)."""
@@ -327,9 +402,7 @@ def apply_outcome(
     store.record_outcome(record)
     if not (lead_id and kind in LEAD_OUTCOMES):
         return None, False
-    before = store.get(lead_id)
-    after = store.update_status(lead_id, kind, at)
-    released = bool(before and after and before.status != after.status and kind != "touched")
+    after, released = store.transition(lead_id, kind, at)  # one atomic step: counted once
     return (after.status if after else None), released
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from service.routing.state import Assignment, RedisAssignmentStore, SqliteAssignmentStore
+from service.routing.state import Assignment, RedisAssignmentStore, SqliteAssignmentStore, apply_outcome
 
-REDIS_URL = "redis://127.0.0.1:6379/9"
+REDIS_URL = "redis://127.0.0.1:6379/12"  # unique key prefixes per test, deleted after
 
 
 def _open(kind: str, where: str) -> SqliteAssignmentStore | RedisAssignmentStore:
@@ -73,3 +73,41 @@ def test_overdue_lists_open_leads_past_their_deadline(where: tuple[str, str]) ->
     store.try_assign(Assignment("done", "r2", past, past, "open", 0.5, "A"), 10)
     store.update_status("done", "touched", past)
     assert [a.lead_id for a in store.overdue(datetime.now(UTC))] == ["late"]
+
+
+def test_a_lead_scored_again_counts_once_and_moving_it_frees_the_first_rep(where: tuple[str, str]) -> None:
+    store = _open(*where)
+    now = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    assert store.try_assign(Assignment("a", "r1", now, now, "open", 0.5, "B"), 1)
+    assert store.try_assign(Assignment("a", "r1", now, now, "open", 0.5, "B"), 1)  # a CRM retry
+    assert store.loads()["r1"].open_leads == 1
+    assert store.try_assign(Assignment("a", "r2", now, now, "open", 0.5, "B"), 1)  # lands elsewhere
+    assert store.loads()["r1"].open_leads == 0 and store.loads()["r2"].open_leads == 1
+    assert store.get("a").rep_id == "r2"
+    assert store.try_assign(Assignment("b", "r1", now, now, "open", 0.5, "B"), 1)  # r1's place is free
+    assert store.update_status("b", "converted", now).status == "converted"
+    assert store.try_assign(Assignment("b", "r2", now, now, "open", 0.5, "B"), 2)  # a closed lead: new
+    assert store.loads()["r1"].open_leads == 0 and store.loads()["r2"].open_leads == 2
+
+
+def _release_all(kind: str, where: str, leads: list[str]) -> int:
+    store = _open(kind, where)
+    now = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    released = 0
+    for lead_id in leads:
+        _, freed = apply_outcome(store, {"kind": "converted", "lead_id": lead_id}, lead_id, "converted", now)
+        released += freed
+    return released
+
+
+def test_two_processes_releasing_the_same_300_leads_count_300_releases(where: tuple[str, str]) -> None:
+    kind, location = where
+    store = _open(kind, location)
+    now = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    leads = [f"rel-{i}" for i in range(300)]
+    for lead_id in [*leads, *(f"stays-{i}" for i in range(10))]:
+        assert store.try_assign(Assignment(lead_id, "r1", now, None, "open", 0.5, "B"), 1000)
+    with mp.get_context("spawn").Pool(2) as pool:
+        released = pool.starmap(_release_all, [(kind, location, leads), (kind, location, leads[::-1])])
+    assert sum(released) == 300
+    assert store.loads()["r1"].open_leads == 10  # only the leads never released still count

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Header, HTTPException, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import AfterValidator
 
 from funnelcast.core.deals import AMOUNT, DAYS_TO_EXPECTED_CLOSE, HORIZON_WEEKS, STAGE
 from funnelcast.core.forecast import expected_close_week, weekly_forecast
@@ -20,8 +21,9 @@ from service.api.deps import MANAGER, PLANNERS, ModelsDep, PipelineDep, Settings
 from service.forecast_baselines import baseline_forecaster
 from service.live_models import LiveModels
 from service.manager import explain_deal, rank_at_risk
-from service.pipeline import AsOfAfterNewest, OfflineDataMissing, Pipeline, PipelineSnapshot
+from service.pipeline import AsOfOutOfRange, OfflineDataMissing, Pipeline, PipelineSnapshot
 from service.reasons import language_of
+from service.schemas import as_utc
 from service.weekly_store import WeeklyStore
 
 router = APIRouter()
@@ -35,7 +37,9 @@ def forecast_weekly(
     weeks: Annotated[int, Query(ge=1, le=HORIZON_WEEKS)] = HORIZON_WEEKS,
     group_by: Annotated[Literal["region", "team", "product_line", "rep", "all"], Query()] = "all",
     as_of: Annotated[
-        datetime | None, Query(description="A past time: the pipeline as of its weekly snapshot then")
+        datetime | None,
+        Query(description="A past time: the pipeline as of its weekly snapshot then"),
+        AfterValidator(as_utc),
     ] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
     baseline: Annotated[
@@ -47,7 +51,7 @@ def forecast_weekly(
     model = champion(models, "milestone_close")
     try:
         snap = pipeline.snapshot(model) if as_of is None else pipeline.as_of(model, as_of)
-    except AsOfAfterNewest as err:
+    except AsOfOutOfRange as err:
         raise HTTPException(422, f"invalid field(s): as_of ({err})") from err
     except OfflineDataMissing as err:
         raise HTTPException(503, str(err)) from err

@@ -1,4 +1,8 @@
-"""Leads: score (one or a batch), re-route, and outcomes reported by the CRM."""
+"""Leads: score (one or a batch), re-route, and outcomes reported by the CRM.
+
+The handlers are plain ``def``: scoring, Feast reads and the routing state block, so FastAPI runs
+them in its thread pool and the event loop stays free for health checks and other requests.
+"""
 
 from __future__ import annotations
 
@@ -56,7 +60,7 @@ def scored(
 
 
 @router.post("/v1/leads/score", response_model=schemas.LeadScore)
-async def score_lead(
+def score_lead(
     lead: schemas.LeadIn,
     models: ModelsDep,
     features: FeaturesDep,
@@ -74,7 +78,7 @@ async def score_lead(
 
 
 @router.post("/v1/leads/score:batch", response_model=schemas.LeadBatchOut)
-async def score_batch(
+def score_batch(
     body: schemas.LeadBatchIn,
     models: ModelsDep,
     features: FeaturesDep,
@@ -95,7 +99,7 @@ async def score_batch(
 
 
 @router.post("/v1/leads/route", response_model=schemas.LeadScore)
-async def reroute(
+def reroute(
     body: schemas.RouteIn,
     models: ModelsDep,
     features: FeaturesDep,
@@ -113,7 +117,7 @@ async def reroute(
 
 
 @router.post("/v1/outcomes", response_model=schemas.OutcomeOut)
-async def outcome(body: schemas.OutcomeIn, rep_router: RouterDep) -> schemas.OutcomeOut:
+def outcome(body: schemas.OutcomeIn, rep_router: RouterDep) -> schemas.OutcomeOut:
     """Record a touch, conversion, disqualification, win or loss; lead outcomes release capacity."""
     if body.kind in LEAD_OUTCOMES and not body.lead_id:
         raise HTTPException(422, "invalid field(s): lead_id (required for lead outcomes)")
