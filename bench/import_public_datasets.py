@@ -29,7 +29,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -46,7 +45,8 @@ from features.world.generate import generate_world
 from features.world.params import WorldParams
 from funnelcast.core.settings import PROJECT_ROOT, Settings
 from training import churn, lead_score, milestone_close
-from training.metrics import paired_bootstrap
+from training.bootstrap import paired_bootstrap_interval
+from training.metrics import roc_auc
 from training.references import reference_predictions
 
 EXAMPLES = PROJECT_ROOT / "features" / "importers" / "examples"
@@ -132,8 +132,8 @@ def classifier_row(case: Case, short: str, settings: Settings) -> dict[str, str]
     auc = {name: roc_auc_score(y_hold, p) for name, p in scores.items()}
     pr = {name: average_precision_score(y_hold, p) for name, p in scores.items()}
     best = max(("logistic regression", "LightGBM default"), key=auc.get)
-    diff, diffs = paired_bootstrap(y_hold, scores["project"], scores[best], RESAMPLES, seed=7)
-    low, high = np.percentile(diffs, [2.5, 97.5])
+    interval = paired_bootstrap_interval(roc_auc, y_hold, scores["project"], scores[best], RESAMPLES, seed=7)
+    diff, low, high = interval.difference, interval.low, interval.high
     verdict = "below" if high < 0 else ("above" if low > 0 else "level")
     return {
         "case": f"{case.name} ({short}, {split.method} split)",

@@ -17,6 +17,7 @@ from feast import FeatureStore
 from features.catalog import MILESTONES
 from features.schema import read_table
 from funnelcast.core.deals import AMOUNT, STAGE
+from funnelcast.core.reason_terms import Catalogue, containing, term_of
 from funnelcast.core.risk import MILESTONE_NAMES_ZH, deal_reasons, value_at_risk
 from service.live_models import LiveModel
 from service.online_features import online_frame
@@ -155,19 +156,24 @@ def score_accounts(store: FeatureStore, live: pd.DataFrame, model: LiveModel) ->
     return out.sort_values("p_churn", ascending=False)
 
 
-_ACCOUNT_TERMS = {
-    "usage_rate_30d": ("LOW_USAGE", "module usage {v:.0%} in 30 days", "30天模块使用率 {v:.0%}"),
-    "seat_utilization_30d": ("LOW_USAGE", "seat utilisation {v:.0%}", "席位使用率 {v:.0%}"),
-    "active_users_30d": ("LOW_USAGE", "{v:.0f} active users", "活跃用户 {v:.0f}"),
-    "days_since_admin_login": ("NO_ADMIN", "no admin login for {v:.0f} days", "管理员 {v:.0f} 天未登录"),
-    "payment_punctuality_12m": (
-        "LATE_PAYER",
-        "payment punctuality {v:.0%} (12 months)",
-        "12个月付款准时率 {v:.0%}",
-    ),
-    "ticket_trend": ("TICKETS", "support tickets up by {v:.0f}", "工单增加 {v:.0f}"),
-    "tickets_30d": ("TICKETS", "{v:.0f} tickets in 30 days", "30天工单 {v:.0f}"),
-    "last_nps": ("LOW_NPS", "last NPS {v:.0f}", "最近 NPS {v:.0f}"),
+# Account reasons in the one catalogue shape (``funnelcast.core.reason_terms``): the business term of
+# each health column, and per column the text that states its value.
+ACCOUNT_TERMS: Catalogue = (
+    ("LOW_USAGE", containing("usage_rate_30d", "seat_utilization_30d", "active_users_30d")),
+    ("NO_ADMIN", containing("days_since_admin_login")),
+    ("LATE_PAYER", containing("payment_punctuality_12m")),
+    ("TICKETS", containing("ticket_trend", "tickets_30d")),
+    ("LOW_NPS", containing("last_nps")),
+)
+_ACCOUNT_TEXTS = {
+    "usage_rate_30d": ("module usage {v:.0%} in 30 days", "30天模块使用率 {v:.0%}"),
+    "seat_utilization_30d": ("seat utilisation {v:.0%}", "席位使用率 {v:.0%}"),
+    "active_users_30d": ("{v:.0f} active users", "活跃用户 {v:.0f}"),
+    "days_since_admin_login": ("no admin login for {v:.0f} days", "管理员 {v:.0f} 天未登录"),
+    "payment_punctuality_12m": ("payment punctuality {v:.0%} (12 months)", "12个月付款准时率 {v:.0%}"),
+    "ticket_trend": ("support tickets up by {v:.0f}", "工单增加 {v:.0f}"),
+    "tickets_30d": ("{v:.0f} tickets in 30 days", "30天工单 {v:.0f}"),
+    "last_nps": ("last NPS {v:.0f}", "最近 NPS {v:.0f}"),
 }
 
 
@@ -178,7 +184,8 @@ def account_reasons(model: LiveModel, row: pd.DataFrame, lang: str, top: int = 3
         if value <= 0:
             continue
         name = column.split("__", 1)[1]
-        code, en, zh = _ACCOUNT_TERMS.get(name, ("OTHER", name + " {v}", name + " {v}"))
+        code = term_of(name, ACCOUNT_TERMS)
+        en, zh = _ACCOUNT_TEXTS.get(name, (name + " {v}", name + " {v}"))
         v = row[column].iloc[0]
         v = float(v) if v is not None and not pd.isna(v) else float("nan")
         reasons.append(

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from training.bootstrap import paired_bootstrap_interval
+
 if TYPE_CHECKING:
     from training.registry import TrainingOutcome
 
@@ -75,18 +77,17 @@ def paired_bootstrap_auc_difference(
         )
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1, got {level}")
-    candidate, champion = _roc_auc(y, p_candidate), _roc_auc(y, p_champion)
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(resamples):
-        idx = rng.integers(0, len(y), len(y))
-        d = _roc_auc(y[idx], p_candidate[idx]) - _roc_auc(y[idx], p_champion[idx])
-        if not np.isnan(d):
-            diffs.append(d)
-    tail = (1 - level) / 2
-    low, high = np.quantile(diffs, [tail, 1 - tail]) if diffs else (np.nan, np.nan)
+    interval = paired_bootstrap_interval(
+        _roc_auc, y, p_candidate, p_champion, n_boot=resamples, level=level, seed=seed
+    )
     return AucDifference(
-        candidate, champion, candidate - champion, float(low), float(high), level, len(diffs)
+        _roc_auc(y, p_candidate),
+        _roc_auc(y, p_champion),
+        interval.difference,
+        interval.low,
+        interval.high,
+        level,
+        interval.n_boot,
     )
 
 

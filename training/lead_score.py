@@ -31,9 +31,10 @@ from funnelcast.core.grades import DEFAULT_GRADE_CUTS, grade_of, score_0_100, sc
 from funnelcast.core.model import TabularModel
 from funnelcast.core.routing_filters import MAX_TIMEZONE_GAP_HOURS, MIN_LANGUAGE_PROFICIENCY
 from training.baselines import ODOO_FIELDS, OdooNaiveBayes, lead_rule_points
+from training.bootstrap import paired_bootstrap_interval
 from training.diagnostics import diagnostics, rep_region
 from training.fitting import BoostParams, fit_booster, fit_calibrate_refit
-from training.metrics import paired_bootstrap, roc_auc, scorer_metrics
+from training.metrics import roc_auc, scorer_metrics
 from training.plots import calibration_figure, importance_figure
 from training.registry import GateRows, TrainingOutcome, run_params
 from training.rep_fit import fit_rep_fit, match_columns
@@ -216,10 +217,11 @@ def clock_columns_earned(data: LeadDataset, params: BoostParams) -> tuple[bool, 
         x = model.matrix(data.frame)
         model.booster = fit_booster(x[s.train], y[s.train], x[s.valid], y[s.valid], params)
         scores[name] = model.raw_predict(data.frame[s.valid])
-    gain, gains = paired_bootstrap(
-        y[s.valid], scores["with"], scores["without"], CLOCK_BOOTSTRAP, params.seed
+    # a one-sided 95% bound: the 5th percentile is the low end of the two-sided 90% interval
+    interval = paired_bootstrap_interval(
+        roc_auc, y[s.valid], scores["with"], scores["without"], CLOCK_BOOTSTRAP, level=0.90, seed=params.seed
     )
-    low = float(np.percentile(gains, 5)) if len(gains) else float("nan")
+    gain, low = interval.difference, interval.low
     earned = low > 0
     verdict = "kept" if earned else "left out"
     return (

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -129,24 +127,3 @@ def grade_calibration(y: np.ndarray, p: np.ndarray, grades: np.ndarray) -> pd.Da
             }
         )
     return pd.DataFrame.from_records(records)
-
-
-def paired_bootstrap(
-    y: np.ndarray,
-    a: np.ndarray,
-    b: np.ndarray,
-    resamples: int = 1000,
-    seed: int = 0,
-    metric: Callable[[np.ndarray, np.ndarray], float] = roc_auc_score,
-) -> tuple[float, np.ndarray]:
-    """``metric(y, a) - metric(y, b)`` on the same rows, and that difference over paired bootstrap
-    resamples of the rows (resamples holding one class only are skipped); callers take percentiles."""
-    diff = float(metric(y, a) - metric(y, b))
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(resamples):
-        idx = rng.integers(0, len(y), len(y))
-        if y[idx].min() == y[idx].max():
-            continue
-        diffs.append(metric(y[idx], a[idx]) - metric(y[idx], b[idx]))
-    return diff, np.asarray(diffs, dtype=float)

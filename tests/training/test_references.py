@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from training.metrics import paired_bootstrap
+from training.bootstrap import paired_bootstrap_interval
+from training.metrics import roc_auc
 from training.references import reference_predictions
 
 
@@ -22,8 +23,7 @@ def test_references_learn_from_categories_and_numbers_with_missing_values() -> N
     assert set(scores) == {"logistic regression", "LightGBM default"}
     assert all(len(p) == (~fit).sum() for p in scores.values())
     assert roc_auc_score(y[~fit], scores["logistic regression"]) > 0.7
-    diff, diffs = paired_bootstrap(
-        y[~fit], scores["logistic regression"], scores["LightGBM default"], 200, seed=1
+    interval = paired_bootstrap_interval(
+        roc_auc, y[~fit], scores["logistic regression"], scores["LightGBM default"], 200, seed=1
     )
-    low, high = np.percentile(diffs, [2.5, 97.5])
-    assert low <= diff <= high and len(diffs) == 200
+    assert interval.low <= interval.difference <= interval.high and interval.n_boot == 200
