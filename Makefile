@@ -24,6 +24,7 @@ demo: install
 	$(BIN)/funnelcast features apply
 	$(BIN)/funnelcast features materialize
 	$(BIN)/funnelcast train all
+	$(BIN)/funnelcast score weekly
 	@echo "serving on http://127.0.0.1:8000 (docs: /docs); Ctrl-C to stop"
 	$(BIN)/funnelcast serve
 

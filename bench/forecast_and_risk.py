@@ -58,7 +58,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     pick = rng.integers(0, len(snap.deals), N_DEALS)
     deals = snap.deals.iloc[pick].reset_index()
-    p_week = snap.p_week[pick]
+    p_week = snap.forecast_p_week()[pick]
     rates = np.asarray(model.model.metadata["stage_win_rate"])
     table = np.zeros((len(rates), 13))
     rows = []

@@ -36,6 +36,24 @@ class PipelineSnapshot:
     as_of: datetime | None  # newest opportunity snapshot time used
     built_at: datetime
 
+    def forecast_p_week(self) -> np.ndarray:
+        """``[deal, week-1]`` what the bookings forecast sums: the deal model reconciled with the
+        stage x week table by the weight its backtest chose on validation.
+
+        Only the forecast reconciles. Risk (P(win) against its stage's normal, the change since last
+        week, explanations) keeps the deal model's own ``p_week``: with a weight of 0 every deal at a
+        stage would read the same, and no deal would trail its peers.
+        """
+        meta = self.model.model.metadata
+        if "stage_week_table" not in meta or not len(self.deals):
+            return self.p_week
+        return reconciled_probabilities(
+            self.p_week,
+            self.deals[STAGE].fillna(0).astype(int).to_numpy(),
+            np.asarray(meta["stage_week_table"], float),
+            float(meta.get("reconciled_model_weight", 1.0)),
+        )
+
     @property
     def p_by_quarter_end(self) -> np.ndarray:
         return self.p_week[:, : self.weeks_to_quarter_end].sum(axis=1)
@@ -106,15 +124,6 @@ def _scored(
         if len(frame)
         else np.zeros((0, HORIZON_WEEKS))
     )
-    meta = model.model.metadata
-    if "stage_week_table" in meta and len(frame):
-        # the deal-level model reconciled with the stage x week table by the weight chosen on validation
-        p_week = reconciled_probabilities(
-            p_week,
-            frame[STAGE].fillna(0).astype(int).to_numpy(),
-            np.asarray(meta["stage_week_table"], float),
-            float(meta.get("reconciled_model_weight", 1.0)),
-        )
     return PipelineSnapshot(deals, p_week, model, as_of, now or datetime.now(UTC))
 
 

@@ -9,11 +9,18 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import pytest
 
+from features.directory import read_directory
+from features.store import open_store
+from funnelcast.core.deals import STAGE
 from funnelcast.core.forecast_baselines import BASELINES
 from funnelcast.core.settings import PROJECT_ROOT, Settings
 from service.app import create_app
+from service.live_models import LiveModels
+from service.pipeline import open_deals, rep_groups_of, score_pipeline
+from service.routing.router import reps_from_feast
 from service.rules import Firing, RulesError
 from service.webhook import send_alerts
 from tests.service.conftest import running, service_settings
@@ -63,10 +70,11 @@ def test_forecast_totals_are_sums_of_deal_expectations_and_quantiles_are_ordered
         team_sum = sum(r["expected_bookings"] for r in by_team if r["week"] == week)
         assert team_sum == pytest.approx(rows[week - 1]["expected_bookings"], rel=1e-9)
     # the at-risk list holds every open deal when k is large: recompute the total from each deal
+    # (the forecast sums each deal's reconciled distribution; risk reads the deal model's own)
     if len(deals) == rows[0]["deals"]:
         for week in range(1, 14):
             per_deal = sum(
-                d["amount_cny"] * detail[i]["weekly_close_probability"][week - 1]["p_win_in_week"]
+                d["amount_cny"] * detail[i]["forecast_weekly_probability"][week - 1]["p_win_in_week"]
                 for i, d in ((d["opportunity_id"], d) for d in deals)
             )
             assert per_deal == pytest.approx(rows[week - 1]["expected_bookings"], rel=1e-3)
@@ -200,3 +208,26 @@ def test_dashboard_in_headless_chromium_shows_data_and_filters(
         assert "经理 API 密钥" in zh.locator("#error").inner_text()
         browser.close()
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+
+
+def test_only_the_forecast_reconciles_risk_keeps_the_deal_models_own_p_win(
+    served_world: Settings, tmp_path: Path
+) -> None:
+    """A champion whose backtest chose the stage x week table alone (weight 0) forecasts with the
+    table, but at-risk still ranks deals by the deal model: deals at one stage do not all read alike."""
+    settings = service_settings(served_world, tmp_path)
+    store = open_store(settings)
+    models = LiveModels(settings.mlflow_tracking_uri, tmp_path / "model_cache", ["milestone_close"])
+    models.start()
+    model = models.get("milestone_close")
+    assert model is not None
+    model.model.metadata = {**model.model.metadata, "reconciled_model_weight": 0.0}
+    directory = read_directory(settings)
+    groups = rep_groups_of(reps_from_feast(store, directory.rep_ids))
+    snap = score_pipeline(store, open_deals(directory.open_deals, groups), model)
+    stage = snap.deals[STAGE].fillna(0).astype(int).to_numpy()
+    busiest = stage == np.bincount(stage).argmax()
+    assert len(np.unique(np.round(snap.p_by_quarter_end[busiest], 6))) > 1  # the deal model tells them apart
+    forecast = snap.forecast_p_week()
+    assert np.allclose(forecast[busiest], forecast[busiest][0])  # the table alone does not
+    assert not np.allclose(forecast, snap.p_week)

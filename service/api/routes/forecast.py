@@ -66,7 +66,7 @@ def forecast_weekly(
         raise HTTPException(503, str(err)) from err
     table, totals = weekly_forecast(
         snap.deals,
-        snap.p_week[:, :weeks],
+        snap.forecast_p_week()[:, :weeks],
         column,
         baseline_of,
         AMOUNT,
@@ -144,6 +144,11 @@ def opportunity(
         for k, v in enumerate(p)
     ]
     body["expected_close_week"] = _finite(expected_close_week(p[None, :])[0])
+    # what the bookings forecast sums for this deal (reconciled with the stage x week table)
+    f = snap.forecast_p_week()[snap.deals.index.get_loc(opportunity_id)]
+    body["forecast_weekly_probability"] = [
+        {"week": k + 1, "p_win_in_week": round(float(v), 5)} for k, v in enumerate(f)
+    ]
     return JSONResponse(body)
 
 
