@@ -15,9 +15,10 @@ import pickle
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from funnelcast.core import clock
 from funnelcast.core.model import CHAMPION, TabularModel
 
 log = logging.getLogger("funnelcast.models")
@@ -154,7 +155,7 @@ class LiveModels:
             except Exception as err:  # the run's metrics are for display; the model still goes live
                 log.warning("metrics of run %s not read: %s", run_id, str(err)[:200])
                 metrics = {}
-        live = LiveModel(name, str(version), model, "registry", datetime.now(UTC), run_id, metrics)
+        live = LiveModel(name, str(version), model, "registry", clock.now(), run_id, metrics)
         self._to_cache(live)
         return live
 
@@ -177,6 +178,4 @@ class LiveModels:
             return None
         meta = json.loads(meta_path.read_text())
         model = pickle.loads(model_path.read_bytes())
-        return LiveModel(
-            name, meta["version"], model, "cache", datetime.now(UTC), meta["run_id"], meta["metrics"]
-        )
+        return LiveModel(name, meta["version"], model, "cache", clock.now(), meta["run_id"], meta["metrics"])

@@ -6,7 +6,7 @@ Edges (Feast, MLflow models, SQLite alerts) are passed in; the math lives in ``f
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from feast import FeatureStore
 
 from features.catalog import MILESTONES
 from features.schema import read_table
+from funnelcast.core import clock
 from funnelcast.core.deals import AMOUNT, STAGE
 from funnelcast.core.reason_terms import Catalogue, containing, term_of
 from funnelcast.core.risk import MILESTONE_NAMES_ZH, deal_reasons, value_at_risk
@@ -224,4 +225,4 @@ def rule_context(
 
 
 def since_days_ago(days: int) -> datetime:
-    return datetime.now(UTC) - timedelta(days=days)
+    return clock.now() - timedelta(days=days)

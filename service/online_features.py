@@ -14,7 +14,7 @@ import logging
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 
 from features.repo.services import LEAD_SCORE_SERVICE
 from features.store import OnlineStoreUnavailable, entity_keys, row_time
+from funnelcast.core import clock
 
 log = logging.getLogger("funnelcast.features")
 # views whose staleness matters (firmographics change rarely; an old row is still right)
@@ -75,7 +76,7 @@ class OnlineFeatures:
     def lead_features(
         self, company_ids: list[str], now: datetime | None = None, service: str = LEAD_SCORE_SERVICE
     ) -> list[CompanyFeatures]:
-        now = now or datetime.now(UTC)
+        now = now or clock.now()
         keys = entity_keys("company_id", company_ids)
         values: list[dict[str, Any]] = [{} for _ in company_ids]
         stamps: list[dict[str, datetime]] = [{} for _ in company_ids]

@@ -21,6 +21,7 @@ from feast import FeatureStore
 
 from features.directory import DEAL_COLUMNS
 from features.schema import read_table
+from funnelcast.core import clock
 from funnelcast.core.deals import HORIZON_WEEKS, STAGE
 from funnelcast.core.forecast import weekly_win_probabilities
 from funnelcast.core.forecast_baselines import reconciled_probabilities
@@ -124,7 +125,7 @@ def _scored(
         if len(frame)
         else np.zeros((0, HORIZON_WEEKS))
     )
-    return PipelineSnapshot(deals, p_week, model, as_of, now or datetime.now(UTC))
+    return PipelineSnapshot(deals, p_week, model, as_of, now or clock.now())
 
 
 def historical_pipeline(
@@ -196,7 +197,7 @@ class Pipeline:
     def snapshot(self, model: LiveModel) -> PipelineSnapshot:
         current = self._snapshot
         stale = current is None or current.model.version != model.version
-        if not stale and current is not None and datetime.now(UTC) - current.built_at > self.ttl:
+        if not stale and current is not None and clock.now() - current.built_at > self.ttl:
             stale = True
         if stale:
             current = score_pipeline(self.store, self.deals(), model)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 
 from features.request_time import LEAD_MODEL_COLUMNS, LEAD_REQUEST_COLUMNS, lead_model_columns, local_clock
+from funnelcast.core import clock
 from funnelcast.core.grades import grade_of, score_0_100
 from service.lead_locale import infer_missing
 from service.live_models import LiveModel
@@ -62,7 +63,7 @@ def score_leads(
     """Score (and route, when a router is given) each lead; one feature read and one predict per batch."""
     if model is None:
         raise ModelNotLoaded("no lead_score champion is loaded")
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     inferred = [infer_missing(x.country, x.timezone, x.language, x.phone, x.message) for x in leads]
     tab = model.model
     # the champion's own feature service: a _v2 champion reads its new views too

@@ -5,10 +5,11 @@ send new alerts to the webhook. The job owns the rules; the service's read route
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from features.directory import read_directory
 from features.store import open_store
+from funnelcast.core import clock
 from funnelcast.core.settings import Settings
 from service.live_models import LiveModels
 from service.manager import account_punctuality, deal_context, previous_week_p_win, rule_context
@@ -30,7 +31,7 @@ class WeeklyReport:
 
 
 def score_weekly(settings: Settings, now: datetime | None = None) -> WeeklyReport:
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     rules = load_rules(settings.rules_path)
     store = open_store(settings)
     models = LiveModels(

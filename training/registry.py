@@ -20,7 +20,7 @@ import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 import mlflow
+from funnelcast.core import clock
 from funnelcast.core.model import CHAMPION, TabularModel
 from funnelcast.core.pyfunc import ScoringModel, pip_requirements
 from funnelcast.core.settings import Settings
@@ -247,7 +248,7 @@ def _record_gate(
     client: MlflowClient, name: str, version: str, current: str | None, gate: GateDecision, metric: str
 ) -> None:
     who = getpass.getuser()
-    when = datetime.now(UTC).isoformat(timespec="seconds")
+    when = clock.now().isoformat(timespec="seconds")
     record = {
         "gate.metric": metric,
         "gate.decision": "promoted" if gate.promoted else "refused",

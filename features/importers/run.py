@@ -11,7 +11,6 @@ the feature jobs accept. A data dir holding the synthetic world (it has an oracl
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +30,7 @@ from features.importers.reader import read_export
 from features.importers.report import ImportReport
 from features.jobs.run import write_feature_table
 from features.schema import CANONICAL_TABLES, read_table, write_table
+from funnelcast.core import clock
 from funnelcast.core.settings import Settings
 
 STEPS = ("read mapping", "read export", "map", "write tables")
@@ -112,7 +112,7 @@ def _write(
         export=str(export.resolve()),
         mapping=str(mapping_path.resolve()),
         mapping_sha256=mapping_sha256(mapping_path),
-        imported_at=datetime.now(UTC),
+        imported_at=clock.now(),
         as_of=mapped.as_of.to_pydatetime(),
         undated=mapped.undated,
         time_source=mapped.time_source,

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from funnelcast.core import clock
 from funnelcast.core.settings import Settings
 from service.routing.policy import RepLoad
 
@@ -226,7 +227,7 @@ class SqliteAssignmentStore:
         with self._lock:
             self._db.execute(
                 "INSERT INTO outcomes (recorded_at, body) VALUES (?, ?)",
-                (datetime.now(UTC).isoformat(), json.dumps(outcome, default=str)),
+                (clock.now().isoformat(), json.dumps(outcome, default=str)),
             )
 
     def outcomes(self) -> list[dict[str, Any]]:

@@ -6,13 +6,13 @@ them in its thread pool and the event loop stays free for health checks and othe
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from funnelcast.core import clock
 from service import schemas
 from service.api.deps import CRM, FeaturesDep, MetricsDep, ModelsDep, RouterDep
 from service.live_models import LiveModels
@@ -110,7 +110,7 @@ def reroute(
     """Re-route a lead: its current assignment is released and its current rep excluded."""
     if not rep_router.ready():
         raise HTTPException(503, "routing unavailable: no rep directory")
-    excluded = rep_router.release_for_reroute(body.lead.lead_id, datetime.now(UTC))
+    excluded = rep_router.release_for_reroute(body.lead.lead_id, clock.now())
     exclude = {body.lead.lead_id: excluded} if excluded else {}
     result = scored(models, features, rep_router, metrics, [body.lead], False, accept_language, exclude)
     return schemas.LeadScore.of(result[0])
@@ -123,7 +123,7 @@ def outcome(body: schemas.OutcomeIn, rep_router: RouterDep) -> schemas.OutcomeOu
         raise HTTPException(422, "invalid field(s): lead_id (required for lead outcomes)")
     if body.kind.startswith("opportunity_") and not body.opportunity_id:
         raise HTTPException(422, "invalid field(s): opportunity_id (required for opportunity outcomes)")
-    at = body.at or datetime.now(UTC)
+    at = body.at or clock.now()
     record = body.model_dump(mode="json") | {"at": at.isoformat()}
     status, released = apply_outcome(rep_router.state, record, body.lead_id, body.kind, at)
     return schemas.OutcomeOut(recorded=True, released_capacity=released, lead_status=status)
