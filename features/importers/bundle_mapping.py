@@ -16,12 +16,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from features.catalog import MILESTONES, STAGES
 from features.importers.errors import MappingError
 from features.importers.mapping import (
     DEFAULT_MISSING,
+    STRICT,
     Dates,
     ReadOptions,
     read_mapping_document,
@@ -29,7 +30,6 @@ from features.importers.mapping import (
 )
 from features.schema import CANONICAL_TABLES
 
-_STRICT = ConfigDict(extra="forbid")
 ANY_OTHER = "*"  # in a value map: every value not listed
 
 
@@ -41,7 +41,7 @@ class FieldHistory(BaseModel):
     property history has no old value: its first row per field is the value at creation.
     """
 
-    model_config = _STRICT
+    model_config = STRICT
     file: str
     id: str  # export column: the object's id
     field: str  # export column naming the changed field (its API name)
@@ -54,7 +54,7 @@ class FieldHistory(BaseModel):
 class SentimentRule(BaseModel):
     """Sentiment from an activity's text: a resistant word wins over a positive one; else neutral."""
 
-    model_config = _STRICT
+    model_config = STRICT
     text: str  # export column (subject, description)
     resistant: list[str]
     positive: list[str] = Field(default_factory=list)
@@ -63,7 +63,7 @@ class SentimentRule(BaseModel):
 class TableObject(BaseModel):
     """One export file feeding one canonical table (one row per export row, after ``where``)."""
 
-    model_config = _STRICT
+    model_config = STRICT
     file: str
     table: str
     columns: dict[str, str]  # canonical column <- export column
@@ -111,7 +111,7 @@ class StageHistory(BaseModel):
     """Rows recording an opportunity's stage over time (Salesforce OpportunityHistory, HubSpot dealstage
     history). Rows that repeat the previous stage (an amount or close-date change) are not stage changes."""
 
-    model_config = _STRICT
+    model_config = STRICT
     file: str
     opportunity: str
     stage: str
@@ -123,7 +123,7 @@ class MilestoneMark(BaseModel):
     """What marks a milestone: a field-history row setting ``field`` to a true value, or the first
     entry into the CRM stage ``stage``."""
 
-    model_config = _STRICT
+    model_config = STRICT
     field: str | None = None
     stage: str | None = None
 
@@ -137,7 +137,7 @@ class MilestoneMark(BaseModel):
 class BundleMapping(BaseModel):
     """A whole CRM export onto the canonical tables (see the module doc)."""
 
-    model_config = _STRICT
+    model_config = STRICT
     kind: Literal["bundle"]
     source: str = ""  # what produced the export, in words (shown in the report)
     objects: list[TableObject]

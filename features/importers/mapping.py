@@ -91,7 +91,7 @@ DEFAULT_POSITIVE = ("1", "true", "yes", "y", "t")
 DEFAULT_NEGATIVE = ("0", "false", "no", "n", "f")
 DEFAULT_UNDATED_AT = datetime(2024, 1, 1, tzinfo=UTC)
 
-_STRICT = ConfigDict(extra="forbid")
+STRICT = ConfigDict(extra="forbid")  # a mapping key we do not know is an error, not ignored
 
 
 class Label(BaseModel):
@@ -107,7 +107,7 @@ class Label(BaseModel):
     appears in a closed-deals file converted). Relative FILE paths resolve against the export's folder.
     """
 
-    model_config = _STRICT
+    model_config = STRICT
     column: str | None = None
     positive: list[str] | None = None
     negative: list[str] | None = None
@@ -139,7 +139,7 @@ class Label(BaseModel):
 class Attribute(BaseModel):
     """A custom attribute: an export column and the feature name it gets (default: snake_case)."""
 
-    model_config = _STRICT
+    model_config = STRICT
     column: str
     name: str | None = None
 
@@ -149,7 +149,7 @@ class Attribute(BaseModel):
 
 
 class Attributes(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     numeric: list[Attribute] = Field(default_factory=list)
     categorical: list[Attribute] = Field(default_factory=list)
     max_levels: int = Field(200, ge=2, description="Keep this many most frequent levels; rarer = missing.")
@@ -170,7 +170,7 @@ class GeneratedId(BaseModel):
     those values are, and unique only if their combination is).
     """
 
-    model_config = _STRICT
+    model_config = STRICT
     generate: Literal["row_number", "hash"]
     columns: list[str] = Field(default_factory=list)
 
@@ -193,7 +193,7 @@ NO_ID_HINT = (
 class Join(BaseModel):
     """A lookup file joined onto the export by key (many export rows to one lookup row)."""
 
-    model_config = _STRICT
+    model_config = STRICT
     file: Path  # relative paths are resolved against the export's folder
     on: str  # the export column
     key: str | None = None  # the lookup file's column (default: same name as ``on``)
@@ -202,14 +202,14 @@ class Join(BaseModel):
 
 
 class Dates(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     format: str | None = None  # strftime format, "ISO8601" or "mixed"; None: inferred from the first value
     dayfirst: bool = False
     timezone: str = "UTC"  # zone of timestamps written without an offset
 
 
 class ReadOptions(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     delimiter: str = ","
     encoding: str = "utf-8-sig"
 
@@ -217,7 +217,7 @@ class ReadOptions(BaseModel):
 class Mapping(BaseModel):
     """One export's mapping onto the canonical tables (see ``features/importers/README.md``)."""
 
-    model_config = _STRICT
+    model_config = STRICT
     kind: Kind
     id: str | GeneratedId | None = None
     label: Label

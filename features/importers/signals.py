@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from features.catalog import COMMODITIES
 from features.importers.buyer_match import BuyerMatches, match_buyers
 from features.importers.errors import ExportError, MappingError, UnparseableValuesError, row_list
 from features.importers.mapping import (
     DEFAULT_MISSING,
+    STRICT,
     Dates,
     ReadOptions,
     read_mapping_document,
@@ -36,11 +37,9 @@ from features.importers.mapping import (
 from features.importers.reader import check_columns, rows_of
 from features.importers.values import parse_numbers, parse_text, parse_times
 
-_STRICT = ConfigDict(extra="forbid")
-
 
 class _FeedMapping(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     dates: Dates = Field(default_factory=Dates)
     fx: dict[str, float] = Field(default_factory=lambda: {"CNY": 1.0})  # currency -> CNY per unit
     missing_values: list[str] = Field(default_factory=lambda: list(DEFAULT_MISSING))
@@ -51,7 +50,7 @@ class _FeedMapping(BaseModel):
 
 
 class CommodityColumns(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     date: str
     symbol: str  # commodity name or exchange symbol
     price: str
@@ -75,7 +74,7 @@ class CommodityPricesMapping(_FeedMapping):
 
 
 class TenderColumns(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     tender_id: str
     published_at: str
     buyer: str
@@ -88,7 +87,7 @@ class TenderColumns(BaseModel):
 class CompanyNames(BaseModel):
     """The CRM's companies with their names (an export file beside the feed)."""
 
-    model_config = _STRICT
+    model_config = STRICT
     file: Path
     id: str
     name: str
