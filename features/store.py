@@ -86,7 +86,8 @@ def apply_definitions(store: FeatureStore, settings: Settings) -> list[str]:
 
 
 def _feature_tables(settings: Settings) -> list:
-    return [settings.feature_dir / f"{name}.parquet" for name in SERVING_WINDOW]
+    paths = [settings.feature_dir / f"{name}.parquet" for name in SERVING_WINDOW]
+    return [p for p in paths if p.exists()]  # an import's optional tables may not be written
 
 
 def latest_feature_time(settings: Settings) -> datetime:

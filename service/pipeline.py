@@ -20,6 +20,7 @@ import pandas as pd
 from feast import FeatureStore
 
 from features.directory import DEAL_COLUMNS
+from features.repo.services import MILESTONE_CLOSE_SERVICE
 from features.schema import read_table
 from funnelcast.core import clock
 from funnelcast.core.deals import HORIZON_WEEKS, STAGE
@@ -95,18 +96,35 @@ def score_pipeline(
     tenders = online_frame(store, "company_tenders", "company_id", companies)
     commodity = feats["opportunity_snapshots__commodity"].fillna("").tolist()
     prices = online_frame(store, "commodity_prices", "commodity", commodity)
+    # an import's own deal views (custom attributes, custom milestones) when the champion reads them
+    extra = [online_frame(store, view, "opportunity_id", ids) for view in _import_deal_views(store, model)]
     frame = pd.concat(
         [
             feats,
             firm.set_axis(feats.index),
             tenders.set_axis(feats.index),
             prices.set_axis(feats.index),
+            *extra,
         ],
         axis=1,
     )
     known = frame["opportunity_snapshots__ts"].notna().to_numpy()  # deals with a snapshot online
     as_of = frame.loc[known, "opportunity_snapshots__ts"].max() if known.any() else None
     return _scored(deals, frame, known, model, as_of, now)
+
+
+def close_service_of(model: LiveModel) -> str:
+    """The feature service the close champion was trained on, as its metadata names it."""
+    return str(model.model.metadata.get("feature_service", MILESTONE_CLOSE_SERVICE))
+
+
+def _import_deal_views(store: FeatureStore, model: LiveModel) -> list[str]:
+    """Views of the champion's service beyond ``milestone_close_v1``'s (all keyed by the deal)."""
+    service = close_service_of(model)
+    if service == MILESTONE_CLOSE_SERVICE:
+        return []
+    base = {p.name for p in store.get_feature_service(MILESTONE_CLOSE_SERVICE).feature_view_projections}
+    return [p.name for p in store.get_feature_service(service).feature_view_projections if p.name not in base]
 
 
 def _scored(
@@ -137,7 +155,6 @@ def historical_pipeline(
     the offline store: the same join training uses, so a past forecast sees only what was known.
     """
     from features.catalog import COMMODITY_OF_PRODUCT_LINE
-    from features.repo.services import MILESTONE_CLOSE_SERVICE
     from features.training_sets import historical_features
 
     opps = read_table("opportunities", raw_dir)
@@ -165,7 +182,7 @@ def historical_pipeline(
             "event_timestamp": monday,
         }
     )
-    joined = historical_features(store, MILESTONE_CLOSE_SERVICE, rows) if len(rows) else rows
+    joined = historical_features(store, close_service_of(model), rows) if len(rows) else rows
     joined = joined.set_index("opportunity_id").drop(columns=["company_id", "commodity"], errors="ignore")
     joined = joined.drop(columns=["event_timestamp"], errors="ignore")
     joined["opportunity_snapshots__ts"] = monday

@@ -32,18 +32,25 @@ import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
-from features.catalog import INDUSTRIES, PRODUCT_LINE_NAMES, STAGES
+from features.catalog import INDUSTRIES, MILESTONES, PRODUCT_LINE_NAMES, STAGES
 from features.importers.manifest import ImportManifest, load_manifest
+from features.jobs.opportunity_snapshots import custom_milestones, declared_milestones
 from features.jobs.raw import latest_observed_time, read_raw
 from features.repo.services import MILESTONE_CLOSE_IMPORT_SERVICE, MILESTONE_CLOSE_SERVICE
-from features.repo.views import COMMODITY_FIELDS, FIRMOGRAPHIC_FIELDS, OPPORTUNITY_FIELDS, TENDER_FIELDS
+from features.repo.views import (
+    COMMODITY_FIELDS,
+    CUSTOM_MILESTONE_VIEW,
+    FIRMOGRAPHIC_FIELDS,
+    OPPORTUNITY_FIELDS,
+    TENDER_FIELDS,
+)
 from features.training_sets import close_training_set, require_service
 from funnelcast.core.deals import AMOUNT, DAYS_TO_EXPECTED_CLOSE, HORIZON_WEEKS, STAGE
 from funnelcast.core.forecast import weekly_win_probabilities
 from funnelcast.core.forecast_baselines import BASELINES, pipeline_bookings_history, stage_week_table
 from funnelcast.core.model import TabularModel
 from training.diagnostics import diagnostics, rep_region
-from training.fitting import BoostParams, fit_booster
+from training.fitting import BoostParams, fit_booster, refit_booster, refit_rounds
 from training.forecast_backtest import (
     N_SAMPLES,
     Backtest,
@@ -119,17 +126,22 @@ class CloseDataset:
     history: np.ndarray = field(default_factory=lambda: np.zeros((WEEKS, 0)))
     history_start: pd.Timestamp | None = None
     imported: ImportManifest | None = None  # the CRM import the deals came from, if any
+    custom_milestones: tuple[str, ...] = ()  # milestones an import declared beyond the canonical 12
+    milestones: tuple[str, ...] = MILESTONES  # every milestone the data marks (canonical ones first)
 
     @property
     def service(self) -> str:
-        return MILESTONE_CLOSE_IMPORT_SERVICE if _has_attributes(self.imported) else MILESTONE_CLOSE_SERVICE
+        return close_service(self.imported, self.custom_milestones)
 
     def model_columns(self) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
-        """Categorical levels and numeric columns: the close model's, plus any imported attributes."""
+        """Categorical levels and numeric columns: the close model's, plus an import's attributes and
+        custom milestones."""
+        custom = tuple(f"{CUSTOM_MILESTONE_VIEW}__ms_{m}" for m in self.custom_milestones)
         if not _has_attributes(self.imported):
-            return CATEGORICAL_LEVELS, NUMERIC_COLUMNS
+            return CATEGORICAL_LEVELS, (*NUMERIC_COLUMNS, *custom)
+        assert self.imported is not None
         categorical, numeric = self.imported.model_columns(self.rows[self.train])
-        return {**CATEGORICAL_LEVELS, **categorical}, (*NUMERIC_COLUMNS, *numeric)
+        return {**CATEGORICAL_LEVELS, **categorical}, (*NUMERIC_COLUMNS, *numeric, *custom)
 
     def origin(self, at: pd.Timestamp) -> OriginInputs:
         """Open deals at Monday ``at`` with what they booked (known by ``as_of``)."""
@@ -145,6 +157,13 @@ class CloseDataset:
 
 def _has_attributes(imported: ImportManifest | None) -> bool:
     return imported is not None and bool(imported.attributes)
+
+
+def close_service(imported: ImportManifest | None, custom_milestones: tuple[str, ...]) -> str:
+    """The import's service when it adds views (custom attributes or milestones), else ``_v1``."""
+    if _has_attributes(imported) or custom_milestones:
+        return MILESTONE_CLOSE_IMPORT_SERVICE
+    return MILESTONE_CLOSE_SERVICE
 
 
 def week_won(rows: pd.DataFrame) -> np.ndarray:
@@ -177,9 +196,11 @@ def build_dataset(
 ) -> CloseDataset:
     raw = read_raw(raw_dir, ["opportunities", "leads", "stage_events", "milestone_events", "activities"])
     imported = load_manifest(raw_dir, "opportunities")
-    service = MILESTONE_CLOSE_IMPORT_SERVICE if _has_attributes(imported) else MILESTONE_CLOSE_SERVICE
-    if imported is not None:
+    custom = custom_milestones(raw["milestone_events"])
+    service = close_service(imported, custom)
+    if service != MILESTONE_CLOSE_SERVICE:
         require_service(store, service)
+    if imported is not None:
         as_of = as_of or pd.Timestamp(imported.as_of)
     as_of = as_of or latest_observed_time(raw)
     rows = close_training_set(store, raw["opportunities"], as_of, service)
@@ -224,6 +245,8 @@ def build_dataset(
         stage_win_rate=stage_win_rates(rows, opps, first_origin),
         as_of=as_of,
         imported=imported,
+        custom_milestones=custom,
+        milestones=declared_milestones(raw["milestone_events"]),
         table=stage_week_table(
             rows.loc[labelled, STAGE].fillna(0).astype(int).to_numpy(),
             rows.loc[labelled, "week_won"].to_numpy(),
@@ -268,9 +291,20 @@ def _segment_columns(rows: pd.DataFrame, raw: dict[str, pd.DataFrame], raw_dir) 
 def train(
     data: CloseDataset, params: BoostParams = PARAMS, columns: tuple[str, ...] | None = None
 ) -> TabularModel:
+    """Early stopping on validation, the choices made on validation, then a refit on train + valid.
+
+    What validation chooses (the strongest baseline, the reconciliation weight) is chosen with the
+    early-stopped booster, whose validation forecasts are out of sample; the refit then learns from
+    the latest labelled weeks too (the ones most like the backtest) with the rounds scaled by rows.
+    """
     model = TabularModel.unfitted(NAME, *data.model_columns(), keep=columns)
     x, y = model.matrix(data.rows), data.rows["week_won"].to_numpy()
-    model.booster = fit_booster(x[data.train], y[data.train], x[data.valid], y[data.valid], params)
+    early = fit_booster(x[data.train], y[data.train], x[data.valid], y[data.valid], params)
+    model.booster = early
+    validation = backtest(data, model, validation=True)
+    seen = data.train | data.valid
+    rounds = refit_rounds(early.best_iteration, int(data.train.sum()), int(seen.sum()))
+    model.booster = refit_booster(x[seen], y[seen], params, rounds)
     model.metadata = {
         "feature_service": data.service,
         "label": "week of winning (0 = not within 13 weeks)",
@@ -278,9 +312,14 @@ def train(
         "horizon_weeks": WEEKS,
         "stage_win_rate": [float(r) for r in data.stage_win_rate],
         "stage_week_table": data.table.round(6).tolist(),
-        "best_iteration": int(model.booster.best_iteration),
+        "best_iteration": int(early.best_iteration),
+        "refit_rounds": rounds,
         "trained_until": data.origins[0].isoformat(),
+        "strongest_baseline": best_baseline(validation),
+        "reconciled_model_weight": reconciliation(validation),
     }
+    # what the manager's next step and the reason texts walk (an import's own list, in its order)
+    model.metadata["milestones"] = list(data.milestones)
     if data.imported is not None:
         model.metadata["import"] = data.imported.run_params()
     return model
@@ -327,14 +366,11 @@ def evaluate(model: TabularModel, data: CloseDataset) -> tuple[dict[str, float],
     and every baseline; the model against the best baseline with paired-bootstrap intervals; the
     band's P10-P90 coverage per level; and the strongest baseline on validation (what is served)."""
     bt = backtest(data, model)
-    validation = backtest(data, model, validation=True)
-    strongest = best_baseline(validation)
-    weight = reconciliation(validation)
+    # chosen at training, on validation, before the refit saw those rows (``train``)
+    weight = float(model.metadata["reconciled_model_weight"])
     bt = reconcile(bt, weight)
     names = ["model", "reconciled", *(["oracle"] if "oracle_mean" in bt.weekly else []), *BASELINES]
     metrics, _ = forecast_metrics(bt, names)
-    model.metadata["strongest_baseline"] = strongest
-    model.metadata["reconciled_model_weight"] = weight
     model.metadata["shock_sd"] = bt.shock_sd
     model.metadata["group_shock_sd"] = bt.group_shock_sd
     model.metadata["conformal_margins"] = dict(bt.margins)

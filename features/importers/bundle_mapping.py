@@ -13,6 +13,7 @@ format is documented in ``features/importers/README.md`` ("Bundles").
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -119,6 +120,9 @@ class StageHistory(BaseModel):
     where: dict[str, list[str]] = Field(default_factory=dict)
 
 
+MILESTONE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
 class MilestoneMark(BaseModel):
     """What marks a milestone: a field-history row setting ``field`` to a true value, or the first
     entry into the CRM stage ``stage``."""
@@ -163,6 +167,10 @@ class BundleMapping(BaseModel):
         bad = sorted({v for v in self.stages.values() if v is not None} - set(STAGES))
         if bad:
             raise ValueError(f"stages map onto {bad}, which are not canonical stages {list(STAGES)}")
+        odd = [m for m in self.milestones if not MILESTONE_NAME.fullmatch(m)]
+        if odd:
+            # a milestone becomes a feature column (``ms_<name>``), so its name must be one
+            raise ValueError(f"milestone names must be lower_snake_case identifiers: {odd}")
         if any(m.field for m in self.milestones.values()) and self.field_history is None:
             raise ValueError("milestones marked by `field` need `field_history`")
         if any(m.stage for m in self.milestones.values()) and self.stage_history is None:

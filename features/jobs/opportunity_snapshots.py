@@ -53,12 +53,61 @@ def _codes(values: pd.Series, index: pd.Index) -> tuple[np.ndarray, np.ndarray]:
     return codes, codes >= 0
 
 
+def custom_milestones(milestone_events: pd.DataFrame) -> tuple[str, ...]:
+    """Milestones an import's mapping declared beyond the canonical twelve, in name order."""
+    names = set(milestone_events["milestone"].dropna().astype(str)) - set(MILESTONES)
+    return tuple(sorted(names))
+
+
+def declared_milestones(milestone_events: pd.DataFrame) -> tuple[str, ...]:
+    """Every milestone the data marks: the canonical ones present, in process order, then custom ones."""
+    present = set(milestone_events["milestone"].dropna().astype(str))
+    return (*(m for m in MILESTONES if m in present), *custom_milestones(milestone_events))
+
+
+def _reached(
+    milestone_events: pd.DataFrame,
+    opp_index: pd.Index,
+    rows: np.ndarray,
+    q_ts: np.ndarray,
+    names: tuple[str, ...],
+) -> np.ndarray:
+    """``[row, i]`` = 1 when the row's deal reached milestone ``names[i]`` at or before the row's time."""
+    codes, ok = _codes(milestone_events[KEY], opp_index)
+    ts = to_ns(milestone_events["ts"])
+    ok &= ~np.isnat(ts)
+    events = milestone_events["milestone"].to_numpy(dtype=object)
+    flags = np.zeros((len(rows), len(names)), dtype=np.int64)
+    for i, name in enumerate(names):
+        sel = ok & (events == name)
+        flags[:, i] = trailing_counts(codes[sel], ts[sel], rows, q_ts, None) > 0
+    return flags
+
+
+def build_custom_milestones(raw: RawTables, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Feature table ``opportunity_custom_milestones``: ``ms_<name>`` for each custom milestone,
+    at the same weekly snapshots as ``opportunity_snapshots`` (so a point-in-time join finds both).
+
+    Its columns are whatever the import declared, so Feast reads its view's fields from this table's
+    schema (``features.repo.views.schema_views``); no custom milestone, no columns beyond the key.
+    """
+    opportunities, milestone_events = require(raw, "opportunities", "milestone_events")
+    rows, t_ns = snapshot_points(opportunities, as_of)
+    opp_index = pd.Index(opportunities[KEY].to_numpy(dtype=object))
+    q_ts = t_ns.astype("datetime64[ns]")
+    names = custom_milestones(milestone_events)
+    flags = _reached(milestone_events, opp_index, rows, q_ts, names)
+    columns = {f"ms_{name}": flags[:, i] for i, name in enumerate(names)}
+    return feature_table(KEY, opp_index.to_numpy(dtype=object)[rows], q_ts, columns)
+
+
 def build_opportunity_snapshots(raw: RawTables, as_of: pd.Timestamp) -> pd.DataFrame:
     """One row per open opportunity per Monday, from events at or before that Monday only.
 
     Stage is the latest recorded stage event (index into ``STAGES``; 0 before any). Milestone flags
-    are "reached by t"; ``milestones_reached`` is the number of distinct milestones reached (equal to
-    the count of milestone events when each is recorded once, and immune to duplicates).
+    are "reached by t"; ``milestones_reached`` is the number of distinct milestones reached, custom
+    ones included (equal to the count of milestone events when each is recorded once, and immune to
+    duplicates).
     ``legal_prereview_skipped`` flags a deal that reached a milestone ordered after legal
     pre-review without passing it — the process gap that stalls the contract stage.
     ``log_amount`` is log10(1 + amount), like every other size feature.
@@ -72,16 +121,13 @@ def build_opportunity_snapshots(raw: RawTables, as_of: pd.Timestamp) -> pd.DataF
     created = to_ns(opportunities["created_at"])[rows]
     columns: dict[str, np.ndarray] = {}
 
-    ms_codes, ms_ok = _codes(milestone_events[KEY], opp_index)
-    ms_ts = to_ns(milestone_events["ts"])
-    ms_ok &= ~np.isnat(ms_ts)
-    ms_names = milestone_events["milestone"].to_numpy(dtype=object)
-    flags = np.zeros((len(rows), len(MILESTONES)), dtype=np.int64)
-    for i, name in enumerate(MILESTONES):
-        sel = ms_ok & (ms_names == name)
-        reached = trailing_counts(ms_codes[sel], ms_ts[sel], rows, q_ts, None)
-        flags[:, i] = reached > 0
-    columns["milestones_reached"] = flags.sum(axis=1)
+    flags = _reached(milestone_events, opp_index, rows, q_ts, MILESTONES)
+    # every milestone the mapping declared counts, canonical or custom (a CRM's own list may share
+    # none of the canonical names); the world only has canonical ones
+    custom = custom_milestones(milestone_events)
+    columns["milestones_reached"] = flags.sum(axis=1) + _reached(
+        milestone_events, opp_index, rows, q_ts, custom
+    ).sum(axis=1)
     for i, name in enumerate(MILESTONES):
         columns[f"ms_{name}"] = flags[:, i]
 

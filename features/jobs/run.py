@@ -22,10 +22,11 @@ from features.jobs.behavior_trend import build_company_behavior_trend
 from features.jobs.commodity_prices import build_commodity_prices
 from features.jobs.company_firmographics import build_company_firmographics
 from features.jobs.company_tenders import build_company_tenders
-from features.jobs.opportunity_snapshots import build_opportunity_snapshots
+from features.jobs.opportunity_snapshots import build_custom_milestones, build_opportunity_snapshots
 from features.jobs.raw import RawTables, latest_observed_time, read_raw
 from features.jobs.rep_profile import build_rep_profile
 from features.jobs.timeline import utc_timestamp
+from features.repo.views import CUSTOM_MILESTONE_VIEW
 from funnelcast.core.settings import Settings
 
 FeatureJob = Callable[[RawTables, pd.Timestamp], pd.DataFrame]
@@ -81,7 +82,9 @@ def build_all(
 
     After an import with custom attributes, the attribute tables (``ATTRIBUTE_VIEW``) are written
     too (not counted by ``progress``); one left by an earlier import that is no longer current
-    (the canonical table was overwritten since) is removed, so Feast does not declare it.
+    (the canonical table was overwritten since) is removed, so Feast does not declare it. The same
+    holds for ``opportunity_custom_milestones``, written when the deals reached milestones beyond
+    the canonical twelve (a bundle mapping's own list).
     """
     raw = read_raw(settings.raw_dir)
     imports = load_manifests(settings.raw_dir)
@@ -104,4 +107,11 @@ def build_all(
             continue
         table = build_attribute_table(read_attributes(settings.raw_dir, kind), manifest.key, now)
         rows[view] = write_feature_table(table, path)
+    # an import's custom milestones get their own table (and view) only when it declared some
+    path = settings.feature_dir / f"{CUSTOM_MILESTONE_VIEW}.parquet"
+    custom = build_custom_milestones(raw, now)
+    if len(custom.columns) > 2:
+        rows[CUSTOM_MILESTONE_VIEW] = write_feature_table(custom, path)
+    else:
+        path.unlink(missing_ok=True)
     return rows

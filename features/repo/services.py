@@ -1,7 +1,8 @@
 """Feature services: one per model, versioned. A changed feature list is a new ``_v2``, never an edit.
 
 An imported CRM export with custom attributes gets a second service per model, ``<model>_import_v1``:
-the model's ``_v1`` views plus the export's attribute view. Its attribute fields follow the
+the model's ``_v1`` views plus the export's attribute view (and for the close model, the import's
+custom milestones when its mapping declared any). Its attribute fields follow the
 export's mapping, so the service name does not pin them: every training run logs the attribute
 list and the mapping's hash (``custom_attributes``, ``import_mapping_sha256``), and a changed
 mapping is compared with the champion on the new holdout like any other candidate.
@@ -12,6 +13,7 @@ from __future__ import annotations
 from feast import FeatureService, FeatureView
 
 from features.importers.manifest import ATTRIBUTE_VIEW
+from features.repo.views import CUSTOM_MILESTONE_VIEW
 
 LEAD_SCORE_SERVICE = "lead_score_v1"
 # v1 plus the behaviour trend (notebooks/new_feature.ipynb); the champion's metadata says which it reads
@@ -31,17 +33,25 @@ def feature_services(views: dict[str, FeatureView]) -> list[FeatureService]:
         (MILESTONE_CLOSE_SERVICE, MILESTONE_CLOSE_IMPORT_SERVICE, "opportunities"),
         (CHURN_SERVICE, CHURN_IMPORT_SERVICE, "accounts"),
     ):
-        attributes = views.get(ATTRIBUTE_VIEW[kind])
-        if attributes is not None:
+        extra = [views[name] for name in _import_views(kind) if name in views]
+        if extra:
             base_views = [views[p.name] for p in by_name[base].feature_view_projections]
             services.append(
                 FeatureService(
                     name=imported,
-                    features=[*base_views, attributes],
-                    description=f"{base} plus the custom attributes of an imported {kind} export.",
+                    features=[*base_views, *extra],
+                    description=f"{base} plus what an imported {kind} export declares: "
+                    + ", ".join(v.name for v in extra),
                 )
             )
     return services
+
+
+def _import_views(kind: str) -> tuple[str, ...]:
+    """The views an import of ``kind`` may add to its model's service (each only when written)."""
+    if kind == "opportunities":
+        return (ATTRIBUTE_VIEW["opportunities"], CUSTOM_MILESTONE_VIEW)
+    return (ATTRIBUTE_VIEW[kind],)  # type: ignore[index]
 
 
 def _model_services(views: dict[str, FeatureView]) -> list[FeatureService]:

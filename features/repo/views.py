@@ -113,6 +113,10 @@ BEHAVIOR_TREND_FIELDS = [
     Field(name="events_wow_log_ratio", dtype=Float64),
 ]
 
+# An import's own milestones beyond the canonical twelve, flagged at the weekly deal snapshots
+# (``features.jobs.opportunity_snapshots.build_custom_milestones``); only where an import has some.
+CUSTOM_MILESTONE_VIEW = "opportunity_custom_milestones"
+
 # How far back materialisation reads each view (None: all history, e.g. every company's profile).
 SERVING_WINDOW: dict[str, timedelta | None] = {
     "company_firmographics": None,
@@ -121,6 +125,7 @@ SERVING_WINDOW: dict[str, timedelta | None] = {
     "company_tenders": timedelta(days=90),
     "commodity_prices": timedelta(days=7),
     "opportunity_snapshots": timedelta(days=7),
+    CUSTOM_MILESTONE_VIEW: timedelta(days=7),
     "account_health": timedelta(days=7),
     "rep_profile": timedelta(days=31),
     "company_behavior_trend": timedelta(days=1),  # every company has a row at the build's as_of
@@ -182,7 +187,7 @@ def feature_views(feature_dir: Path) -> dict[str, FeatureView]:
             description="Week-over-week change in the company's behaviour intensity (lead_score_v2).",
         ),
     ]
-    views += attribute_views(feature_dir)
+    views += schema_views(feature_dir)
     return {v.name: v for v in views}
 
 
@@ -198,15 +203,20 @@ def _is_text(arrow_type: pa.DataType) -> bool:
     return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
 
 
-def attribute_views(feature_dir: Path) -> list[FeatureView]:
-    """Views over the custom attributes of imported CRM exports, only where an import wrote them.
+def schema_views(feature_dir: Path) -> list[FeatureView]:
+    """Views whose fields an import declares, only where its feature table was written: the custom
+    attributes of imported CRM exports and an import's custom milestones.
 
     Their fields are whatever the export's mapping declared, so they are read from the feature
-    table's own schema (text -> String, numbers -> Float64) rather than listed here. Served with no
-    window: an attribute is a static property of its entity.
+    table's own schema (text -> String, numbers -> Float64) rather than listed here.
     """
+    described = {
+        **dict.fromkeys(ATTRIBUTE_ENTITY, "Custom attributes of an imported CRM export."),
+        CUSTOM_MILESTONE_VIEW: "Custom milestones of an imported CRM, reached by each weekly deal snapshot.",
+    }
+    entities = {**ATTRIBUTE_ENTITY, CUSTOM_MILESTONE_VIEW: opportunity}
     views = []
-    for name, entity in ATTRIBUTE_ENTITY.items():
+    for name, entity in entities.items():
         path = feature_dir / f"{name}.parquet"
         if not path.exists():
             continue
@@ -224,7 +234,7 @@ def attribute_views(feature_dir: Path) -> list[FeatureView]:
                 schema=fields,
                 online=True,
                 source=table_source(feature_dir, name),
-                description="Custom attributes of an imported CRM export (see its import manifest).",
+                description=described[name],
             )
         )
     return views
