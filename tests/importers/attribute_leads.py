@@ -39,7 +39,7 @@ def attribute_leads_export(n: int, seed: int, numeric: int, categorical: int) ->
         {
             "Lead ID": [f"L{i:05d}" for i in range(n)],
             "Created On": created.strftime("%d/%m/%Y %H:%M"),
-            "Company": [f"Co {c}" for c in company],
+            "Company": [f"Co-{c}" for c in company],  # ids the API accepts (no spaces)
             "Employees": (company * 37 + 5).astype(str),
         }
     )
