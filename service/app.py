@@ -26,7 +26,7 @@ from service.routing.router import RepDirectoryUnavailable
 from service.routing.state import RoutingStateUnavailable
 from service.rules import load_rules
 from service.runtime import Runtime
-from service.scoring import ModelNotLoaded
+from service.scoring import InvalidLeadInput, ModelNotLoaded
 
 
 @asynccontextmanager
@@ -47,6 +47,14 @@ async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse
     return JSONResponse(
         status_code=422, content={"detail": f"invalid field(s): {names}", "fields": jsonable_encoder(fields)}
     )
+
+
+async def refused(request: Request, exc: InvalidLeadInput) -> JSONResponse:
+    """422 naming every lead field the champion refuses (required by it, or an attribute it does
+    not know or cannot read), in the same shape as a validation error."""
+    fields = [{"field": name, "message": message} for name, message in exc.fields()]
+    names = ", ".join(f["field"] for f in fields)
+    return JSONResponse(status_code=422, content={"detail": f"invalid field(s): {names}", "fields": fields})
 
 
 async def unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -77,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )  # inside the timing, so refusals are counted; before routing, auth and body parsing
     app.add_middleware(TimingMiddleware, metrics=app.state.metrics)
     app.add_exception_handler(RequestValidationError, invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(InvalidLeadInput, refused)  # type: ignore[arg-type]
     app.add_exception_handler(ModelNotLoaded, unavailable)
     app.add_exception_handler(DirectoryMissing, unavailable)
     app.add_exception_handler(RoutingStateUnavailable, unavailable)

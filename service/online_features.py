@@ -4,8 +4,10 @@
 (``feature_service_of``: ``lead_score_v1``, ``lead_score_v2``, ...) named ``<view>__<feature>`` (as
 in training), the newest feature timestamp, which sources are degraded (the store raised, or a
 view's values are older than the staleness limit) and whether the company is unknown (no
-firmographics). A Feast error is caught here: the lead is then scored on request-time features
-alone and flagged ``degraded``; a dead store never turns into a 500.
+firmographics). ``request_carried`` names the service's features keyed by the lead itself (an
+import's ``lead_attributes``): the request carries those, as ``attributes``. A Feast error is
+caught here: the lead is then scored on request-time features alone and flagged ``degraded``; a
+dead store never turns into a 500.
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ class CompanyFeatures:
     unknown_entity: bool = False
 
 
+@dataclass(frozen=True)
+class ServiceViews:
+    company: list[tuple[Any, str, list[str]]]  # (view, name, features) read by company id
+    carried: dict[str, str]  # feature -> ``<view>__<feature>`` of views the request carries
+
+
 def feature_service_of(metadata: Mapping[str, Any]) -> str:
     """The feature service a lead model was trained on, as its metadata names it (v1 if it predates that)."""
     return str(metadata.get("feature_service", LEAD_SCORE_SERVICE))
@@ -56,22 +64,37 @@ class OnlineFeatures:
     def __init__(self, store: FeatureStore, stale_after: timedelta) -> None:
         self.store = store
         self.stale_after = stale_after
-        self._services: dict[str, list[tuple[Any, str, list[str]]]] = {}
+        self._services: dict[str, ServiceViews] = {}
         self._views(LEAD_SCORE_SERVICE)
         self._online = store._get_provider().online_store
         self._config = store.config
 
-    def _views(self, service: str) -> list[tuple[Any, str, list[str]]]:
-        """The company-keyed views of ``service`` with their features, resolved once per service."""
+    def _views(self, service: str) -> ServiceViews:
+        """The views of ``service`` with their features, resolved once per service."""
         if service not in self._services:
             projections = self.store.get_feature_service(service).feature_view_projections
-            views = [
-                (self.store.get_feature_view(p.name), p.name, [f.name for f in p.features])
-                for p in projections
-            ]
-            # views keyed by another entity (an import's lead attributes) are not read by company id
-            self._services[service] = [v for v in views if v[0].entity_columns[0].name == "company_id"]
+            company, carried = [], {}
+            for p in projections:
+                view = self.store.get_feature_view(p.name)
+                if view.entity_columns[0].name == "company_id":
+                    company.append((view, p.name, [f.name for f in p.features]))
+                else:  # keyed by the lead itself (an import's lead attributes): the request carries them
+                    carried.update({f.name: f"{p.name}__{f.name}" for f in p.features})
+            self._services[service] = ServiceViews(company, carried)
         return self._services[service]
+
+    def request_carried(self, service: str) -> dict[str, str] | None:
+        """The features of ``service`` a scoring request carries itself, as ``{attribute: model
+        column}`` (``lead_attributes__<name>``): a lead being scored is new, so no stored row of it
+        exists. None when the registry cannot say (the caller then names every attribute missing)."""
+        try:
+            return self._views(service).carried
+        except Exception as err:  # the registry failed: scored without the attributes, and said so
+            log.warning(
+                "feature service unresolved",
+                extra={"service": service, "error": f"{type(err).__name__}: {str(err)[:200]}"},
+            )
+            return None
 
     def lead_features(
         self, company_ids: list[str], now: datetime | None = None, service: str = LEAD_SCORE_SERVICE
@@ -81,7 +104,7 @@ class OnlineFeatures:
         values: list[dict[str, Any]] = [{} for _ in company_ids]
         stamps: list[dict[str, datetime]] = [{} for _ in company_ids]
         try:
-            for view, name, features in self._views(service):
+            for view, name, features in self._views(service).company:
                 for i, (stamp, row) in enumerate(
                     _read(self._online, self._config, view, name, features, keys)
                 ):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from zoneinfo import ZoneInfo, available_timezones
 
 import pytz
@@ -15,6 +15,7 @@ from features.catalog import CHANNELS, CONTACT_ROLES, PRODUCT_LINE_NAMES
 from service.online_features import feature_service_of
 
 if TYPE_CHECKING:  # the answers are built from these; importing them at run time would be circular
+    from features.importers.model_inputs import ModelInput
     from service.live_models import LiveModel
     from service.routing.policy import RoutingDecision
     from service.scoring import ScoredLead
@@ -22,6 +23,7 @@ if TYPE_CHECKING:  # the answers are built from these; importing them at run tim
 Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 ContactRole = Literal[CONTACT_ROLES]  # type: ignore[valid-type]
 ProductLine = Literal[PRODUCT_LINE_NAMES]  # type: ignore[valid-type]
+AttributeValue = Annotated[str, Field(max_length=1000)] | int | float | bool | None
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
 
 
@@ -75,17 +77,25 @@ class LeadIn(BaseModel):
     lead_id: str = Field(pattern=ID_PATTERN, description="CRM lead id")
     company_id: str = Field(pattern=ID_PATTERN, description="CRM account/company id")
     created_at: datetime | None = Field(None, description="Creation time (default: now; naive = UTC)")
-    channel: Channel
+    # channel, contact role and product interest are required when the champion reads them (a 422
+    # naming the field) and ignored when it does not (a model trained on an import without them)
+    channel: Channel | None = None
     utm_source: str | None = Field(None, max_length=100)
     utm_campaign: str | None = Field(None, max_length=100)
-    contact_role: ContactRole
+    contact_role: ContactRole | None = None
     country: str | None = Field(None, description="ISO 3166-1 alpha-2, e.g. CN")
     timezone: str | None = Field(None, description="IANA time zone, e.g. Asia/Shanghai")
     language: str | None = Field(None, description="ISO 639-1, e.g. zh")
-    product_interest: ProductLine
+    product_interest: ProductLine | None = None
     phone: str | None = Field(None, max_length=40, description="Used only to infer country/time zone")
     email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
     message: str | None = Field(None, max_length=5000, description="Used only to infer the language")
+    attributes: dict[str, AttributeValue] = Field(
+        default_factory=dict,
+        max_length=500,
+        description="Custom attributes the champion was trained on (GET /v1/models/lead_score lists "
+        "them with their types and levels); checked against it, a 422 names attributes.<name>",
+    )
 
     _text = field_validator("created_at", mode="before")(_iso_text)
 
@@ -278,6 +288,38 @@ class LiveModelOut(BaseModel):
             live_since=live.live_since,
             run_id=live.run_id,
             metrics=live.metrics,
+        )
+
+
+class ModelInputOut(BaseModel):
+    """One input a caller may send the model: a request field, or one of its ``attributes``."""
+
+    name: str
+    source: Literal["field", "attribute"] = Field(
+        description="field: a top-level request field; attribute: a key of the request's attributes"
+    )
+    type: Literal["numeric", "categorical", "text"]
+    levels: list[str] = Field(description="categorical: the values the model knows (others are a 422)")
+    required: bool = Field(
+        description="required: absent is a 422 naming it; optional: absent is scored as unknown and "
+        "named missing:<name> in degraded (country, time zone and language are inferred first)"
+    )
+
+
+class LiveModelDetail(LiveModelOut):
+    feature_service: str | None = Field(None, description="The feature service it was trained on")
+    inputs: list[ModelInputOut] = Field(description="What a scoring request may carry (lead model only)")
+
+    @classmethod
+    def detail(cls, live: LiveModel, inputs: list[ModelInput]) -> LiveModelDetail:
+        service = live.model.metadata.get("feature_service")
+        return cls(
+            **LiveModelOut.of(live).model_dump(),
+            feature_service=None if service is None else str(service),
+            inputs=[
+                ModelInputOut(name=i.name, source=i.source, type=i.type, levels=i.levels, required=i.required)
+                for i in inputs
+            ],
         )
 
 

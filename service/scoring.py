@@ -13,10 +13,11 @@ from datetime import datetime
 
 import numpy as np
 
+from features.importers.model_inputs import AttributeCheck, ModelInput, check_request, inputs_of
 from features.request_time import LEAD_MODEL_COLUMNS, LEAD_REQUEST_COLUMNS, lead_model_columns, local_clock
 from funnelcast.core import clock
 from funnelcast.core.grades import grade_of, score_0_100
-from service.lead_locale import infer_missing
+from service.lead_locale import Inferred, infer_missing
 from service.live_models import LiveModel
 from service.online_features import OnlineFeatures, feature_service_of
 from service.reasons import reason_codes
@@ -29,6 +30,24 @@ log = logging.getLogger("funnelcast.scoring")
 
 class ModelNotLoaded(RuntimeError):
     pass
+
+
+class InvalidLeadInput(ValueError):
+    """Leads the champion cannot score as sent: ``errors[i]`` lists lead ``i``'s, each
+    ``"<field>: <why>"`` (``channel: required by this model``, ``attributes.<name>: ...``)."""
+
+    def __init__(self, errors: list[list[str]], where: str = "") -> None:
+        super().__init__("; ".join(e for lead in errors for e in lead))
+        self.errors, self.where = errors, where
+
+    def fields(self) -> list[tuple[str, str]]:
+        """``(field, message)`` per error, the field located by ``where`` (``leads.{i}.`` in a batch)."""
+        out = []
+        for i, errors in enumerate(self.errors):
+            for error in errors:
+                name, _, message = error.partition(": ")
+                out.append((self.where.format(i=i) + name, message))
+        return out
 
 
 @dataclass
@@ -50,6 +69,30 @@ def rep_fit_of(model: LiveModel) -> RepFit:
     return RepFit.from_metadata(model.model.metadata.get("rep_fit"))
 
 
+def validate_leads(leads: list[LeadIn], model: LiveModel | None) -> None:
+    """Raise ``InvalidLeadInput`` if the champion cannot score ``leads`` as sent (before a route
+    changes any state for them); ``score_leads`` checks again as it scores."""
+    if model is None:
+        raise ModelNotLoaded("no lead_score champion is loaded")
+    inferred = [infer_missing(x.country, x.timezone, x.language, x.phone, x.message) for x in leads]
+    checked_inputs(leads, inferred, inputs_of(model.model.metadata))
+
+
+def checked_inputs(
+    leads: list[LeadIn], inferred: list[Inferred], inputs: list[ModelInput]
+) -> list[AttributeCheck]:
+    """Each lead's fields (after inference) and attributes against the champion's inputs; raises
+    ``InvalidLeadInput`` naming every field of every lead that cannot be scored."""
+    checks = []
+    for lead, inf in zip(leads, inferred, strict=True):
+        fields = {name: getattr(lead, name, None) for name in LEAD_REQUEST_COLUMNS}
+        fields |= {"country": inf.country, "timezone": inf.timezone, "language": inf.language}
+        checks.append(check_request(fields, lead.attributes, inputs))
+    if any(c.errors for c in checks):
+        raise InvalidLeadInput([c.errors for c in checks])
+    return checks
+
+
 def score_leads(
     leads: list[LeadIn],
     model: LiveModel | None,
@@ -66,15 +109,24 @@ def score_leads(
     now = now or clock.now()
     inferred = [infer_missing(x.country, x.timezone, x.language, x.phone, x.message) for x in leads]
     tab = model.model
-    # the champion's own feature service: a _v2 champion reads its new views too
-    company = features.lead_features([x.company_id for x in leads], now, feature_service_of(tab.metadata))
-    request: dict[str, list] = {name: [getattr(x, name) for x in leads] for name in LEAD_REQUEST_COLUMNS}
+    checks = checked_inputs(leads, inferred, inputs_of(tab.metadata))
+    # the champion's own feature service: a _v2 champion reads its new views too, an import's its
+    # attribute view (carried by the request)
+    service = feature_service_of(tab.metadata)
+    company = features.lead_features([x.company_id for x in leads], now, service)
+    carried = features.request_carried(service)
+    request: dict[str, list] = {
+        name: [check.fields.get(name) for check in checks] for name in LEAD_REQUEST_COLUMNS
+    }
     request["created_at"] = [np.datetime64((x.created_at or now).replace(tzinfo=None), "s") for x in leads]
-    request["country"] = [inf.country for inf in inferred]
-    request["timezone"] = [inf.timezone for inf in inferred]
-    request["language"] = [inf.language for inf in inferred]
     for name in {k for comp in company for k in comp.values}:
         request[name] = [comp.values.get(name) for comp in company]
+    for name, column in (carried or {}).items():
+        request[column] = [check.values.get(name) for check in checks]
+    for comp, check in zip(company, checks, strict=True):
+        comp.degraded.extend(check.missing)
+        if carried is None:  # the attributes could not be placed: none reached the model
+            comp.degraded.extend(f"missing:{name}" for name in check.values)
     columns = lead_model_columns(request, [c for c in tab.columns if c not in LEAD_MODEL_COLUMNS])
     probs = tab.predict(columns)
     scores = score_0_100(probs, tab.metadata["score_quantiles"]).astype(int)

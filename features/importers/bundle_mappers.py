@@ -19,7 +19,9 @@ import pyarrow as pa
 
 from features.importers.bundle_mapping import ANY_OTHER, BundleMapping, FieldHistory, TableObject
 from features.importers.errors import ExportError, UnparseableValuesError, row_list
-from features.importers.mapping import DEFAULT_NEGATIVE, DEFAULT_POSITIVE
+from features.importers.manifest import AttributeSpec
+from features.importers.mappers import categorical_attribute
+from features.importers.mapping import DEFAULT_NEGATIVE, DEFAULT_POSITIVE, Attributes
 from features.importers.reader import check_columns, rows_of
 from features.importers.values import parse_numbers, parse_text, parse_times
 from features.schema import CANONICAL_TABLES
@@ -36,17 +38,24 @@ class MappedBundle:
     tables: dict[str, pd.DataFrame]  # canonical table -> rows (every table a bundle object feeds)
     rows_read: dict[str, int]  # export file -> data rows
     notes: list[str] = field(default_factory=list)
+    # the leads' custom attributes: lead_id, event_timestamp (created_at), one column each
+    attributes: pd.DataFrame | None = None
+    attribute_specs: list[AttributeSpec] = field(default_factory=list)
 
 
 def map_bundle(files: MappingOf[str, pd.DataFrame], mapping: BundleMapping) -> MappedBundle:
     """Map every object of ``mapping`` from ``files`` (export file name -> frame of text cells)."""
     notes: list[str] = []
     parts: dict[str, list[pd.DataFrame]] = {}
+    attributes: tuple[pd.DataFrame, list[AttributeSpec]] | None = None
     for obj in mapping.objects:
         frame = _kept_rows(files[obj.file], obj.where, obj.file)
         if obj.history is not None:
             frame = _with_history(frame, obj, files[obj.history.file], mapping, notes)
-        parts.setdefault(obj.table, []).append(_canonical_rows(frame, obj, mapping))
+        rows = _canonical_rows(frame, obj, mapping)
+        parts.setdefault(obj.table, []).append(rows)
+        if obj.attributes is not None:
+            attributes = _lead_attributes(frame, rows, obj, obj.attributes, notes)
     tables = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
     stage_rows = _stage_rows(files, mapping) if mapping.stage_history is not None else None
     if stage_rows is not None:
@@ -62,7 +71,47 @@ def map_bundle(files: MappingOf[str, pd.DataFrame], mapping: BundleMapping) -> M
         )
     tables["opportunities"] = _closed_at_from_stages(tables["opportunities"], mapping, stage_rows, notes)
     rows_read = {name: len(frame) for name, frame in files.items()}
-    return MappedBundle(tables, rows_read, notes)
+    if attributes is None:
+        return MappedBundle(tables, rows_read, notes)
+    return MappedBundle(tables, rows_read, notes, *attributes)
+
+
+def _lead_attributes(
+    frame: pd.DataFrame, rows: pd.DataFrame, obj: TableObject, declared: Attributes, notes: list[str]
+) -> tuple[pd.DataFrame, list[AttributeSpec]]:
+    """The leads object's custom attributes, stamped at each lead's creation (its scoring time),
+    typed and specified as a single-kind leads import's (numbers parsed, text levels counted)."""
+    check_columns([a.column for a in (*declared.numeric, *declared.categorical)], frame.columns, obj.file)
+    data: dict[str, object] = {"lead_id": rows["lead_id"].to_numpy(dtype=object)}
+    data["event_timestamp"] = rows["created_at"].to_numpy()
+    specs: list[AttributeSpec] = []
+    for attribute in declared.numeric:
+        parsed = parse_numbers(frame[attribute.column])
+        if parsed.bad.any():
+            rows_bad = rows_of(parsed.bad)
+            raise UnparseableValuesError(
+                f"{obj.file}: attribute column {attribute.column!r} is numeric but {len(rows_bad):,} "
+                f"value(s) are not numbers, rows {row_list(rows_bad)} "
+                f"(e.g. {frame.at[rows_bad[0], attribute.column]!r})"
+            )
+        data[attribute.feature] = parsed.values.to_numpy(dtype=np.float64)
+        specs.append(AttributeSpec(name=attribute.feature, column=attribute.column, type="numeric"))
+    for attribute in declared.categorical:
+        values, levels, note = categorical_attribute(attribute, frame[attribute.column], declared.max_levels)
+        data[attribute.feature] = values
+        specs.append(
+            AttributeSpec(
+                name=attribute.feature,
+                column=attribute.column,
+                type="categorical",
+                levels=levels,
+                max_levels=declared.max_levels,
+            )
+        )
+        notes += [note] if note else []
+    table = pd.DataFrame(data)
+    table["event_timestamp"] = table["event_timestamp"].astype("datetime64[us, UTC]")
+    return table, specs
 
 
 def _kept_rows(frame: pd.DataFrame, where: dict[str, list[str]], file: str) -> pd.DataFrame:

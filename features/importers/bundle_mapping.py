@@ -24,6 +24,7 @@ from features.importers.errors import MappingError
 from features.importers.mapping import (
     DEFAULT_MISSING,
     STRICT,
+    Attributes,
     Dates,
     ReadOptions,
     read_mapping_document,
@@ -73,6 +74,8 @@ class TableObject(BaseModel):
     where: dict[str, list[str]] = Field(default_factory=dict)  # keep rows whose export column holds these
     history: FieldHistory | None = None  # companies: every change is a snapshot; others: values at creation
     sentiment_rule: SentimentRule | None = None  # activities without a sentiment column
+    # leads: custom attributes for the lead model, declared as in a single-kind leads mapping
+    attributes: Attributes | None = None
 
     @field_validator("values", mode="before")
     @classmethod
@@ -99,6 +102,8 @@ class TableObject(BaseModel):
             raise ValueError(
                 f"table {self.table!r} is not canonical; choose from {', '.join(CANONICAL_TABLES)}"
             )
+        if self.attributes is not None and self.table != "leads":
+            raise ValueError(f"{self.file}: custom attributes are declared on the leads object only")
         names = CANONICAL_TABLES[self.table].names
         unknown = sorted((set(self.columns) | set(self.values) | set(self.constants)) - set(names))
         if unknown:
@@ -178,6 +183,8 @@ class BundleMapping(BaseModel):
         if self.stage_history is not None and not self.stages:
             raise ValueError("stage_history needs `stages`: the CRM's stage names onto the canonical six")
         tables = [o.table for o in self.objects]
+        if sum(o.attributes is not None for o in self.objects) > 1:
+            raise ValueError("custom attributes are declared on one leads object only")
         for needed in ("leads", "opportunities"):
             if needed not in tables:
                 raise ValueError(f"a bundle needs an object feeding {needed!r}")
@@ -186,6 +193,10 @@ class BundleMapping(BaseModel):
     def placeholders_for(self, column: str) -> tuple[list[str], bool]:
         """The values read as missing (the same in every column of a bundle; never kept as levels)."""
         return self.missing_values, False
+
+    def attributed_leads(self) -> TableObject | None:
+        """The leads object declaring custom attributes, if any."""
+        return next((o for o in self.objects if o.attributes is not None), None)
 
     def custom_milestones(self) -> list[str]:
         return [m for m in self.milestones if m not in MILESTONES]

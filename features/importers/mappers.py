@@ -445,7 +445,9 @@ def _attribute_table(
         data[attribute.feature] = parsed[f"attribute.{attribute.feature}"].to_numpy(dtype=np.float64)
         specs.append(AttributeSpec(name=attribute.feature, column=attribute.column, type="numeric"))
     for attribute in mapping.attributes.categorical:
-        values, levels, note = _categorical(attribute, frame[attribute.column], mapping.attributes.max_levels)
+        values, levels, note = categorical_attribute(
+            attribute, frame[attribute.column], mapping.attributes.max_levels
+        )
         data[attribute.feature] = values
         specs.append(
             AttributeSpec(
@@ -463,7 +465,9 @@ def _attribute_table(
     return table, specs, notes
 
 
-def _categorical(attribute: Attribute, raw: pd.Series, max_levels: int) -> tuple[np.ndarray, list[str], str]:
+def categorical_attribute(
+    attribute: Attribute, raw: pd.Series, max_levels: int
+) -> tuple[np.ndarray, list[str], str]:
     """Values as text, every value kept; levels in the export most frequent first (ties by name).
 
     The model's levels are chosen later from the training window only

@@ -22,13 +22,13 @@ from pydantic import BaseModel, Field
 from features.catalog import CHANNELS, CONTACT_ROLES, PRODUCT_LINE_NAMES
 from features.importers.manifest import ImportManifest
 
-# The canonical lead fields a scoring request carries, and what they are.
+# The canonical lead fields a scoring request carries that the lead model reads, and what they are.
+# (utm_source / utm_campaign are stored for the CRM baselines, but no lead model column reads them:
+# declaring them would ask callers for, and flag the absence of, values that change nothing.)
 REQUEST_FIELDS: dict[str, tuple[Literal["categorical", "text"], tuple[str, ...]]] = {
     "channel": ("categorical", CHANNELS),
     "contact_role": ("categorical", CONTACT_ROLES),
     "product_interest": ("categorical", PRODUCT_LINE_NAMES),
-    "utm_source": ("text", ()),
-    "utm_campaign": ("text", ()),
     "country": ("text", ()),
     "timezone": ("text", ()),
     "language": ("text", ()),
@@ -40,6 +40,14 @@ class ModelInput(BaseModel):
     source: Literal["field", "attribute"]
     type: Literal["numeric", "categorical", "text"]
     levels: list[str] = Field(default_factory=list)  # categorical: the values the model knows
+
+    @property
+    def required(self) -> bool:
+        """A categorical request field (channel, contact role, product interest) must be sent: it
+        cannot be inferred, and every lead the model learned from had one. Text fields are
+        inferred when absent (country from the phone, ...); attributes may be absent (named
+        ``missing:<name>``)."""
+        return self.source == "field" and self.type == "categorical"
 
 
 def lead_inputs(
@@ -61,9 +69,21 @@ def lead_inputs(
     return inputs
 
 
+def inputs_of(metadata: Mapping[str, object]) -> list[ModelInput]:
+    """The inputs a lead model declares in its metadata; the world's request fields for a model
+    that predates the declaration (it was trained on the world). Declared fields no model column
+    reads any more (the utm fields of older champions) are dropped."""
+    declared = metadata.get("inputs")
+    if not isinstance(declared, list):
+        return lead_inputs(None, {})
+    inputs = [ModelInput.model_validate(i) for i in declared]
+    return [i for i in inputs if i.source == "attribute" or i.name in REQUEST_FIELDS]
+
+
 @dataclass
 class AttributeCheck:
     values: dict[str, float | str] = field(default_factory=dict)  # attribute -> the value to score with
+    fields: dict[str, str] = field(default_factory=dict)  # declared request field -> its value
     missing: list[str] = field(default_factory=list)  # "missing:<name>" for the ``degraded`` flag
     errors: list[str] = field(default_factory=list)  # each names the attribute (a 4xx)
 
@@ -93,6 +113,32 @@ def check_attributes(attributes: Mapping[str, object], inputs: list[ModelInput])
                 out.errors.append(f"attributes.{name}: {text!r} is not a level the model knows ({shown})")
             else:
                 out.values[name] = text
+    return out
+
+
+def check_request(
+    fields: Mapping[str, object], attributes: Mapping[str, object], inputs: list[ModelInput]
+) -> AttributeCheck:
+    """A whole request against the model's inputs: ``check_attributes``, plus each declared field.
+
+    ``fields`` holds the request's canonical fields after inference. A required field that is
+    absent is an error naming it; an optional one is ``missing:<name>``. ``fields`` then holds
+    every declared field that has a value (``values`` the attributes, which may share a name with
+    a field): a field the model does not declare is not in it, so it cannot reach the model
+    however the caller filled it.
+    """
+    out = check_attributes(attributes, inputs)
+    for spec in inputs:
+        if spec.source != "field":
+            continue
+        value = fields.get(spec.name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if spec.required:
+                out.errors.append(f"{spec.name}: required by this model")
+            else:
+                out.missing.append(f"missing:{spec.name}")
+        else:
+            out.fields[spec.name] = str(value)
     return out
 
 

@@ -45,9 +45,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(settings: Settings) -> Iterator[httpx.Client]:
-    """uvicorn serving ``create_app(settings)`` until the block ends; yields a client bound to it."""
-    port = free_port()
+def running(settings: Settings, port: int | None = None) -> Iterator[httpx.Client]:
+    """uvicorn serving ``create_app(settings)`` until the block ends (on ``port``, or a free one);
+    yields a client bound to it."""
+    port = port or free_port()
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_level="warning", **server_limits(settings)
     )

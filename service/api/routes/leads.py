@@ -21,7 +21,7 @@ from service.online_features import OnlineFeatures
 from service.reasons import language_of
 from service.routing.router import Router
 from service.routing.state import LEAD_OUTCOMES, apply_outcome
-from service.scoring import ScoredLead, score_leads
+from service.scoring import InvalidLeadInput, ScoredLead, score_leads, validate_leads
 
 router = APIRouter(tags=["leads"], dependencies=[CRM])
 
@@ -92,9 +92,12 @@ def score_batch(
     ids = [lead.lead_id for lead in body.leads]
     if len(set(ids)) != len(ids):
         raise HTTPException(422, "invalid field(s): leads.lead_id (duplicate ids in one batch)")
-    results = scored(
-        models, features, rep_router if route else None, metrics, body.leads, explain, accept_language
-    )
+    try:
+        results = scored(
+            models, features, rep_router if route else None, metrics, body.leads, explain, accept_language
+        )
+    except InvalidLeadInput as err:
+        raise InvalidLeadInput(err.errors, "leads.{i}.") from None
     return schemas.LeadBatchOut(results=[schemas.LeadScore.of(r) for r in results])
 
 
@@ -110,6 +113,10 @@ def reroute(
     """Re-route a lead: its current assignment is released and its current rep excluded."""
     if not rep_router.ready():
         raise HTTPException(503, "routing unavailable: no rep directory")
+    try:  # refused before the current assignment is released
+        validate_leads([body.lead], models.get("lead_score"))
+    except InvalidLeadInput as err:
+        raise InvalidLeadInput(err.errors, "lead.") from None
     excluded = rep_router.release_for_reroute(body.lead.lead_id, clock.now())
     exclude = {body.lead.lead_id: excluded} if excluded else {}
     result = scored(models, features, rep_router, metrics, [body.lead], False, accept_language, exclude)

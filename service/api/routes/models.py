@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 
+from features.importers.model_inputs import inputs_of
 from service import schemas
 from service.api.deps import ADMIN, ANYONE, MetricsDep, ModelsDep
+from service.live_models import MODEL_NAMES
+from service.scoring import ModelNotLoaded
 
 router = APIRouter(tags=["models"])
 
@@ -14,6 +17,19 @@ router = APIRouter(tags=["models"])
 def live_models(models: ModelsDep) -> list[schemas.LiveModelOut]:
     """What is live, which version, from where, since when, with its logged metrics."""
     return [schemas.LiveModelOut.of(m) for m in models.all()]
+
+
+@router.get("/v1/models/{name}", response_model=schemas.LiveModelDetail, dependencies=[ANYONE])
+def live_model(name: str, models: ModelsDep) -> schemas.LiveModelDetail:
+    """One live model, and for the lead model the inputs a scoring request may carry: the fields
+    it reads (required or optional) and its custom attributes with their types and levels."""
+    if name not in MODEL_NAMES:
+        raise HTTPException(404, f"no model named {name!r} (models: {', '.join(MODEL_NAMES)})")
+    live = models.get(name)
+    if live is None:
+        raise ModelNotLoaded(f"no {name} champion is loaded")
+    inputs = inputs_of(live.model.metadata) if name == "lead_score" else []
+    return schemas.LiveModelDetail.detail(live, inputs)
 
 
 @router.post("/v1/models/reload", response_model=schemas.ReloadOut, dependencies=[ADMIN])
