@@ -146,7 +146,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "TIMING_PASSED": ("expected close date passed {days} days ago", "预计成交日已过 {days} 天"),
     "TIMING": ("{days} days to expected close", "距预计成交 {days} 天"),
     "OTHER": ("other factors", "其他因素"),
-    # account health columns
+    # account health columns (every field of the account_health feature view)
     "usage_rate_30d": ("module usage {v:.0%} in 30 days", "30天模块使用率 {v:.0%}"),
     "seat_utilization_30d": ("seat utilisation {v:.0%}", "席位使用率 {v:.0%}"),
     "active_users_30d": ("{v:.0f} active users", "活跃用户 {v:.0f}"),
@@ -155,6 +155,11 @@ REASONS: dict[str, tuple[str, str]] = {
     "ticket_trend": ("support tickets up by {v:.0f}", "工单增加 {v:.0f}"),
     "tickets_30d": ("{v:.0f} tickets in 30 days", "30天工单 {v:.0f}"),
     "last_nps": ("last NPS {v:.0f}", "最近净推荐值 {v:.0f}"),
+    "alerts_30d": ("{v:.0f} product alerts in 30 days", "30天产品告警 {v:.0f} 次"),
+    "tickets_prev_30d": ("{v:.0f} tickets in the 30 days before", "前30天工单 {v:.0f}"),
+    "arr_cny": ("annual recurring revenue CNY {v:,.0f}", "年度经常性收入 {v:,.0f} 元"),
+    "days_to_renewal": ("{v:.0f} days to renewal", "距续约 {v:.0f} 天"),
+    "tenure_days": ("customer for {v:.0f} days", "合作 {v:.0f} 天"),
 }
 
 # Rule actions (clauses), keyed by the English the rules file states

@@ -257,8 +257,8 @@ VISIBLE_TEXTS = """() => {
 
 
 def chart_ticks(page: Page) -> tuple[list[str], list[str]]:
-    x = page.locator("#chart text.xlabel").all_inner_texts()
-    y = page.locator("#chart text.ylabel").all_inner_texts()
+    x = page.locator("#chart text.xlabel").all_text_contents()
+    y = page.locator("#chart text.ylabel").all_text_contents()
     return x, y
 
 
@@ -279,10 +279,8 @@ def test_dashboard_in_headless_chromium_shows_data_and_filters(
         assert page.locator("#chart polyline").count() == 2  # expected line and baseline
         # the x axis dates each week: week k starts k - 1 weeks after the snapshot
         x, y = chart_ticks(page)
-        start = datetime.fromisoformat(as_of)
-        assert x == [
-            f"{(start + timedelta(weeks=k)).day} {(start + timedelta(weeks=k)):%b}" for k in range(13)
-        ]
+        weeks = [datetime.fromisoformat(as_of) + timedelta(weeks=k) for k in range(13)]
+        assert x == [f"{w:%b} {w.day}" for w in weeks]
         # gridlines labelled from 0 up, evenly spaced
         assert len(y) >= 3 and y[0] == "0"
         assert page.locator("#chart line.grid").count() >= len(y) + 13

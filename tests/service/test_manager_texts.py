@@ -42,6 +42,14 @@ def test_every_slug_the_world_shows_has_a_name_in_both_languages() -> None:
     assert i18n.name("team", "someone_elses_team", "en") == "someone elses team"
 
 
+def test_every_account_health_feature_has_a_reason_text_in_both_languages() -> None:
+    from features.repo.views import ACCOUNT_FIELDS
+
+    for field in ACCOUNT_FIELDS:
+        assert field.name in i18n.REASONS, field.name
+        assert latin_words(i18n.reason(field.name, "zh", v=0.5)) == [], field.name
+
+
 def test_every_default_rule_action_reads_in_chinese_including_the_escalation() -> None:
     rules = load_rules()
     for rule in rules:
