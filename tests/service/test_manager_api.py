@@ -313,11 +313,16 @@ def test_dashboard_in_headless_chromium_shows_data_and_filters(
 def test_the_chinese_dashboard_shows_no_untranslated_word(served_world: Settings, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    with running(service_settings(served_world, tmp_path)) as http, sync_playwright() as p:
+    from service.weekly import score_weekly
+
+    settings = service_settings(served_world, tmp_path)
+    assert score_weekly(settings).firings  # so the page shows rules' actions too
+    with running(settings) as http, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1100, "height": 1500}, locale="zh-CN")
         sign_in(page, http.base_url, "zh")
         assert page.locator("#risks tbody tr").count() > 0 and page.locator("#churn tbody tr").count() > 0
+        assert page.locator("#risks .rule").count() > 0
         texts = page.evaluate(VISIBLE_TEXTS)
         untranslated = {t: latin_words(t) for t in texts if latin_words(t)}
         assert untranslated == {}, untranslated
