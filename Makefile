@@ -32,9 +32,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check features funnelcast training service tests bench deploy
 
-# Debian's Chromium for the dashboard test (skipped, and said so, where it cannot be installed)
+# Debian's Chromium for the dashboard test (skipped, and said so, where it cannot be installed), and
+# CJK fonts so the Chinese page's screenshot (docs/dashboard_zh.png) shows characters, not boxes
 browser:
 	@command -v chromium >/dev/null || apt-get install -y -q chromium >/dev/null || echo "chromium not installed: the dashboard test will be skipped"
+	@fc-list :lang=zh | grep -q . || apt-get install -y -q fonts-noto-cjk >/dev/null || echo "fonts-noto-cjk not installed: the zh screenshot will show boxes"
 
 test: install services browser lint
 	$(BIN)/pytest -n 2 --timeout 300

@@ -1,32 +1,83 @@
-"""API keys with roles (crm, forecaster, manager, admin) from settings; admin may call everything."""
+"""API keys with roles (crm, forecaster, manager, admin) from settings; admin may call everything.
+
+A client sends its key in ``X-API-Key`` (or ``Authorization: Bearer``). The manager page instead
+signs in once with a form and holds a session cookie (``dashboard_session``): HttpOnly, so the
+page's script never sees it, SameSite=Strict, so no other site's page sends it, and never the key
+itself. The session is ``<expiry>.<HMAC of the expiry under the key>``: any replica checks it
+against the configured keys without a shared store, it ends at its expiry, and rotating the key
+ends it at once. The cookie authorises reads (GET) only, so a forged form can do nothing with it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import hmac
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 
 from fastapi import HTTPException, Request, status
 
+from funnelcast.core import clock
+
 Role = str
+SESSION_COOKIE = "dashboard_session"
+SESSION_LIFETIME = timedelta(hours=8)
+DASHBOARD_ROLES: tuple[Role, ...] = ("manager", "admin")
+
+
+def _signature(key: str, expires: int) -> str:
+    return hmac.new(key.encode(), f"funnelcast-dashboard|{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def new_session(key: str, now: datetime) -> str:
+    """A session token for ``key``, valid for ``SESSION_LIFETIME`` from ``now``."""
+    expires = int((now + SESSION_LIFETIME).timestamp())
+    return f"{expires}.{_signature(key, expires)}"
+
+
+def session_role(token: str, api_keys: Mapping[str, Role], now: datetime) -> Role | None:
+    """The role of the dashboard key that signed ``token``, or None if it is expired or forged."""
+    expires_text, _, signature = token.partition(".")
+    if not expires_text.isdigit() or int(expires_text) <= now.timestamp():
+        return None
+    expires = int(expires_text)
+    for key, role in api_keys.items():
+        if role in DASHBOARD_ROLES and hmac.compare_digest(signature, _signature(key, expires)):
+            return role
+    return None
+
+
+def request_role(request: Request) -> Role | None:
+    """The role of the request's key, or of its dashboard session on a read; None if neither is valid.
+
+    Raises 401 when no credential is sent at all."""
+    keys = request.app.state.settings.api_keys
+    key = request.headers.get("x-api-key")
+    if key is None:
+        auth = request.headers.get("authorization", "")
+        key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+    if key:
+        return keys.get(key)
+    token = request.cookies.get(SESSION_COOKIE)
+    if token and request.method in ("GET", "HEAD"):
+        return session_role(token, keys, clock.now())
+    raise HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "missing API key: send it in the X-API-Key header",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 def require(*roles: Role) -> Callable[[Request], Role]:
-    """A dependency: 401 without a known key, 403 when the key's role is not allowed here."""
+    """A dependency: 401 without a known key or session, 403 when the role is not allowed here."""
 
     def check(request: Request) -> Role:
-        key = request.headers.get("x-api-key")
-        if key is None:
-            auth = request.headers.get("authorization", "")
-            key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-        if not key:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "missing API key: send it in the X-API-Key header",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        role = request.app.state.settings.api_keys.get(key)
+        role = request_role(request)
         if role is None:
             raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED, "unknown API key", headers={"WWW-Authenticate": "Bearer"}
+                status.HTTP_401_UNAUTHORIZED,
+                "unknown API key or ended session",
+                headers={"WWW-Authenticate": "Bearer"},
             )
         if role != "admin" and role not in roles:
             raise HTTPException(

@@ -1,76 +1,52 @@
-"""The manager page: one server-rendered HTML file with a small script that calls the API (no build).
+"""The manager page: server-rendered HTML with a small script that calls the API (no build).
 
-The page takes the manager's API key from ``?key=`` (kept in sessionStorage) and draws the weekly
-forecast (expected line, P10-P90 band, the strongest baseline) as inline SVG with the 13-week total
-and its band, the top-risk deals with reasons and next actions, and churn risks; the team and
-region filters re-query the API.
+The manager signs in with a form (``templates/login.html``) that posts the key once; the page then
+reads the API with the session cookie (``service.auth``), so the key is never in an address, the
+browser history or a Referer. The page draws the weekly forecast (expected line, P10-P90 band, the
+strongest baseline) as inline SVG with dated weeks and labelled gridlines, the 13-week total and its
+band, the top-risk deals with reasons and next steps, and churn risks; the team and region filters
+re-query the API. Every word comes from the one catalogue, ``funnelcast.core.i18n``.
 """
 
 from __future__ import annotations
 
+import json
+from html import escape
 from pathlib import Path
 
-TEMPLATE = Path(__file__).with_name("templates") / "dashboard.html"
+from funnelcast.core.i18n import LANGS, names, ui_labels
 
-LABELS = {
-    "en": {
-        "title": "funnelcast — manager view",
-        "forecast": "Weekly bookings forecast (next 13 weeks)",
-        "risks": "Top at-risk opportunities",
-        "churn": "Churn risks",
-        "team": "Team",
-        "region": "Region",
-        "all": "All",
-        "deal": "Deal",
-        "owner": "Owner",
-        "value_at_risk": "Value at risk (CNY)",
-        "p_win": "P(win this quarter)",
-        "change": "vs last week",
-        "reasons": "Why",
-        "next": "Next action",
-        "account": "Account",
-        "p_churn": "P(churn)",
-        "expected": "expected",
-        "baseline": "strongest baseline",
-        "quarter_total": "Next 13 weeks in total",
-        "range": "P10–P90",
-        "loading": "loading…",
-        "missing_key": "Add ?key=<manager API key> to the address.",
-    },
-    "zh": {
-        "title": "funnelcast — 销售管理视图",
-        "forecast": "未来13周每周签约预测",
-        "risks": "风险最高的商机",
-        "churn": "流失风险客户",
-        "team": "团队",
-        "region": "区域",
-        "all": "全部",
-        "deal": "商机",
-        "owner": "负责人",
-        "value_at_risk": "风险金额（元）",
-        "p_win": "本季度赢单概率",
-        "change": "较上周",
-        "reasons": "原因",
-        "next": "下一步",
-        "account": "客户",
-        "p_churn": "流失概率",
-        "expected": "预期",
-        "baseline": "最强基线",
-        "quarter_total": "未来13周合计",
-        "range": "P10–P90 区间",
-        "loading": "加载中…",
-        "missing_key": "请在地址后加上 ?key=<经理 API 密钥>。",
-    },
-}
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def page_language(lang: str | None) -> str:
+    return lang if lang in LANGS else "en"
+
+
+def _fill(template: str, lang: str, **fields: str) -> str:
+    html = (TEMPLATES / template).read_text(encoding="utf-8").replace("__LANG__", lang)
+    for field, value in fields.items():
+        html = html.replace(f"__{field.upper()}__", value)
+    return html
 
 
 def render_dashboard(lang: str) -> str:
-    import json
+    labels = ui_labels(lang)
+    catalogue = json.dumps({"labels": labels, "names": names(lang)}, ensure_ascii=False)
+    # "</" would end the script element early; JSON allows it escaped
+    return _fill(
+        "dashboard.html", lang, title=escape(labels["title"]), catalogue=catalogue.replace("</", "<\\/")
+    )
 
-    labels = LABELS.get(lang, LABELS["en"])
-    html = TEMPLATE.read_text(encoding="utf-8")
-    return (
-        html.replace("__LANG__", lang if lang in LABELS else "en")
-        .replace("__TITLE__", labels["title"])
-        .replace("__LABELS__", json.dumps(labels, ensure_ascii=False))
+
+def render_login(lang: str, notice: str | None = None) -> str:
+    """The sign-in form; ``notice`` is a label id (a failed key, an ended session), never user input."""
+    labels = ui_labels(lang)
+    return _fill(
+        "login.html",
+        lang,
+        title=escape(labels["login_title"]),
+        key_label=escape(labels["login_key"]),
+        submit=escape(labels["login_submit"]),
+        notice=escape(labels[notice]) if notice else "",
     )

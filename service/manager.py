@@ -18,8 +18,9 @@ from features.catalog import MILESTONES
 from features.schema import read_table
 from funnelcast.core import clock
 from funnelcast.core.deals import AMOUNT, STAGE
+from funnelcast.core.i18n import REASONS, milestone_step, name, reason
 from funnelcast.core.reason_terms import Catalogue, containing, term_of
-from funnelcast.core.risk import MILESTONE_NAMES_ZH, deal_reasons, value_at_risk
+from funnelcast.core.risk import deal_reasons, value_at_risk
 from service.live_models import LiveModel
 from service.online_features import online_frame
 from service.pipeline import PipelineSnapshot, historical_pipeline
@@ -68,8 +69,11 @@ def account_punctuality(store: FeatureStore, account_ids: list[str]) -> pd.Serie
     return frame["account_health__payment_punctuality_12m"].astype(float)
 
 
-def missing_milestone(model: LiveModel, row: pd.DataFrame, weeks_to_qe: int) -> dict[str, Any] | None:
-    """The not-yet-reached milestone whose arrival most raises P(win by quarter end), by the model."""
+def missing_milestone(
+    model: LiveModel, row: pd.DataFrame, weeks_to_qe: int, lang: str
+) -> dict[str, Any] | None:
+    """The not-yet-reached milestone whose arrival most raises P(win by quarter end), by the model,
+    with its name and the step that reaches it (``action``, an imperative) in ``lang``."""
     base = model.model.predict_classes(row)[0, 1 : weeks_to_qe + 1].sum()
     best: tuple[float, str] | None = None
     for m in MILESTONES:
@@ -88,7 +92,8 @@ def missing_milestone(model: LiveModel, row: pd.DataFrame, weeks_to_qe: int) -> 
         return None
     return {
         "milestone": best[1],
-        "milestone_zh": MILESTONE_NAMES_ZH[best[1]],
+        "name": name("milestone", best[1], lang),
+        "action": milestone_step(best[1], lang),
         "p_win_gain": round(best[0], 4),
     }
 
@@ -139,7 +144,7 @@ def explain_deal(
     reasons = [
         {"code": r.code, "impact": r.impact, "text": r.text} for r in deal_reasons(named, values, lang)
     ]
-    return reasons, missing_milestone(snapshot.model, row, snapshot.weeks_to_quarter_end)
+    return reasons, missing_milestone(snapshot.model, row, snapshot.weeks_to_quarter_end, lang)
 
 
 # -- accounts
@@ -158,7 +163,7 @@ def score_accounts(store: FeatureStore, live: pd.DataFrame, model: LiveModel) ->
 
 
 # Account reasons in the one catalogue shape (``funnelcast.core.reason_terms``): the business term of
-# each health column, and per column the text that states its value.
+# each health column; the text that states its value is in the catalogue (funnelcast.core.i18n).
 ACCOUNT_TERMS: Catalogue = (
     ("LOW_USAGE", containing("usage_rate_30d", "seat_utilization_30d", "active_users_30d")),
     ("NO_ADMIN", containing("days_since_admin_login")),
@@ -166,16 +171,6 @@ ACCOUNT_TERMS: Catalogue = (
     ("TICKETS", containing("ticket_trend", "tickets_30d")),
     ("LOW_NPS", containing("last_nps")),
 )
-_ACCOUNT_TEXTS = {
-    "usage_rate_30d": ("module usage {v:.0%} in 30 days", "30天模块使用率 {v:.0%}"),
-    "seat_utilization_30d": ("seat utilisation {v:.0%}", "席位使用率 {v:.0%}"),
-    "active_users_30d": ("{v:.0f} active users", "活跃用户 {v:.0f}"),
-    "days_since_admin_login": ("no admin login for {v:.0f} days", "管理员 {v:.0f} 天未登录"),
-    "payment_punctuality_12m": ("payment punctuality {v:.0%} (12 months)", "12个月付款准时率 {v:.0%}"),
-    "ticket_trend": ("support tickets up by {v:.0f}", "工单增加 {v:.0f}"),
-    "tickets_30d": ("{v:.0f} tickets in 30 days", "30天工单 {v:.0f}"),
-    "last_nps": ("last NPS {v:.0f}", "最近 NPS {v:.0f}"),
-}
 
 
 def account_reasons(model: LiveModel, row: pd.DataFrame, lang: str, top: int = 3) -> list[dict[str, Any]]:
@@ -184,14 +179,12 @@ def account_reasons(model: LiveModel, row: pd.DataFrame, lang: str, top: int = 3
     for column, value in sorted(zip(model.model.columns, contrib, strict=False), key=lambda kv: -kv[1])[:top]:
         if value <= 0:
             continue
-        name = column.split("__", 1)[1]
-        code = term_of(name, ACCOUNT_TERMS)
-        en, zh = _ACCOUNT_TEXTS.get(name, (name + " {v}", name + " {v}"))
+        health = column.split("__", 1)[1]
+        code = term_of(health, ACCOUNT_TERMS)
         v = row[column].iloc[0]
         v = float(v) if v is not None and not pd.isna(v) else float("nan")
-        reasons.append(
-            {"code": code, "impact": round(float(value), 4), "text": (zh if lang == "zh" else en).format(v=v)}
-        )
+        text = reason(health, lang, v=v) if health in REASONS else f"{health} {v}"
+        reasons.append({"code": code, "impact": round(float(value), 4), "text": text})
     return reasons
 
 

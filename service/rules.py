@@ -20,6 +20,8 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from funnelcast.core.i18n import ACTION_CLAUSE_SEPARATOR
+
 DEFAULT_RULES = Path(__file__).with_name("default_rules.yaml")
 
 
@@ -169,7 +171,11 @@ def _first_touch(rule: Rule, p: FirstTouchSla, ctx: RuleContext) -> list[Firing]
         if late_h <= 0:
             continue
         escalate = late_h >= p.escalate_after_hours
-        action = f"{rule.action}; escalate to the team lead" if escalate else rule.action
+        action = (
+            ACTION_CLAUSE_SEPARATOR.join((rule.action, "escalate to the team lead"))
+            if escalate
+            else rule.action
+        )
         evidence = {
             "rep_id": row.rep_id,
             "deadline": row.deadline.isoformat(),

@@ -16,22 +16,8 @@ from typing import Any
 import numpy as np
 
 from features.catalog import MILESTONES
+from funnelcast.core.i18n import name, reason
 from funnelcast.core.reason_terms import Catalogue, containing, term_of
-
-MILESTONE_NAMES_ZH = {
-    "budget_confirmed": "预算确认",
-    "decision_chain_mapped": "决策链梳理",
-    "nda_signed": "保密协议签署",
-    "site_survey_done": "现场勘察",
-    "technical_parameters_matched": "技术参数匹配",
-    "sample_poc_passed": "样品/POC 通过",
-    "solution_presented": "方案汇报",
-    "quote_submitted": "报价提交",
-    "procurement_committee_approved": "立项会通过",
-    "legal_prereview_passed": "法务预审通过",
-    "third_party_test_report_issued": "第三方检测报告出具",
-    "contract_stamped": "合同盖章",
-}
 
 
 def value_at_risk(
@@ -66,42 +52,34 @@ def _f(row: Mapping[str, Any], name: str, default: float = 0.0) -> float:
     return default if np.isnan(out) else out
 
 
-def _sentence(term: str, row: Mapping[str, Any], zh: bool) -> str:
+def _sentence(term: str, row: Mapping[str, Any], lang: str) -> str:
+    """The reason ``term`` in words of the catalogue (``funnelcast.core.i18n``), with the deal's numbers."""
     if term == "INACTIVE":
-        days = int(_f(row, "days_since_last_activity", 0))
-        return f"{days} 天没有跟进活动" if zh else f"no activity for {days} days"
+        return reason("INACTIVE", lang, days=int(_f(row, "days_since_last_activity", 0)))
     if term == "RESISTANCE":
-        n = int(_f(row, "resistant_7d"))
-        return f"近7天 {n} 次抵触信号" if zh else f"{n} resistant signals in 7 days"
+        return reason("RESISTANCE", lang, n=int(_f(row, "resistant_7d")))
     if term == "STALL":
-        days = int(_f(row, "days_in_stage"))
-        return f"在当前阶段停留 {days} 天" if zh else f"{days} days in the current stage"
+        return reason("STALL", lang, days=int(_f(row, "days_in_stage")))
     if term == "MILESTONES":
         missing = [m for m in MILESTONES if _f(row, f"ms_{m}") < 1]
-        nxt = missing[0] if missing else None
-        if nxt is None:
-            return "里程碑已全部完成" if zh else "all milestones reached"
-        return f"尚未达成：{MILESTONE_NAMES_ZH[nxt]}" if zh else f"{nxt.replace('_', ' ')} not yet reached"
+        if not missing:
+            return reason("MILESTONES_DONE", lang)
+        return reason("MILESTONES", lang, milestone=name("milestone", missing[0], lang))
     if term == "COMMODITY":
         change = float(row.get("commodity_prices__change_1w") or 0.0) * 100
-        name = row.get("opportunity_snapshots__commodity") or "commodity"
-        if zh:
-            return f"{name} 本周{'上涨' if change >= 0 else '下跌'} {abs(change):.1f}%"
-        return f"{name} {'up' if change >= 0 else 'down'} {abs(change):.1f}% this week"
+        commodity = name("commodity", str(row.get("opportunity_snapshots__commodity") or "commodity"), lang)
+        return reason(
+            "COMMODITY_UP" if change >= 0 else "COMMODITY_DOWN", lang, commodity=commodity, pct=abs(change)
+        )
     if term == "TENDERS":
-        n = int(float(row.get("company_tenders__open_tenders") or 0))
-        return f"客户有 {n} 个进行中的招标" if zh else f"customer has {n} open tenders"
+        return reason("TENDERS", lang, n=int(float(row.get("company_tenders__open_tenders") or 0)))
     if term == "SIZE":
         amount = _f(row, "amount_cny")
-        return f"金额 {amount / 1e4:,.0f} 万元" if zh else f"deal size CNY {amount:,.0f}"
+        return reason("SIZE", lang, amount=amount, wan=amount / 1e4)
     if term == "TIMING":
         days = int(_f(row, "days_to_expected_close"))
-        if zh:
-            return f"预计成交日已过 {-days} 天" if days < 0 else f"距预计成交 {days} 天"
-        return (
-            f"expected close date passed {-days} days ago" if days < 0 else f"{days} days to expected close"
-        )
-    return "其他因素" if zh else "other factors"
+        return reason("TIMING_PASSED", lang, days=-days) if days < 0 else reason("TIMING", lang, days=days)
+    return reason("OTHER", lang)
 
 
 @dataclass(frozen=True)
@@ -121,4 +99,4 @@ def deal_reasons(
             term = term_of(column, _TERMS)
             sums[term] = sums.get(term, 0.0) + float(value)
     ranked = [kv for kv in sorted(sums.items(), key=lambda kv: -kv[1]) if kv[1] > 0][:top]
-    return [DealReason(term, round(v, 4), _sentence(term, row, lang == "zh")) for term, v in ranked]
+    return [DealReason(term, round(v, 4), _sentence(term, row, lang)) for term, v in ranked]

@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     request_head_timeout_seconds: float = Field(
         10.0, gt=0, description="A connection's next request head must arrive within this."
     )
+    dashboard_secure_cookie: bool = Field(
+        False,
+        description="Mark the manager page's session cookie Secure (served behind https); a request "
+        "that arrives over https gets a Secure cookie either way.",
+    )
     service_host: str = "127.0.0.1"
     service_port: int = Field(8000, ge=1, le=65535)
 

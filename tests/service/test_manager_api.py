@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import pytest
@@ -16,19 +18,26 @@ from features.directory import read_directory
 from features.store import open_store
 from funnelcast.core.deals import STAGE
 from funnelcast.core.forecast_baselines import BASELINES
+from funnelcast.core.i18n import milestone_step
 from funnelcast.core.settings import PROJECT_ROOT, Settings
 from service.app import create_app
+from service.auth import SESSION_COOKIE
 from service.live_models import LiveModels
 from service.pipeline import open_deals, rep_groups_of, score_pipeline
 from service.routing.router import reps_from_feast
 from service.rules import Firing, RulesError
 from service.webhook import send_alerts
 from tests.service.conftest import running, service_settings
+from tests.service.untranslated import latin_words
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = pytest.mark.integration
 MANAGER = {"X-API-Key": "demo-manager-key"}
 FORECASTER = {"X-API-Key": "demo-forecaster-key"}
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
+DOCS = PROJECT_ROOT / "docs"
 
 
 def test_forecast_totals_are_sums_of_deal_expectations_and_quantiles_are_ordered(
@@ -104,6 +113,12 @@ def test_at_risk_deals_come_with_reasons_a_missing_milestone_and_rules(
         assert top["reasons"] and all(x["text"] for x in top["reasons"])
         assert top["missing_milestone"] is None or top["missing_milestone"]["p_win_gain"] >= 0
         assert isinstance(top["rules"], list)
+        # in Chinese throughout: the next step says what to do, rules' actions are translated
+        for item in items:
+            step = item["missing_milestone"]
+            assert step is None or step["action"] == milestone_step(step["milestone"], "zh")
+            texts = [r["text"] for r in item["reasons"]] + [r["action"] for r in item["rules"]]
+            assert all(latin_words(t) == [] for t in texts), texts
         team = top["team"]
         filtered = http.get(f"/v1/opportunities/at-risk?k=5&team={team}", headers=MANAGER).json()["items"]
         assert {i["team"] for i in filtered} == {team}
@@ -173,6 +188,80 @@ def test_weekly_job_scores_the_pipeline_and_stores_alerts(served_world: Settings
     assert report.new_alerts == len({(f.rule, f.entity) for f in report.firings})
 
 
+def test_the_dashboard_signs_in_with_a_form_and_never_takes_the_key_from_the_address(
+    served_world: Settings, tmp_path: Path
+) -> None:
+    key = MANAGER["X-API-Key"]
+    with running(service_settings(served_world, tmp_path)) as http:
+        # an old ?key= link is sent on without the key and without a session
+        old = http.get(f"/dashboard?key={key}&lang=zh")
+        assert old.status_code == 303 and old.headers["location"] == "/dashboard?lang=zh"
+        assert key not in old.text and "set-cookie" not in old.headers
+        assert old.headers["referrer-policy"] == "no-referrer"
+        anonymous = http.get("/dashboard?lang=zh")
+        assert anonymous.status_code == 303 and anonymous.headers["location"] == "/dashboard/login?lang=zh"
+        form = http.get("/dashboard/login?lang=zh")
+        assert form.status_code == 200 and 'method="post"' in form.text and "经理 API 密钥" in form.text
+        assert form.headers["referrer-policy"] == "no-referrer"
+        refused = http.post("/dashboard/login", data={"key": "demo-crm-key", "lang": "en"})
+        assert refused.status_code == 401 and "not a manager key" in refused.text
+        assert SESSION_COOKIE not in http.cookies
+        signed_in = http.post("/dashboard/login", data={"key": key, "lang": "zh"})
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/dashboard?lang=zh"
+        cookie = signed_in.headers["set-cookie"]
+        assert cookie.startswith(f"{SESSION_COOKIE}=") and key not in cookie
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Secure" not in cookie
+        page = http.get("/dashboard?lang=zh")
+        assert page.status_code == 200 and page.headers["referrer-policy"] == "no-referrer"
+        assert key not in page.text and "华东" in page.text
+        # the session reads the API the page calls; it writes nothing
+        assert http.get("/v1/opportunities/at-risk?k=1").status_code == 200
+        assert http.post("/v1/leads/score", json={}).status_code == 401
+        assert http.get("/v1/forecast/weekly", headers={"X-API-Key": "demo-crm-key"}).status_code == 403
+        http.cookies.set(SESSION_COOKIE, "9999999999.forged")
+        assert http.get("/v1/opportunities/at-risk?k=1").status_code == 401
+        assert http.get("/dashboard").headers["location"] == "/dashboard/login?lang=en"
+        http.cookies.clear()
+        http.post("/dashboard/login", data={"key": key, "lang": "en"})
+        out = http.post("/dashboard/logout", data={"lang": "en"})
+        assert out.status_code == 303 and out.headers["location"] == "/dashboard/login?lang=en"
+        assert SESSION_COOKIE not in http.cookies
+        assert http.get("/dashboard").status_code == 303
+    with running(service_settings(served_world, tmp_path, dashboard_secure_cookie=True)) as http:
+        cookie = http.post("/dashboard/login", data={"key": key}).headers["set-cookie"]
+        assert "Secure" in cookie and "HttpOnly" in cookie
+
+
+def sign_in(page: Page, base_url: str, lang: str) -> None:
+    """Through the form, as a manager would; the address never holds the key."""
+    page.goto(f"{base_url}/dashboard?lang={lang}")
+    page.fill("#key", MANAGER["X-API-Key"])
+    page.click("button[type=submit]")
+    page.wait_for_selector("body[data-loaded]", timeout=60_000)
+    assert MANAGER["X-API-Key"] not in page.url
+
+
+# Every text the page shows: text nodes (HTML and SVG) that are rendered, every <option> of the
+# filters (a manager can open them), and the document's title.
+VISIBLE_TEXTS = """() => {
+  const out = [document.title];
+  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    const el = n.parentElement, text = n.textContent.trim();
+    if (!text || ["SCRIPT", "STYLE", "OPTION"].includes(el.tagName)) continue;
+    if (el.closest("svg") ? el.getBBox().width > 0 : el.checkVisibility()) out.push(text);
+  }
+  document.querySelectorAll("option").forEach(o => out.push(o.textContent.trim()));
+  return out;
+}"""
+
+
+def chart_ticks(page: Page) -> tuple[list[str], list[str]]:
+    x = page.locator("#chart text.xlabel").all_text_contents()
+    y = page.locator("#chart text.ylabel").all_text_contents()
+    return x, y
+
+
 @pytest.mark.skipif(
     shutil.which("chromium") is None, reason="Debian chromium not installed (make test installs it)"
 )
@@ -183,11 +272,18 @@ def test_dashboard_in_headless_chromium_shows_data_and_filters(
 
     ARTIFACTS.mkdir(exist_ok=True)
     with running(service_settings(served_world, tmp_path)) as http, sync_playwright() as p:
+        as_of = http.get("/v1/forecast/weekly", headers=MANAGER).json()["as_of"]
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1000, "height": 1400})
-        page.goto(f"{http.base_url}/dashboard?key=demo-manager-key&lang=en")
-        page.wait_for_selector("body[data-loaded]", timeout=30_000)
+        sign_in(page, http.base_url, "en")
         assert page.locator("#chart polyline").count() == 2  # expected line and baseline
+        # the x axis dates each week: week k starts k - 1 weeks after the snapshot
+        x, y = chart_ticks(page)
+        weeks = [datetime.fromisoformat(as_of) + timedelta(weeks=k) for k in range(13)]
+        assert x == [f"{w:%b} {w.day}" for w in weeks]
+        # gridlines labelled from 0 up, evenly spaced
+        assert len(y) >= 3 and y[0] == "0"
+        assert page.locator("#chart line.grid").count() >= len(y) + 13
         # the baseline is the strongest one the backtest found, named; the 13-week total has its band
         assert page.locator("#baseline-name").inner_text().strip("()") != ""
         total = page.locator("#total").inner_text()
@@ -203,11 +299,39 @@ def test_dashboard_in_headless_chromium_shows_data_and_filters(
         teams_after = set(page.locator("#risks tbody tr").evaluate_all("rs => rs.map(r => r.dataset.team)"))
         assert teams_after == {team} and teams_after != teams_before
         page.screenshot(path=str(ARTIFACTS / "dashboard_filtered.png"), full_page=True)
-        zh = browser.new_page()
-        zh.goto(f"{http.base_url}/dashboard?lang=zh")  # the key is kept per tab; a new tab needs it
-        assert "经理 API 密钥" in zh.locator("#error").inner_text()
+        # a new browser (no session) gets the sign-in form, not the page
+        other = browser.new_context().new_page()
+        other.goto(f"{http.base_url}/dashboard?lang=zh")
+        assert other.url.endswith("/dashboard/login?lang=zh") and other.locator("#key").count() == 1
         browser.close()
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="Debian chromium not installed (make test installs it)"
+)
+def test_the_chinese_dashboard_shows_no_untranslated_word(served_world: Settings, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from service.weekly import score_weekly
+
+    settings = service_settings(served_world, tmp_path)
+    assert score_weekly(settings).firings  # so the page shows rules' actions too
+    with running(settings) as http, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1100, "height": 1500}, locale="zh-CN")
+        sign_in(page, http.base_url, "zh")
+        assert page.locator("#risks tbody tr").count() > 0 and page.locator("#churn tbody tr").count() > 0
+        assert page.locator("#risks .rule").count() > 0
+        texts = page.evaluate(VISIBLE_TEXTS)
+        untranslated = {t: latin_words(t) for t in texts if latin_words(t)}
+        assert untranslated == {}, untranslated
+        x, y = chart_ticks(page)
+        assert len(x) == 13 and all(re.fullmatch(r"\d{1,2}月\d{1,2}日", t) for t in x), x
+        assert len(y) >= 3
+        DOCS.mkdir(exist_ok=True)
+        page.screenshot(path=str(DOCS / "dashboard_zh.png"), full_page=True)
+        browser.close()
 
 
 def test_only_the_forecast_reconciles_risk_keeps_the_deal_models_own_p_win(

@@ -17,6 +17,7 @@ from pydantic import AfterValidator
 from funnelcast.core.deals import AMOUNT, DAYS_TO_EXPECTED_CLOSE, HORIZON_WEEKS, STAGE
 from funnelcast.core.forecast import expected_close_week, weekly_forecast
 from funnelcast.core.forecast_baselines import BASELINES
+from funnelcast.core.i18n import action
 from service.api.deps import MANAGER, PLANNERS, ModelsDep, PipelineDep, SettingsDep, WeeklyDep, champion
 from service.forecast_baselines import baseline_forecaster
 from service.live_models import LiveModels
@@ -106,7 +107,7 @@ def opportunities_at_risk(
     items = []
     for deal_id, row in table.iterrows():
         reasons, milestone = explain_deal(snap, deal_id, language)
-        items.append(_deal_json(deal_id, row, reasons, milestone, firings.get(deal_id, [])))
+        items.append(_deal_json(deal_id, row, reasons, milestone, firings.get(deal_id, []), language))
     return JSONResponse(
         {
             "as_of": snap.as_of.isoformat() if snap.as_of else None,
@@ -132,7 +133,7 @@ def opportunity(
     table = rank_at_risk(snap, p_last, None, None)
     reasons, milestone = explain_deal(snap, opportunity_id, lang)
     body = _deal_json(
-        opportunity_id, table.loc[opportunity_id], reasons, milestone, firings.get(opportunity_id, [])
+        opportunity_id, table.loc[opportunity_id], reasons, milestone, firings.get(opportunity_id, []), lang
     )
     p = snap.p_week[snap.deals.index.get_loc(opportunity_id)]
     body["weekly_close_probability"] = [
@@ -168,8 +169,9 @@ def _finite(value: float | None) -> float | None:
 
 
 def _deal_json(
-    deal_id: str, row: pd.Series, reasons: list, milestone: dict | None, rules: list
+    deal_id: str, row: pd.Series, reasons: list, milestone: dict | None, rules: list, lang: str
 ) -> dict[str, Any]:
+    """One deal as the API answers it; rule actions in ``lang`` through the catalogue."""
     change = row["p_win_quarter"] - row["p_win_last_week"]
     return {
         "opportunity_id": deal_id,
@@ -185,5 +187,5 @@ def _deal_json(
         "value_at_risk": round(float(row["value_at_risk"]), 2),
         "reasons": reasons,
         "missing_milestone": milestone,
-        "rules": rules,
+        "rules": [r | {"action": action(r["action"], lang)} for r in rules],
     }
