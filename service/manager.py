@@ -20,7 +20,7 @@ from funnelcast.core import clock
 from funnelcast.core.deals import AMOUNT, STAGE
 from funnelcast.core.i18n import REASONS, milestone_step, name, reason
 from funnelcast.core.reason_terms import Catalogue, containing, term_of
-from funnelcast.core.risk import deal_reasons, value_at_risk
+from funnelcast.core.risk import deal_reasons, milestone_column, value_at_risk
 from service.live_models import LiveModel
 from service.online_features import online_frame
 from service.pipeline import PipelineSnapshot, historical_pipeline
@@ -69,6 +69,11 @@ def account_punctuality(store: FeatureStore, account_ids: list[str]) -> pd.Serie
     return frame["account_health__payment_punctuality_12m"].astype(float)
 
 
+def milestones_of(model: LiveModel) -> list[str]:
+    """The milestones the deal model knows: its metadata's (an import's own list), else the canonical."""
+    return list(model.model.metadata.get("milestones", MILESTONES))
+
+
 def missing_milestone(
     model: LiveModel, row: pd.DataFrame, weeks_to_qe: int, lang: str
 ) -> dict[str, Any] | None:
@@ -76,9 +81,9 @@ def missing_milestone(
     with its name and the step that reaches it (``action``, an imperative) in ``lang``."""
     base = model.model.predict_classes(row)[0, 1 : weeks_to_qe + 1].sum()
     best: tuple[float, str] | None = None
-    for m in MILESTONES:
-        col = f"opportunity_snapshots__ms_{m}"
-        if col not in row or float(row[col].iloc[0] or 0) >= 1:
+    for m in milestones_of(model):
+        col = milestone_column(row.columns, m)
+        if col is None or float(row[col].iloc[0] or 0) >= 1:
             continue
         what_if = row.copy()
         what_if[col] = 1
@@ -141,9 +146,8 @@ def explain_deal(
     contrib = risk_contributions(snapshot.model, row)[0]
     named = dict(zip([*snapshot.model.model.columns, "bias"], contrib, strict=True))
     values = row.iloc[0].to_dict()
-    reasons = [
-        {"code": r.code, "impact": r.impact, "text": r.text} for r in deal_reasons(named, values, lang)
-    ]
+    found = deal_reasons(named, values, lang, milestones=milestones_of(snapshot.model))
+    reasons = [{"code": r.code, "impact": r.impact, "text": r.text} for r in found]
     return reasons, missing_milestone(snapshot.model, row, snapshot.weeks_to_quarter_end, lang)
 
 

@@ -204,8 +204,11 @@ def names(lang: str) -> dict[str, dict[str, str]]:
 
 
 def milestone_step(milestone: str, lang: str) -> str:
-    """What to do to reach ``milestone`` (an imperative)."""
-    texts = MILESTONE_TEXTS[milestone]
+    """What to do to reach ``milestone`` (an imperative); an import's own milestone by its name."""
+    texts = MILESTONE_TEXTS.get(milestone)
+    if texts is None:
+        label = name("milestone", milestone, lang)
+        return f"推动达成：{label}" if lang == "zh" else f"get to {label}"
     return texts[3] if lang == "zh" else texts[2]
 
 

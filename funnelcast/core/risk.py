@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +52,14 @@ def _f(row: Mapping[str, Any], name: str, default: float = 0.0) -> float:
     return default if np.isnan(out) else out
 
 
-def _sentence(term: str, row: Mapping[str, Any], lang: str) -> str:
+def milestone_column(columns: Iterable[str], milestone: str) -> str | None:
+    """The column flagging ``milestone``: ``opportunity_snapshots__ms_<m>`` for a canonical one, the
+    import's own view's for a custom one (``features.jobs.opportunity_snapshots``)."""
+    suffix = f"__ms_{milestone}"
+    return next((c for c in columns if c.endswith(suffix)), None)
+
+
+def _sentence(term: str, row: Mapping[str, Any], lang: str, milestones: Sequence[str] = MILESTONES) -> str:
     """The reason ``term`` in words of the catalogue (``funnelcast.core.i18n``), with the deal's numbers."""
     if term == "INACTIVE":
         return reason("INACTIVE", lang, days=int(_f(row, "days_since_last_activity", 0)))
@@ -61,7 +68,7 @@ def _sentence(term: str, row: Mapping[str, Any], lang: str) -> str:
     if term == "STALL":
         return reason("STALL", lang, days=int(_f(row, "days_in_stage")))
     if term == "MILESTONES":
-        missing = [m for m in MILESTONES if _f(row, f"ms_{m}") < 1]
+        missing = [m for m in milestones if _reached(row, m) < 1]
         if not missing:
             return reason("MILESTONES_DONE", lang)
         return reason("MILESTONES", lang, milestone=name("milestone", missing[0], lang))
@@ -89,14 +96,24 @@ class DealReason:
     text: str
 
 
+def _reached(row: Mapping[str, Any], milestone: str) -> float:
+    column = milestone_column(row, milestone)
+    return _f(row, column) if column is not None else 0.0
+
+
 def deal_reasons(
-    risk_contrib: Mapping[str, float], row: Mapping[str, Any], lang: str, top: int = 3
+    risk_contrib: Mapping[str, float],
+    row: Mapping[str, Any],
+    lang: str,
+    top: int = 3,
+    milestones: Sequence[str] = MILESTONES,
 ) -> list[DealReason]:
-    """The ``top`` business terms raising risk the most, each in plain words."""
+    """The ``top`` business terms raising risk the most, each in plain words; ``milestones`` are the
+    ones the deal model knows (its metadata's: an import's own list, in its order)."""
     sums: dict[str, float] = {}
     for column, value in risk_contrib.items():
         if column != "bias":
             term = term_of(column, _TERMS)
             sums[term] = sums.get(term, 0.0) + float(value)
     ranked = [kv for kv in sorted(sums.items(), key=lambda kv: -kv[1]) if kv[1] > 0][:top]
-    return [DealReason(term, round(v, 4), _sentence(term, row, lang)) for term, v in ranked]
+    return [DealReason(term, round(v, 4), _sentence(term, row, lang, milestones)) for term, v in ranked]

@@ -121,3 +121,13 @@ def test_forecast_at_risk_rules_and_alerts_answer_on_the_imported_crm(imported_c
         assert alerts.status_code == 200, alerts.text
         assert alerts.json()["alerts"], "the weekly job's alerts are not served"
         assert any(i["rules"] for i in items), "no at-risk deal carries the rules that fired on it"
+        # the next step walks this CRM's own milestone list: never one it does not track
+        steps = [i["missing_milestone"]["milestone"] for i in items if i["missing_milestone"]]
+        assert steps and "sample_poc_passed" not in steps
+        texts = " ".join(r["text"] for i in items for r in i["reasons"])
+        assert "sample poc passed" not in texts
+        # the manager's page renders the imported pipeline (signed in through the form)
+        signed_in = http.post("/dashboard/login", data={"key": MANAGER["X-API-Key"], "lang": "en"})
+        assert signed_in.status_code == 303, signed_in.text
+        assert http.get("/dashboard?lang=en").status_code == 200
+        assert http.get("/v1/opportunities/at-risk?k=1").status_code == 200  # what the page calls
