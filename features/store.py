@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -70,6 +71,28 @@ class FeatureTablesMissing(FileNotFoundError):
 
 class OnlineStoreUnavailable(RuntimeError):
     """The online store (or the serving directory kept beside it) did not answer a read."""
+
+
+def online_store_fault(store: FeatureStore) -> str | None:
+    """Why the SQLite online store cannot be read right now (its file is gone), else None.
+
+    Feast keeps one SQLite connection open for the process. When the file is deleted under it,
+    reads go on answering from the unlinked file (never what is materialised next), and a first
+    connection would quietly create an empty file; no read ever fails. So the file is checked by
+    path before a read. A missing file also drops Feast's open connection (without closing it under
+    a concurrent reader; the collector closes it), so a restored file is opened afresh.
+    """
+    if store.config.online_store.type != "sqlite":
+        return None  # Redis: a dead or hung server fails the read itself, within its socket timeout
+    from feast.infra.online_stores.sqlite import SqliteOnlineStore
+
+    path = Path(SqliteOnlineStore._get_db_path(store.config))
+    if path.exists():
+        return None
+    online = store._get_provider().online_store
+    if isinstance(online, SqliteOnlineStore):
+        online._conn = None
+    return f"online store file {path} is missing"
 
 
 def apply_definitions(store: FeatureStore, settings: Settings) -> list[str]:

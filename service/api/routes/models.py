@@ -12,8 +12,8 @@ router = APIRouter(tags=["models"])
 
 @router.get("/v1/models", response_model=list[schemas.LiveModelOut], dependencies=[ANYONE])
 def live_models(models: ModelsDep) -> list[schemas.LiveModelOut]:
-    """What is live, which version, from where, since when, with its logged metrics."""
-    return [schemas.LiveModelOut.of(m) for m in models.all()]
+    """What is live, which version, from where, since when, with its logged metrics; and what is broken."""
+    return schemas.LiveModelOut.listing(models)
 
 
 @router.post("/v1/models/reload", response_model=schemas.ReloadOut, dependencies=[ADMIN])
@@ -21,6 +21,4 @@ def reload_models(models: ModelsDep, metrics: MetricsDep) -> schemas.ReloadOut:
     """Pick up newly promoted champions now (also done by polling every model_poll_seconds)."""
     changed, errors = models.reload()
     metrics.publish_versions(models.all())
-    return schemas.ReloadOut(
-        models=[schemas.LiveModelOut.of(m) for m in models.all()], changed=changed, errors=errors
-    )
+    return schemas.ReloadOut(models=schemas.LiveModelOut.listing(models), changed=changed, errors=errors)
