@@ -33,9 +33,12 @@ def repo_config(settings: Settings) -> RepoConfig:
     feast_dir = settings.feast_dir
     feast_dir.mkdir(parents=True, exist_ok=True)
     if settings.online_store == "redis":
+        timeout = settings.redis_timeout_seconds  # REDIS_STORE_TYPE itself never retries
         online = {
             "type": REDIS_STORE_TYPE,
-            "connection_string": f"{settings.redis_url},socket_connect_timeout=0.5,socket_timeout=0.5",
+            "connection_string": (
+                f"{settings.redis_url},socket_connect_timeout={timeout},socket_timeout={timeout}"
+            ),
         }
     else:
         online = {"type": "sqlite", "path": str(feast_dir / "online.db")}
