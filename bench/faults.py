@@ -108,7 +108,7 @@ def env_of(settings: Settings) -> dict[str, str]:
     return env
 
 
-def wait_for(check: Callable[[], bool], what: str, seconds: float = 120) -> None:
+def wait_for(check: Callable[[], bool], what: str, seconds: float = 600) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
