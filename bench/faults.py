@@ -268,13 +268,14 @@ def tally(fault: str, stream: Stream, settings: Settings) -> Row:
     for s in stream.sent:
         if s.kind == "assign":
             held = store.get(s.lead_id)
-            # an answer that assigned no rep (all full, queued) promised nothing to store
-            ok = held.rep_id == s.rep_id if held is not None else s.rep_id is None
+            ok = held is not None and (s.rep_id is None or held.rep_id == s.rep_id)
+            promised = s.rep_id is not None  # an answer that assigned no rep (queued) promised nothing
         else:
             ok = touched[s.lead_id] >= 1
+            promised = True
             duplicated += max(0, touched[s.lead_id] - 1)
         stored += ok
-        lost += bool(s.status is not None and 200 <= s.status < 300 and not ok)
+        lost += bool(s.status is not None and 200 <= s.status < 300 and promised and not ok)
     # a lead counted twice on its rep: the reps' loads exceed the leads they hold open
     open_leads = Counter(
         a.rep_id
@@ -388,7 +389,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=200, help="requests per fault (half assignments)")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=150)
     with tempfile.TemporaryDirectory(prefix="faultbench-") as tmp:
         root = Path(tmp)
         console.print("building the world ...")
