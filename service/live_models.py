@@ -180,11 +180,11 @@ class LiveModels:
     def _to_cache(self, live: LiveModel) -> None:
         model_path, meta_path = self._cache_paths(live.name)
         model_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = model_path.with_suffix(".tmp")
-        tmp.write_bytes(pickle.dumps(live.model))
-        tmp.replace(model_path)  # atomic: a crash never leaves a torn cache
         meta = {"version": live.version, "run_id": live.run_id, "metrics": live.metrics}
-        meta_path.write_text(json.dumps(meta))
+        for path, body in ((model_path, pickle.dumps(live.model)), (meta_path, json.dumps(meta).encode())):
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_bytes(body)
+            tmp.replace(path)  # atomic: a crash never leaves a torn file (a bad disk still can: broken)
 
     def _from_cache(self, name: str) -> LiveModel | None:
         """The cached champion, or None (absent, or unreadable: then recorded in ``broken``)."""
