@@ -146,6 +146,8 @@ def test_a_hung_redis_is_a_prompt_503_naming_it_while_healthz_stays_fast(
             elif kind == "outcome":
                 touched = {"kind": "touched", "lead_id": "hang-0"}
                 r = client.post("/v1/outcomes", json=touched, headers=CRM)
+            elif kind == "alerts":  # the alert store lives in the same Redis
+                r = client.get("/v1/alerts", headers=MANAGER)
             else:
                 r = client.post("/v1/leads/score", json=lead(f"hang-s{i}"), headers=CRM)
             answers.append((kind, r.status_code, r.text, time.monotonic() - start))
@@ -153,7 +155,7 @@ def test_a_hung_redis_is_a_prompt_503_naming_it_while_healthz_stays_fast(
         own_redis.send_signal(signal.SIGSTOP)  # hung, not down: connections open, nothing answers
         try:
             hung_at = time.monotonic()
-            kinds = [(kind, i) for i in range(4) for kind in ("route", "outcome", "score")]
+            kinds = [(kind, i) for i in range(3) for kind in ("route", "outcome", "score", "alerts")]
             callers = [
                 threading.Thread(target=call, args=(kind, i, client))
                 for (kind, i), client in zip(kinds, clients, strict=True)
@@ -178,6 +180,8 @@ def test_a_hung_redis_is_a_prompt_503_naming_it_while_healthz_stays_fast(
             assert seconds < 1.0, (kind, status, seconds)
             if kind == "score":  # scored, and says routing was not possible
                 assert status == 200 and "routing" in json.loads(text)["degraded"], text
+            elif kind == "alerts":  # a client timeout here used to escape as a 500
+                assert status == 503 and "alert store" in json.loads(text)["detail"], text
             else:
                 assert status == 503 and "routing state" in json.loads(text)["detail"], text
         assert max(probes) < 0.2, sorted(probes)[-5:]
