@@ -1,9 +1,10 @@
 """How every funnelcast Redis client is opened: each call answers or fails within a bounded time.
 
-redis-py 7 retries a timed-out or refused call three times with exponential back-off (up to 10 s
-a step), so a hung Redis (alive, not answering) held a request for the whole hang and then answered
-it late. A service must instead fail the call after ``timeout_seconds`` and answer 503 naming the
-store (or a degraded answer), while the health probe and other routes go on answering.
+The timeouts were four hard-coded 0.5 s literals; they now come from one setting
+(``redis_timeout_seconds``). Retries are switched off explicitly, so no client default can hold a
+request through a hang (Feast's own Redis client retried with back-off for 5-12 s, see
+``features/redis_online_store.py``): a hung Redis (alive, not answering) fails the call after
+``timeout_seconds`` and the route answers 503 naming the store, while ``/healthz`` goes on answering.
 """
 
 from __future__ import annotations
