@@ -60,6 +60,7 @@ bench: install
 	$(BIN)/python bench/serve_latency.py
 	$(BIN)/python bench/routing_replay.py
 	$(BIN)/python bench/forecast_and_risk.py
+	$(BIN)/python bench/faults.py
 
 # Feast's and MLflow's own UIs on the stores the settings name (Ctrl-C stops them)
 .PHONY: feast-ui mlflow-ui

@@ -22,6 +22,7 @@ import pandas as pd
 
 from features.schema import read_table
 from features.store import OnlineStoreUnavailable
+from funnelcast.core.redis_client import fail_fast
 from funnelcast.core.settings import Settings
 
 DEAL_COLUMNS = ["company_id", "owner_rep_id", "product_line", "amount_cny", "expected_close_at"]
@@ -144,6 +145,5 @@ def _redis(settings: Settings):  # type: ignore[no-untyped-def]
         db=int(kwargs.get("db", 0)),
         password=kwargs.get("password"),
         ssl=kwargs.get("ssl", "false").lower() == "true",
-        socket_timeout=0.5,
-        socket_connect_timeout=0.5,
+        **fail_fast(settings.redis_timeout_seconds),
     )

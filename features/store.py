@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -32,9 +33,12 @@ def repo_config(settings: Settings) -> RepoConfig:
     feast_dir = settings.feast_dir
     feast_dir.mkdir(parents=True, exist_ok=True)
     if settings.online_store == "redis":
+        timeout = settings.redis_timeout_seconds  # REDIS_STORE_TYPE itself never retries
         online = {
             "type": REDIS_STORE_TYPE,
-            "connection_string": f"{settings.redis_url},socket_connect_timeout=0.5,socket_timeout=0.5",
+            "connection_string": (
+                f"{settings.redis_url},socket_connect_timeout={timeout},socket_timeout={timeout}"
+            ),
         }
     else:
         online = {"type": "sqlite", "path": str(feast_dir / "online.db")}
@@ -70,6 +74,28 @@ class FeatureTablesMissing(FileNotFoundError):
 
 class OnlineStoreUnavailable(RuntimeError):
     """The online store (or the serving directory kept beside it) did not answer a read."""
+
+
+def online_store_fault(store: FeatureStore) -> str | None:
+    """Why the SQLite online store cannot be read right now (its file is gone), else None.
+
+    Feast keeps one SQLite connection open for the process. When the file is deleted under it,
+    reads go on answering from the unlinked file (never what is materialised next), and a first
+    connection would quietly create an empty file; no read ever fails. So the file is checked by
+    path before a read. A missing file also drops Feast's open connection (without closing it under
+    a concurrent reader; the collector closes it), so a restored file is opened afresh.
+    """
+    if store.config.online_store.type != "sqlite":
+        return None  # Redis: a dead or hung server fails the read itself, within its socket timeout
+    from feast.infra.online_stores.sqlite import SqliteOnlineStore
+
+    path = Path(SqliteOnlineStore._get_db_path(store.config))
+    if path.exists():
+        return None
+    online = store._get_provider().online_store
+    if isinstance(online, SqliteOnlineStore):
+        online._conn = None
+    return f"online store file {path} is missing"
 
 
 def apply_definitions(store: FeatureStore, settings: Settings) -> list[str]:

@@ -4,7 +4,10 @@
 ``champion`` alias, loads a changed version fully, writes it to the local cache, then swaps the
 reference in one assignment: a request that already took the old model finishes with it, the next
 one gets the new one, and nothing ever sees a half-loaded model. When the registry is unreachable
-at start, the cached champion is served (``source = "cache"``) until a reload reaches it.
+at start, the cached champion is served (``source = "cache"``) until a reload reaches it. A cached
+champion that cannot be read (a torn or corrupt file) is *broken*: that one model is not served and
+says why (``broken``, ``why_missing``), the others are, and a later reload from the registry
+replaces the bad file.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ class LiveModels:
         self.cache_dir = cache_dir
         self.names = tuple(names)
         self._live: dict[str, LiveModel] = {}
+        self._broken: dict[str, str] = {}  # name -> why its cached champion could not be read
         self._lock = threading.Lock()  # one reload at a time; readers never wait
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -75,6 +79,15 @@ class LiveModels:
 
     def all(self) -> list[LiveModel]:
         return [self._live[n] for n in self.names if n in self._live]
+
+    def broken(self) -> dict[str, str]:
+        """Models not served because their cached champion could not be read, with the reason."""
+        return {n: why for n, why in self._broken.items() if n not in self._live}
+
+    def why_missing(self, name: str) -> str:
+        """What a request for ``name`` is told when no champion of it is live."""
+        why = self.broken().get(name)
+        return f"the {name} champion is broken: {why}" if why else f"no {name} champion is loaded"
 
     # -- loading
     def start(self) -> dict[str, str]:
@@ -112,6 +125,7 @@ class LiveModels:
                     errors[name] = f"loading v{mv.version} failed: {type(err).__name__}: {str(err)[:200]}"
                     continue
                 self._live[name] = live  # the swap: one reference assignment
+                self._broken.pop(name, None)
                 changed.append(name)
                 log.info("model %s v%s live", name, live.version)
         return changed, errors
@@ -166,16 +180,28 @@ class LiveModels:
     def _to_cache(self, live: LiveModel) -> None:
         model_path, meta_path = self._cache_paths(live.name)
         model_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = model_path.with_suffix(".tmp")
-        tmp.write_bytes(pickle.dumps(live.model))
-        tmp.replace(model_path)  # atomic: a crash never leaves a torn cache
         meta = {"version": live.version, "run_id": live.run_id, "metrics": live.metrics}
-        meta_path.write_text(json.dumps(meta))
+        for path, body in ((model_path, pickle.dumps(live.model)), (meta_path, json.dumps(meta).encode())):
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_bytes(body)
+            tmp.replace(path)  # atomic: a crash never leaves a torn file (a bad disk still can: broken)
 
     def _from_cache(self, name: str) -> LiveModel | None:
+        """The cached champion, or None (absent, or unreadable: then recorded in ``broken``)."""
         model_path, meta_path = self._cache_paths(name)
         if not (model_path.exists() and meta_path.exists()):
             return None
-        meta = json.loads(meta_path.read_text())
-        model = pickle.loads(model_path.read_bytes())
-        return LiveModel(name, meta["version"], model, "cache", clock.now(), meta["run_id"], meta["metrics"])
+        try:
+            meta = json.loads(meta_path.read_text())
+            model = pickle.loads(model_path.read_bytes())
+            if not isinstance(model, TabularModel):
+                raise TypeError(f"{model_path.name} holds a {type(model).__name__}, not a TabularModel")
+            version, run_id, metrics = meta["version"], meta["run_id"], meta["metrics"]
+        # Unpickling garbage can raise nearly anything (UnpicklingError, EOFError, ValueError,
+        # KeyError, ImportError, ...); whatever it is, it is this one model's fault, not the service's.
+        except Exception as err:
+            why = f"{type(err).__name__}: {str(err)[:200]}"
+            self._broken[name] = f"cached champion unreadable ({model_path}): {why}"
+            log.error("model %s not served: %s", name, self._broken[name])
+            return None
+        return LiveModel(name, version, model, "cache", clock.now(), run_id, metrics)

@@ -26,7 +26,7 @@ from feast.protos.feast.types.Value_pb2 import Value
 from redis.exceptions import RedisError
 
 from features.repo.services import LEAD_SCORE_SERVICE
-from features.store import OnlineStoreUnavailable, entity_keys, row_time
+from features.store import OnlineStoreUnavailable, entity_keys, online_store_fault, row_time
 from funnelcast.core import clock
 
 log = logging.getLogger("funnelcast.features")
@@ -69,6 +69,10 @@ class OnlineFeatures:
         self._online = store._get_provider().online_store
         self._config = store.config
 
+    def fault(self) -> str | None:
+        """Why the online store cannot be read now (``online_store_fault``), else None."""
+        return online_store_fault(self.store)
+
     def _views(self, service: str) -> ServiceViews:
         """The views of ``service`` with their features, resolved once per service."""
         if service not in self._services:
@@ -104,6 +108,8 @@ class OnlineFeatures:
         values: list[dict[str, Any]] = [{} for _ in company_ids]
         stamps: list[dict[str, datetime]] = [{} for _ in company_ids]
         try:
+            if fault := self.fault():
+                raise OnlineStoreUnavailable(fault)
             for view, name, features in self._views(service).company:
                 for i, (stamp, row) in enumerate(
                     _read(self._online, self._config, view, name, features, keys)
@@ -151,6 +157,8 @@ def online_frame(store: FeatureStore, view: str, join_key: str, ids: list[str]) 
     that can degrade catch it.
     """
     fv = store.get_feature_view(view)
+    if fault := online_store_fault(store):
+        raise OnlineStoreUnavailable(f"online store unavailable reading {view}: {fault}")
     try:
         online = store._get_provider().online_store
         keys = entity_keys(join_key, ids)

@@ -16,7 +16,7 @@ from service.online_features import feature_service_of
 
 if TYPE_CHECKING:  # the answers are built from these; importing them at run time would be circular
     from features.importers.model_inputs import ModelInput
-    from service.live_models import LiveModel
+    from service.live_models import LiveModel, LiveModels
     from service.routing.policy import RoutingDecision
     from service.scoring import ScoredLead
 
@@ -272,12 +272,16 @@ class OutcomeOut(BaseModel):
 
 
 class LiveModelOut(BaseModel):
+    """A served model; or, with ``status = "broken"``, one that is not served and ``error`` says why."""
+
     name: str
-    version: str
+    status: Literal["live", "broken"] = "live"
+    version: str | None
     source: Literal["registry", "cache"]
-    live_since: datetime
+    live_since: datetime | None
     run_id: str | None
     metrics: dict[str, float]
+    error: str | None = None
 
     @classmethod
     def of(cls, live: LiveModel) -> LiveModelOut:
@@ -289,6 +293,25 @@ class LiveModelOut(BaseModel):
             run_id=live.run_id,
             metrics=live.metrics,
         )
+
+    @classmethod
+    def broken(cls, name: str, error: str) -> LiveModelOut:
+        return cls(
+            name=name,
+            status="broken",
+            version=None,
+            source="cache",
+            live_since=None,
+            run_id=None,
+            metrics={},
+            error=error,
+        )
+
+    @classmethod
+    def listing(cls, models: LiveModels) -> list[LiveModelOut]:
+        """Every live model, then every broken one."""
+        live = [cls.of(m) for m in models.all()]
+        return live + [cls.broken(name, why) for name, why in models.broken().items()]
 
 
 class ModelInputOut(BaseModel):

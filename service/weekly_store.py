@@ -18,8 +18,9 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from funnelcast.core.redis_client import fail_fast
 from funnelcast.core.settings import Settings
-from service.routing.state import open_wal
+from service.routing.state import open_wal, redis_reachable
 from service.rules import Firing
 
 
@@ -139,25 +140,30 @@ class SqliteWeeklyStore:
         return WeeklyResults.from_json(row[0]) if row else None
 
 
-class RedisWeeklyStore:
-    """The same in Redis: alerts in a hash keyed by (rule, entity, day), set only if absent."""
+_WHAT = "alert store"
 
-    def __init__(self, url: str, prefix: str) -> None:
+
+class RedisWeeklyStore:
+    """The same in Redis: alerts in a hash keyed by (rule, entity, day), set only if absent.
+
+    A Redis that does not answer in time is ``RoutingStateUnavailable`` naming the alert store (503).
+    """
+
+    def __init__(self, url: str, prefix: str, timeout_seconds: float) -> None:
         import redis
 
-        self._redis = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._redis = redis.Redis.from_url(url, **fail_fast(timeout_seconds))
         self._alerts, self._results = f"{prefix}:alerts", f"{prefix}:weekly_results"
 
     def add_alerts(self, firings: list[Firing], at: datetime) -> list[Firing]:
         day = at.date().isoformat()
-        return [
-            f
-            for f in firings
-            if self._redis.hsetnx(self._alerts, f"{f.rule}|{f.entity}|{day}", json.dumps(_alert_row(f, at)))
-        ]
+        rows = [(f, f"{f.rule}|{f.entity}|{day}", json.dumps(_alert_row(f, at))) for f in firings]
+        with redis_reachable(_WHAT):
+            return [f for f, key, row in rows if self._redis.hsetnx(self._alerts, key, row)]
 
     def alerts(self, since: datetime | None = None, rule: str | None = None, limit: int = 200) -> list[dict]:
-        rows = [json.loads(v) for v in self._redis.hvals(self._alerts)]
+        with redis_reachable(_WHAT):
+            rows = [json.loads(v) for v in self._redis.hvals(self._alerts)]
         if since is not None:
             rows = [r for r in rows if r["fired_at"] >= since.astimezone(UTC).isoformat()]
         if rule:
@@ -167,10 +173,12 @@ class RedisWeeklyStore:
         return rows[:limit]
 
     def save_results(self, results: WeeklyResults) -> None:
-        self._redis.set(self._results, results.to_json())
+        with redis_reachable(_WHAT):
+            self._redis.set(self._results, results.to_json())
 
     def results(self) -> WeeklyResults | None:
-        body = self._redis.get(self._results)
+        with redis_reachable(_WHAT):
+            body = self._redis.get(self._results)
         return WeeklyResults.from_json(body) if body else None
 
     def clear(self) -> None:
@@ -181,5 +189,7 @@ class RedisWeeklyStore:
 def weekly_store(settings: Settings) -> WeeklyStore:
     """Beside the routing state: SQLite under ``service_dir`` (default) or Redis."""
     if settings.routing_store == "redis":
-        return RedisWeeklyStore(settings.routing_redis_url, settings.routing_redis_prefix)
+        return RedisWeeklyStore(
+            settings.routing_redis_url, settings.routing_redis_prefix, settings.redis_timeout_seconds
+        )
     return SqliteWeeklyStore(settings.service_dir / "alerts.db")

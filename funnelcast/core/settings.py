@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     routing_store: Literal["sqlite", "redis"] = "sqlite"
     routing_redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL of the routing state.")
     routing_redis_prefix: str = Field("funnelcast:routing", description="Key prefix of the routing state.")
+    redis_timeout_seconds: float = Field(
+        0.5,
+        gt=0,
+        description="Every Redis call (online store, routing state, alerts) answers or fails within "
+        "this (socket connect and read timeouts, no retries): a hung Redis is a 503 naming it, not a hang.",
+    )
     model_poll_seconds: float = Field(30.0, ge=0, description="Poll MLflow aliases this often (0: never).")
     feature_stale_hours: float = Field(
         24 * 30, gt=0, description="Online features older than this flag an answer `degraded`."

@@ -67,10 +67,10 @@ WeeklyDep = Annotated[WeeklyStore, Depends(_from_runtime("weekly"))]
 
 
 def champion(models: LiveModels, name: str) -> LiveModel:
-    """The live champion of ``name``, or a 503 (``ModelNotLoaded``) naming it."""
+    """The live champion of ``name``, or a 503 (``ModelNotLoaded``) naming it (and why, if broken)."""
     model = models.get(name)
     if model is None:
-        raise ModelNotLoaded(f"no {name} champion is loaded")
+        raise ModelNotLoaded(models.why_missing(name))
     return model
 
 

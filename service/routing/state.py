@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from funnelcast.core import clock
+from funnelcast.core.redis_client import fail_fast
 from funnelcast.core.settings import Settings
 from service.routing.policy import RepLoad
 
@@ -302,37 +303,37 @@ return {released, new}
 
 
 @contextmanager
-def _redis_reachable() -> Iterator[None]:
-    """A Redis client error (refused, timed out, reset) as ``RoutingStateUnavailable``."""
+def redis_reachable(what: str = "routing state") -> Iterator[None]:
+    """A Redis client error (refused, timed out, reset) as ``RoutingStateUnavailable`` naming ``what``."""
     from redis.exceptions import RedisError
 
     try:
         yield
     except RedisError as err:
-        raise RoutingStateUnavailable(f"routing state unavailable (Redis): {str(err)[:200]}") from err
+        raise RoutingStateUnavailable(f"{what} unavailable (Redis): {str(err)[:200]}") from err
 
 
 class RedisAssignmentStore:
     """The same state in Redis hashes; atomic steps are Lua scripts. Durable as the server is configured.
 
-    Every call that reaches Redis runs inside ``_redis_reachable``, so a dead server surfaces as
+    Every call that reaches Redis runs inside ``redis_reachable``, so a dead server surfaces as
     ``RoutingStateUnavailable`` (503 naming the routing state), never as a bare client error (500).
     """
 
-    def __init__(self, url: str, prefix: str = "funnelcast:routing") -> None:
+    def __init__(self, url: str, prefix: str, timeout_seconds: float) -> None:
         import redis
 
-        self._redis = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._redis = redis.Redis.from_url(url, **fail_fast(timeout_seconds))
         self._keys = {k: f"{prefix}:{k}" for k in ("load", "last", "assignments", "outcomes")}
         self._assign = self._redis.register_script(_ASSIGN_LUA)
         self._status = self._redis.register_script(_STATUS_LUA)
 
     def ping(self) -> bool:
-        with _redis_reachable():
+        with redis_reachable():
             return bool(self._redis.ping())
 
     def loads(self) -> dict[str, RepLoad]:
-        with _redis_reachable():
+        with redis_reachable():
             load = self._redis.hgetall(self._keys["load"])
             last = self._redis.hgetall(self._keys["last"])
         reps = {k.decode() for k in (*load, *last)}
@@ -348,11 +349,11 @@ class RedisAssignmentStore:
         a = assignment
         keys = [self._keys["load"], self._keys["last"], self._keys["assignments"]]
         args = [a.rep_id, capacity, a.assigned_at.isoformat(), a.lead_id, a.to_json()]
-        with _redis_reachable():
+        with redis_reachable():
             return bool(self._assign(keys=keys, args=args))
 
     def get(self, lead_id: str) -> Assignment | None:
-        with _redis_reachable():
+        with redis_reachable():
             raw = self._redis.hget(self._keys["assignments"], lead_id)
         return Assignment.from_json(raw) if raw else None
 
@@ -362,7 +363,7 @@ class RedisAssignmentStore:
     def transition(self, lead_id: str, status: str, at: datetime) -> tuple[Assignment | None, bool]:
         """Move the lead to ``status`` (final states stay final); whether this call freed its place."""
         keys = [self._keys["load"], self._keys["assignments"]]
-        with _redis_reachable():
+        with redis_reachable():
             answer = self._status(keys=keys, args=[lead_id, status])
         if not answer:
             return None, False
@@ -370,7 +371,7 @@ class RedisAssignmentStore:
         return Assignment.from_json(raw), bool(released)
 
     def overdue(self, now: datetime) -> list[Assignment]:
-        with _redis_reachable():
+        with redis_reachable():
             values = self._redis.hvals(self._keys["assignments"])
         out = []
         for raw in values:
@@ -380,11 +381,11 @@ class RedisAssignmentStore:
         return out
 
     def record_outcome(self, outcome: dict[str, Any]) -> None:
-        with _redis_reachable():
+        with redis_reachable():
             self._redis.rpush(self._keys["outcomes"], json.dumps(outcome, default=str))
 
     def outcomes(self) -> list[dict[str, Any]]:
-        with _redis_reachable():
+        with redis_reachable():
             values = self._redis.lrange(self._keys["outcomes"], 0, -1)
         return [json.loads(x) for x in values]
 
@@ -410,5 +411,7 @@ def apply_outcome(
 def assignment_store(settings: Settings) -> AssignmentStore:
     """The store the settings choose: SQLite under ``service_dir`` (default) or Redis."""
     if settings.routing_store == "redis":
-        return RedisAssignmentStore(settings.routing_redis_url, settings.routing_redis_prefix)
+        return RedisAssignmentStore(
+            settings.routing_redis_url, settings.routing_redis_prefix, settings.redis_timeout_seconds
+        )
     return SqliteAssignmentStore(settings.service_dir / "routing.db")

@@ -9,13 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from funnelcast.core.settings import Settings
 from service.routing.state import Assignment, RedisAssignmentStore, SqliteAssignmentStore, apply_outcome
 
 REDIS_URL = "redis://127.0.0.1:6379/12"  # unique key prefixes per test, deleted after
+TIMEOUT = Settings().redis_timeout_seconds
 
 
 def _open(kind: str, where: str) -> SqliteAssignmentStore | RedisAssignmentStore:
-    return SqliteAssignmentStore(Path(where)) if kind == "sqlite" else RedisAssignmentStore(REDIS_URL, where)
+    if kind == "sqlite":
+        return SqliteAssignmentStore(Path(where))
+    return RedisAssignmentStore(REDIS_URL, where, TIMEOUT)
 
 
 def _hammer(kind: str, where: str, worker: int, tries: int, capacity: int) -> int:
@@ -34,7 +38,7 @@ def where(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-un
     else:
         prefix = f"test:{uuid.uuid4().hex[:8]}"
         yield "redis", prefix
-        RedisAssignmentStore(REDIS_URL, prefix).clear()
+        RedisAssignmentStore(REDIS_URL, prefix, TIMEOUT).clear()
 
 
 def test_four_processes_racing_for_one_rep_never_exceed_its_capacity(where: tuple[str, str]) -> None:

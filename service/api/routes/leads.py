@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from funnelcast.core import clock
 from service import schemas
-from service.api.deps import CRM, FeaturesDep, MetricsDep, ModelsDep, RouterDep
+from service.api.deps import CRM, FeaturesDep, MetricsDep, ModelsDep, RouterDep, champion
 from service.live_models import LiveModels
 from service.observability import Metrics
 from service.online_features import OnlineFeatures
@@ -41,7 +41,7 @@ def scored(
     ready = rep_router if route and rep_router.ready() else None
     results = score_leads(
         leads,
-        models.get("lead_score"),
+        champion(models, "lead_score"),  # none live: a 503 naming it (and why, if broken)
         features,
         ready,
         explain=explain,

@@ -15,8 +15,8 @@ router = APIRouter(tags=["models"])
 
 @router.get("/v1/models", response_model=list[schemas.LiveModelOut], dependencies=[ANYONE])
 def live_models(models: ModelsDep) -> list[schemas.LiveModelOut]:
-    """What is live, which version, from where, since when, with its logged metrics."""
-    return [schemas.LiveModelOut.of(m) for m in models.all()]
+    """What is live, which version, from where, since when, with its logged metrics; and what is broken."""
+    return schemas.LiveModelOut.listing(models)
 
 
 @router.get("/v1/models/{name}", response_model=schemas.LiveModelDetail, dependencies=[ANYONE])
@@ -27,7 +27,8 @@ def live_model(name: str, models: ModelsDep) -> schemas.LiveModelDetail:
         raise HTTPException(404, f"no model named {name!r} (models: {', '.join(MODEL_NAMES)})")
     live = models.get(name)
     if live is None:
-        raise ModelNotLoaded(f"no {name} champion is loaded")
+        why = models.broken().get(name)
+        raise ModelNotLoaded(f"no {name} champion is loaded" + (f": {why}" if why else ""))
     inputs = inputs_of(live.model.metadata) if name == "lead_score" else []
     return schemas.LiveModelDetail.detail(live, inputs)
 
@@ -37,6 +38,4 @@ def reload_models(models: ModelsDep, metrics: MetricsDep) -> schemas.ReloadOut:
     """Pick up newly promoted champions now (also done by polling every model_poll_seconds)."""
     changed, errors = models.reload()
     metrics.publish_versions(models.all())
-    return schemas.ReloadOut(
-        models=[schemas.LiveModelOut.of(m) for m in models.all()], changed=changed, errors=errors
-    )
+    return schemas.ReloadOut(models=schemas.LiveModelOut.listing(models), changed=changed, errors=errors)

@@ -22,16 +22,29 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(models: ModelsDep, features: FeaturesDep, rep_router: RouterDep) -> JSONResponse:
+    """Ready when the lead-score champion, the online store and the routing state answer.
+
+    ``problems`` names each component that does not, and why: a broken model (the others are still
+    served), a missing online store file, a routing state that does not answer.
+    """
+    problems: dict[str, str] = {f"model:{name}": why for name, why in models.broken().items()}
     checks: dict[str, Any] = {"models": {n: bool(models.get(n)) for n in models.names}}
+    fault = features.fault()
     # a degraded read means the online store did not answer (OnlineFeatures logs why)
-    checks["feature_store"] = not features.lead_features(["__readyz__"])[0].degraded
+    if fault is None and features.lead_features(["__readyz__"])[0].degraded:
+        fault = "online store did not answer a read"
+    checks["feature_store"] = fault is None
+    if fault:
+        problems["feature_store"] = fault
     try:
         checks["routing_state"] = rep_router.state.ping()
     except Exception as err:  # any client error: the state store is not usable
         log.warning("routing state not ready", extra={"error": str(err)[:300]})
         checks["routing_state"] = False
+        problems["routing_state"] = str(err)[:300]
     ready = checks["models"]["lead_score"] and checks["feature_store"] and checks["routing_state"]
-    return JSONResponse(status_code=200 if ready else 503, content={"ready": ready, "checks": checks})
+    content = {"ready": ready, "checks": checks, "problems": problems}
+    return JSONResponse(status_code=200 if ready else 503, content=content)
 
 
 @router.get("/metrics")
