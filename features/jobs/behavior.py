@@ -6,6 +6,11 @@ recency, and the intent combination the field reports as a strong buy signal (â‰
 comparisons, a whitepaper and a service-needs form within 30 days). Rows sit at every event time
 (the state right after it), at every lead's creation (what scoring that lead sees) and at ``as_of``
 (the latest state, which materialisation pushes online).
+
+What models read is computed at request time (``features.request_time``) from what each row also
+stores: daily buckets per event type (``<type>_day<k>``), the day they end on (``stored_day``) and
+the last event's time (``last_event_at``). The windowed counts above are the same facts dated at
+the row, for analysis; a request at a later time re-ages the buckets instead of reading them.
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ from features.jobs.raw import RawTables, require
 from features.jobs.timeline import (
     days_between,
     entity_index,
+    epoch_seconds,
     feature_table,
     query_points,
     to_ns,
     utc_timestamp,
 )
-from features.windows import last_event_before, trailing_counts
+from features.request_time import BEHAVIOR_BUCKET_DAYS, LAST_EVENT_AT, STORED_DAY, bucket_columns
+from features.windows import daily_buckets, last_event_before, trailing_counts, utc_day
 
 WINDOWS_DAYS = BEHAVIOR_WINDOWS_DAYS
 INTENT_MIN_COMPETITOR_VIEWS_30D = INTENT_COMBO_MIN_COMPARISONS
@@ -32,7 +39,9 @@ INTENT_MIN_COMPETITOR_VIEWS_30D = INTENT_COMBO_MIN_COMPARISONS
 def behavior_columns() -> list[str]:
     """Feature columns of both behaviour tables, in table order (Feast views declare these)."""
     counts = [f"{t}_{w}d" for t in BEHAVIOR_EVENT_TYPES for w in WINDOWS_DAYS]
-    return [*counts, "events_30d", "days_since_last_event", "intent_combo"]
+    buckets = [c for t in BEHAVIOR_EVENT_TYPES for c in bucket_columns(t, BEHAVIOR_BUCKET_DAYS)]
+    stored = [STORED_DAY, LAST_EVENT_AT, *buckets]
+    return [*counts, "events_30d", "days_since_last_event", "intent_combo", *stored]
 
 
 def behavior_features(
@@ -48,9 +57,11 @@ def behavior_features(
 
     Only events at or before ``as_of`` are used, and a row at ``t`` counts only events in
     ``(t - w, t]``, so no row sees the future. Points after ``as_of`` are dropped; every entity with
-    an event in the last 30 days also gets a row at ``as_of``; repeated (entity, time) rows appear
+    an event also gets a row at ``as_of``; repeated (entity, time) rows appear
     once. Entities that appear only at points get zero counts and NaN recency.
     """
+    # Every entity with an event gets an ``as_of`` row, however quiet: serving reads its last event
+    # time from it (a company silent for 40 days still has a recency, as in training).
     as_of_ns = to_ns([utc_timestamp(as_of)])[0]
     ev_ts = to_ns(event_ts)
     ev_ok = event_ids.notna().to_numpy() & ~np.isnat(ev_ts) & (ev_ts <= as_of_ns)
@@ -63,10 +74,7 @@ def behavior_features(
     pt_ids = point_ids.to_numpy(dtype=object)[pt_ok]
     entities = entity_index(ev_ids, pt_ids)
     ev_keys = entities.get_indexer(ev_ids)
-    # Only entities active in the last 30 days get an ``as_of`` row: the others' windows are all
-    # zero, and serving reads a missing entity as "no recent behaviour" (materialise stays small).
-    recent = ev_ts > as_of_ns - np.timedelta64(30, "D")
-    with_events = np.unique(ev_keys[recent])
+    with_events = np.unique(ev_keys)
     q_keys, q_ts = query_points(
         np.concatenate([ev_keys, entities.get_indexer(pt_ids), with_events]),
         np.concatenate([ev_ts, pt_ts[pt_ok], np.full(len(with_events), as_of_ns)]),
@@ -79,8 +87,13 @@ def behavior_features(
             columns[f"{event_type}_{window}d"] = trailing_counts(
                 ev_keys[is_type], ev_ts[is_type], q_keys, q_ts, window
             )
+        buckets = daily_buckets(ev_keys[is_type], ev_ts[is_type], q_keys, q_ts, BEHAVIOR_BUCKET_DAYS)
+        columns.update(zip(bucket_columns(event_type, BEHAVIOR_BUCKET_DAYS), buckets.T, strict=True))
     columns["events_30d"] = trailing_counts(ev_keys, ev_ts, q_keys, q_ts, 30)
-    columns["days_since_last_event"] = days_between(q_ts, last_event_before(ev_keys, ev_ts, q_keys, q_ts))
+    last = last_event_before(ev_keys, ev_ts, q_keys, q_ts)
+    columns["days_since_last_event"] = days_between(q_ts, last)
+    columns[STORED_DAY] = utc_day(q_ts)
+    columns[LAST_EVENT_AT] = epoch_seconds(last)
     columns["intent_combo"] = (
         (columns["competitor_comparison_view_30d"] >= INTENT_MIN_COMPETITOR_VIEWS_30D)
         & (columns["whitepaper_download_30d"] >= 1)

@@ -25,6 +25,14 @@ from features.catalog import (
 from features.importers.manifest import ATTRIBUTE_VIEW
 from features.repo.entities import account, commodity, company, lead, opportunity, rep
 from features.repo.sources import behavior_push_source, table_source
+from features.request_time import (
+    BEHAVIOR_BUCKET_DAYS,
+    LAST_EVENT_AT,
+    LAST_TENDER_AT,
+    STORED_DAY,
+    TENDER_BUCKET_DAYS,
+    bucket_columns,
+)
 
 WINDOWS_DAYS = BEHAVIOR_WINDOWS_DAYS
 
@@ -33,6 +41,14 @@ BEHAVIOR_FIELDS = [
     Field(name="events_30d", dtype=Int64),
     Field(name="days_since_last_event", dtype=Float64),
     Field(name="intent_combo", dtype=Int64),
+    # what request-time windows and ages are computed from (features.request_time)
+    Field(name=STORED_DAY, dtype=Int64),
+    Field(name=LAST_EVENT_AT, dtype=Float64),
+    *(
+        Field(name=c, dtype=Int64)
+        for t in BEHAVIOR_EVENT_TYPES
+        for c in bucket_columns(t, BEHAVIOR_BUCKET_DAYS)
+    ),
 ]
 FIRMOGRAPHIC_FIELDS = [
     Field(name="industry", dtype=String),
@@ -50,6 +66,10 @@ TENDER_FIELDS = [
     Field(name="open_tenders", dtype=Int64),
     *(Field(name=f"open_tenders_{line}", dtype=Int64) for line in PRODUCT_LINE_NAMES),
     Field(name="days_since_last_tender", dtype=Float64),
+    Field(name=STORED_DAY, dtype=Int64),
+    Field(name=LAST_TENDER_AT, dtype=Float64),
+    *(Field(name=c, dtype=Int64) for c in bucket_columns("tenders", TENDER_BUCKET_DAYS)),
+    *(Field(name=c, dtype=Float64) for c in bucket_columns("tender_budget", TENDER_BUCKET_DAYS)),
 ]
 COMMODITY_FIELDS = [
     Field(name="price", dtype=Float64),
@@ -116,6 +136,8 @@ BEHAVIOR_TREND_FIELDS = [
 # How far back materialisation reads each view (None: all history, e.g. every company's profile).
 SERVING_WINDOW: dict[str, timedelta | None] = {
     "company_firmographics": None,
+    # every company with an event / a tender also has a row at the build's as_of (its last event
+    # time and buckets), so a quiet one is served too
     "company_behavior": timedelta(days=30),
     "lead_behavior": timedelta(days=30),
     "company_tenders": timedelta(days=90),
