@@ -36,12 +36,18 @@ WINDOWS_DAYS = BEHAVIOR_WINDOWS_DAYS
 INTENT_MIN_COMPETITOR_VIEWS_30D = INTENT_COMBO_MIN_COMPARISONS
 
 
-def behavior_columns() -> list[str]:
-    """Feature columns of both behaviour tables, in table order (Feast views declare these)."""
+def behavior_columns(request_time: bool = True) -> list[str]:
+    """Feature columns of a behaviour table, in table order (Feast views declare these).
+
+    ``request_time`` adds what request-time windows are computed from: only the company table,
+    which the lead model reads, carries it (nine types x 31 days is most of a row's size).
+    """
     counts = [f"{t}_{w}d" for t in BEHAVIOR_EVENT_TYPES for w in WINDOWS_DAYS]
+    base = [*counts, "events_30d", "days_since_last_event", "intent_combo"]
+    if not request_time:
+        return base
     buckets = [c for t in BEHAVIOR_EVENT_TYPES for c in bucket_columns(t, BEHAVIOR_BUCKET_DAYS)]
-    stored = [STORED_DAY, LAST_EVENT_AT, *buckets]
-    return [*counts, "events_30d", "days_since_last_event", "intent_combo", *stored]
+    return [*base, STORED_DAY, LAST_EVENT_AT, *buckets]
 
 
 def behavior_features(
@@ -52,6 +58,7 @@ def behavior_features(
     point_ts: pd.Series,
     key: str,
     as_of: pd.Timestamp,
+    request_time: bool = True,
 ) -> pd.DataFrame:
     """Behaviour features of entity ``key`` at the given points, the events' times and ``as_of``.
 
@@ -87,8 +94,9 @@ def behavior_features(
             columns[f"{event_type}_{window}d"] = trailing_counts(
                 ev_keys[is_type], ev_ts[is_type], q_keys, q_ts, window
             )
-        buckets = daily_buckets(ev_keys[is_type], ev_ts[is_type], q_keys, q_ts, BEHAVIOR_BUCKET_DAYS)
-        columns.update(zip(bucket_columns(event_type, BEHAVIOR_BUCKET_DAYS), buckets.T, strict=True))
+        if request_time:
+            buckets = daily_buckets(ev_keys[is_type], ev_ts[is_type], q_keys, q_ts, BEHAVIOR_BUCKET_DAYS)
+            columns.update(zip(bucket_columns(event_type, BEHAVIOR_BUCKET_DAYS), buckets.T, strict=True))
     columns["events_30d"] = trailing_counts(ev_keys, ev_ts, q_keys, q_ts, 30)
     last = last_event_before(ev_keys, ev_ts, q_keys, q_ts)
     columns["days_since_last_event"] = days_between(q_ts, last)
@@ -99,7 +107,7 @@ def behavior_features(
         & (columns["whitepaper_download_30d"] >= 1)
         & (columns["service_needs_form_30d"] >= 1)
     ).astype(np.int64)
-    ordered = {name: columns[name] for name in behavior_columns()}
+    ordered = {name: columns[name] for name in behavior_columns(request_time)}
     return feature_table(key, entities.to_numpy(dtype=object)[q_keys], q_ts, ordered)
 
 
@@ -128,4 +136,5 @@ def build_lead_behavior(raw: RawTables, as_of: pd.Timestamp) -> pd.DataFrame:
         leads["created_at"],
         "lead_id",
         as_of,
+        request_time=False,
     )

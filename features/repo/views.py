@@ -41,7 +41,9 @@ BEHAVIOR_FIELDS = [
     Field(name="events_30d", dtype=Int64),
     Field(name="days_since_last_event", dtype=Float64),
     Field(name="intent_combo", dtype=Int64),
-    # what request-time windows and ages are computed from (features.request_time)
+]
+# what the lead model's request-time windows and ages are computed from (features.request_time)
+BEHAVIOR_REQUEST_TIME_FIELDS = [
     Field(name=STORED_DAY, dtype=Int64),
     Field(name=LAST_EVENT_AT, dtype=Float64),
     *(
@@ -167,7 +169,7 @@ def feature_views(feature_dir: Path) -> dict[str, FeatureView]:
         view(
             "company_behavior",
             company,
-            BEHAVIOR_FIELDS,
+            [*BEHAVIOR_FIELDS, *BEHAVIOR_REQUEST_TIME_FIELDS],
             behavior_push_source(feature_dir),
             "Web and email behaviour of the company in 1/7/30-day windows; pushable.",
         ),
