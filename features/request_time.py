@@ -47,7 +47,8 @@ from features.catalog import (
 from features.windows import bucket_window
 
 # Stored in the behaviour and tender views: the UTC day their buckets end on, the last event's
-# time (seconds since the epoch), and one daily bucket per day back (``<name>_day<k>``).
+# time (seconds since the epoch), and per series an array of daily buckets (``<name>_daily``): one
+# Feast array feature rather than a column per day keeps materialisation to a few values per row.
 STORED_DAY = "stored_day"
 LAST_EVENT_AT = "last_event_at"
 LAST_TENDER_AT = "last_tender_at"
@@ -57,9 +58,16 @@ TENDER_BUCKET_DAYS = max(TENDER_WINDOWS_DAYS) + 1
 TENDER_BUCKETS = ("tenders", "tender_budget")  # notices published, their budgets (CNY)
 
 
-def bucket_columns(name: str, days: int) -> list[str]:
-    """The stored daily bucket columns of one series: ``<name>_day0`` (today) .. ``<name>_day<days-1>``."""
-    return [f"{name}_day{k}" for k in range(days)]
+def daily_column(name: str) -> str:
+    """The stored daily buckets of one series: one array per row, ``[k]`` = day ``stored_day - k``."""
+    return f"{name}_daily"
+
+
+def rows_of_buckets(buckets: np.ndarray) -> np.ndarray:
+    """``[row, k]`` buckets as a column of per-row arrays (how a table stores them)."""
+    column = np.empty(len(buckets), dtype=object)
+    column[:] = list(buckets)
+    return column
 
 
 # Columns the CRM sends for a lead at creation (the service's request, the training rows).
@@ -199,11 +207,17 @@ def _numbers(values: object, n: int, fill: float | None) -> np.ndarray:
     return np.where(np.isnan(out), fill, out) if fill is not None else out
 
 
-def _stored(rows: Mapping[str, object], view: str, names: Sequence[str], n: int) -> np.ndarray:
-    """``[row, k]`` float matrix of a view's stored bucket columns (NaN where the row is missing)."""
-    if not names:
-        return np.zeros((n, 0))
-    return np.column_stack([_numbers(rows.get(f"{view}__{name}"), n, None) for name in names])
+def _stored(rows: Mapping[str, object], name: str, days: int, n: int) -> np.ndarray:
+    """``[row, k]`` float matrix of one stored bucket array per row (NaN where the row is missing)."""
+    out = np.full((n, days), np.nan)
+    values = rows.get(name)
+    if values is None:
+        return out
+    for i, value in enumerate(values):  # arrays offline, lists online, None / NaN when absent
+        if value is not None and not (isinstance(value, float) and np.isnan(value)):
+            stored = np.asarray(value, dtype=np.float64)
+            out[i, : min(days, len(stored))] = stored[:days]
+    return out
 
 
 def _age_days(now_s: np.ndarray, last_s: np.ndarray) -> np.ndarray:
@@ -220,7 +234,7 @@ def trailing_features(rows: Mapping[str, object], created: np.ndarray) -> dict[s
     day = _numbers(rows.get(f"company_behavior__{STORED_DAY}"), n, None)
     total = np.zeros(n)
     for event_type in BEHAVIOR_EVENT_TYPES:
-        buckets = _stored(rows, "company_behavior", bucket_columns(event_type, BEHAVIOR_BUCKET_DAYS), n)
+        buckets = _stored(rows, f"company_behavior__{daily_column(event_type)}", BEHAVIOR_BUCKET_DAYS, n)
         for window in BEHAVIOR_WINDOWS_DAYS:
             out[f"company_behavior__{event_type}_{window}d"] = bucket_window(buckets, day, now_day, window)
         total += out[f"company_behavior__{event_type}_30d"]
@@ -235,7 +249,7 @@ def trailing_features(rows: Mapping[str, object], created: np.ndarray) -> dict[s
     )
     day = _numbers(rows.get(f"company_tenders__{STORED_DAY}"), n, None)
     for series, feature in (("tenders", "tenders_{w}d"), ("tender_budget", "tender_budget_{w}d_cny")):
-        buckets = _stored(rows, "company_tenders", bucket_columns(series, TENDER_BUCKET_DAYS), n)
+        buckets = _stored(rows, f"company_tenders__{daily_column(series)}", TENDER_BUCKET_DAYS, n)
         for window in TENDER_WINDOWS_DAYS:
             out[f"company_tenders__{feature.format(w=window)}"] = bucket_window(buckets, day, now_day, window)
     out["company_tenders__days_since_last_tender"] = _age_days(

@@ -8,7 +8,7 @@ comparisons, a whitepaper and a service-needs form within 30 days). Rows sit at 
 (the latest state, which materialisation pushes online).
 
 What models read is computed at request time (``features.request_time``) from what each row also
-stores: daily buckets per event type (``<type>_day<k>``), the day they end on (``stored_day``) and
+stores: an array of daily buckets per event type (``<type>_daily``), the day they end on (``stored_day``) and
 the last event's time (``last_event_at``). The windowed counts above are the same facts dated at
 the row, for analysis; a request at a later time re-ages the buckets instead of reading them.
 """
@@ -29,7 +29,13 @@ from features.jobs.timeline import (
     to_ns,
     utc_timestamp,
 )
-from features.request_time import BEHAVIOR_BUCKET_DAYS, LAST_EVENT_AT, STORED_DAY, bucket_columns
+from features.request_time import (
+    BEHAVIOR_BUCKET_DAYS,
+    LAST_EVENT_AT,
+    STORED_DAY,
+    daily_column,
+    rows_of_buckets,
+)
 from features.windows import daily_buckets, last_event_before, trailing_counts, utc_day
 
 WINDOWS_DAYS = BEHAVIOR_WINDOWS_DAYS
@@ -40,14 +46,13 @@ def behavior_columns(request_time: bool = True) -> list[str]:
     """Feature columns of a behaviour table, in table order (Feast views declare these).
 
     ``request_time`` adds what request-time windows are computed from: only the company table,
-    which the lead model reads, carries it (nine types x 31 days is most of a row's size).
+    which the lead model reads, carries it (nine arrays of 31 days are most of a row).
     """
     counts = [f"{t}_{w}d" for t in BEHAVIOR_EVENT_TYPES for w in WINDOWS_DAYS]
     base = [*counts, "events_30d", "days_since_last_event", "intent_combo"]
     if not request_time:
         return base
-    buckets = [c for t in BEHAVIOR_EVENT_TYPES for c in bucket_columns(t, BEHAVIOR_BUCKET_DAYS)]
-    return [*base, STORED_DAY, LAST_EVENT_AT, *buckets]
+    return [*base, STORED_DAY, LAST_EVENT_AT, *(daily_column(t) for t in BEHAVIOR_EVENT_TYPES)]
 
 
 def behavior_features(
@@ -96,7 +101,7 @@ def behavior_features(
             )
         if request_time:
             buckets = daily_buckets(ev_keys[is_type], ev_ts[is_type], q_keys, q_ts, BEHAVIOR_BUCKET_DAYS)
-            columns.update(zip(bucket_columns(event_type, BEHAVIOR_BUCKET_DAYS), buckets.T, strict=True))
+            columns[daily_column(event_type)] = rows_of_buckets(buckets)
     columns["events_30d"] = trailing_counts(ev_keys, ev_ts, q_keys, q_ts, 30)
     last = last_event_before(ev_keys, ev_ts, q_keys, q_ts)
     columns["days_since_last_event"] = days_between(q_ts, last)

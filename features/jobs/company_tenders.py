@@ -6,8 +6,8 @@ time, each weekly opportunity snapshot of the company's deals — plus every ten
 deadline (where the state changes) and ``as_of`` for every company that has published a tender.
 
 Models read the windowed counts and the recency through ``features.request_time``, at the request's
-time, from what each row stores for it: daily buckets of notices and budgets (``tenders_day<k>``,
-``tender_budget_day<k>``), the day they end on (``stored_day``) and ``last_tender_at``.
+time, from what each row stores for it: daily buckets of notices and budgets (``tenders_daily``,
+``tender_budget_daily``), the day they end on (``stored_day``) and ``last_tender_at``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,13 @@ from features.jobs.timeline import (
     to_ns,
     utc_timestamp,
 )
-from features.request_time import LAST_TENDER_AT, STORED_DAY, TENDER_BUCKET_DAYS, bucket_columns
+from features.request_time import (
+    LAST_TENDER_AT,
+    STORED_DAY,
+    TENDER_BUCKET_DAYS,
+    daily_column,
+    rows_of_buckets,
+)
 from features.windows import daily_buckets, last_event_before, trailing_counts, utc_day
 
 TABLE = "company_tenders"
@@ -104,10 +110,10 @@ def build_company_tenders(raw: RawTables, as_of: pd.Timestamp) -> pd.DataFrame:
     columns[STORED_DAY] = utc_day(q_ts)
     columns[LAST_TENDER_AT] = epoch_seconds(last)
     notices = daily_buckets(keys, pub_ts, q_keys, q_ts, TENDER_BUCKET_DAYS)
-    columns.update(zip(bucket_columns("tenders", TENDER_BUCKET_DAYS), notices.T, strict=True))
+    columns[daily_column("tenders")] = rows_of_buckets(notices)
     budgets = daily_buckets(
         keys[has_budget], pub_ts[has_budget], q_keys, q_ts, TENDER_BUCKET_DAYS, budget[has_budget]
     )
-    columns.update(zip(bucket_columns("tender_budget", TENDER_BUCKET_DAYS), budgets.T, strict=True))
+    columns[daily_column("tender_budget")] = rows_of_buckets(budgets)
 
     return feature_table(KEY, companies.to_numpy(dtype=object)[q_keys], q_ts, columns)

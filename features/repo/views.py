@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from feast import Entity, FeatureView, Field
-from feast.types import Float64, Int64, String
+from feast.types import Array, Float64, Int64, String
 
 from features.catalog import (
     BEHAVIOR_EVENT_TYPES,
@@ -26,12 +26,10 @@ from features.importers.manifest import ATTRIBUTE_VIEW
 from features.repo.entities import account, commodity, company, lead, opportunity, rep
 from features.repo.sources import behavior_push_source, table_source
 from features.request_time import (
-    BEHAVIOR_BUCKET_DAYS,
     LAST_EVENT_AT,
     LAST_TENDER_AT,
     STORED_DAY,
-    TENDER_BUCKET_DAYS,
-    bucket_columns,
+    daily_column,
 )
 
 WINDOWS_DAYS = BEHAVIOR_WINDOWS_DAYS
@@ -46,11 +44,7 @@ BEHAVIOR_FIELDS = [
 BEHAVIOR_REQUEST_TIME_FIELDS = [
     Field(name=STORED_DAY, dtype=Int64),
     Field(name=LAST_EVENT_AT, dtype=Float64),
-    *(
-        Field(name=c, dtype=Int64)
-        for t in BEHAVIOR_EVENT_TYPES
-        for c in bucket_columns(t, BEHAVIOR_BUCKET_DAYS)
-    ),
+    *(Field(name=daily_column(t), dtype=Array(Int64)) for t in BEHAVIOR_EVENT_TYPES),
 ]
 FIRMOGRAPHIC_FIELDS = [
     Field(name="industry", dtype=String),
@@ -70,8 +64,8 @@ TENDER_FIELDS = [
     Field(name="days_since_last_tender", dtype=Float64),
     Field(name=STORED_DAY, dtype=Int64),
     Field(name=LAST_TENDER_AT, dtype=Float64),
-    *(Field(name=c, dtype=Int64) for c in bucket_columns("tenders", TENDER_BUCKET_DAYS)),
-    *(Field(name=c, dtype=Float64) for c in bucket_columns("tender_budget", TENDER_BUCKET_DAYS)),
+    Field(name=daily_column("tenders"), dtype=Array(Int64)),
+    Field(name=daily_column("tender_budget"), dtype=Array(Float64)),
 ]
 COMMODITY_FIELDS = [
     Field(name="price", dtype=Float64),
