@@ -49,7 +49,9 @@ from features.windows import bucket_window
 # Stored in the behaviour and tender views: the UTC day their buckets end on, the last event's
 # time (seconds since the epoch), and per series an array of daily buckets (``<name>_daily``): one
 # Feast array feature rather than a column per day keeps materialisation to a few values per row.
-STORED_DAY = "stored_day"
+# (two names: Feast rejects one feature name in two views of a service unless names are prefixed)
+BEHAVIOR_STORED_DAY = "behavior_stored_day"
+TENDER_STORED_DAY = "tender_stored_day"
 LAST_EVENT_AT = "last_event_at"
 LAST_TENDER_AT = "last_tender_at"
 BEHAVIOR_BUCKET_DAYS = max(BEHAVIOR_WINDOWS_DAYS) + 1
@@ -231,7 +233,7 @@ def trailing_features(rows: Mapping[str, object], created: np.ndarray) -> dict[s
     now_s = created.astype("datetime64[s]").astype(np.int64).astype(np.float64)
     now_day = np.floor_divide(now_s, 86_400.0)
     out: dict[str, np.ndarray] = {}
-    day = _numbers(rows.get(f"company_behavior__{STORED_DAY}"), n, None)
+    day = _numbers(rows.get(f"company_behavior__{BEHAVIOR_STORED_DAY}"), n, None)
     total = np.zeros(n)
     for event_type in BEHAVIOR_EVENT_TYPES:
         buckets = _stored(rows, f"company_behavior__{daily_column(event_type)}", BEHAVIOR_BUCKET_DAYS, n)
@@ -247,7 +249,7 @@ def trailing_features(rows: Mapping[str, object], created: np.ndarray) -> dict[s
     out["company_behavior__days_since_last_event"] = _age_days(
         now_s, _numbers(rows.get(f"company_behavior__{LAST_EVENT_AT}"), n, None)
     )
-    day = _numbers(rows.get(f"company_tenders__{STORED_DAY}"), n, None)
+    day = _numbers(rows.get(f"company_tenders__{TENDER_STORED_DAY}"), n, None)
     for series, feature in (("tenders", "tenders_{w}d"), ("tender_budget", "tender_budget_{w}d_cny")):
         buckets = _stored(rows, f"company_tenders__{daily_column(series)}", TENDER_BUCKET_DAYS, n)
         for window in TENDER_WINDOWS_DAYS:

@@ -8,9 +8,10 @@ comparisons, a whitepaper and a service-needs form within 30 days). Rows sit at 
 (the latest state, which materialisation pushes online).
 
 What models read is computed at request time (``features.request_time``) from what each row also
-stores: an array of daily buckets per event type (``<type>_daily``), the day they end on (``stored_day``) and
-the last event's time (``last_event_at``). The windowed counts above are the same facts dated at
-the row, for analysis; a request at a later time re-ages the buckets instead of reading them.
+stores: an array of daily buckets per event type (``<type>_daily``), the day they end on
+(``behavior_stored_day``) and the last event's time (``last_event_at``). The windowed counts
+above are the same facts dated at the row, for analysis; a request at a later time re-ages the
+buckets instead of reading them.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from features.jobs.timeline import (
 )
 from features.request_time import (
     BEHAVIOR_BUCKET_DAYS,
+    BEHAVIOR_STORED_DAY,
     LAST_EVENT_AT,
-    STORED_DAY,
     daily_column,
     rows_of_buckets,
 )
@@ -52,7 +53,7 @@ def behavior_columns(request_time: bool = True) -> list[str]:
     base = [*counts, "events_30d", "days_since_last_event", "intent_combo"]
     if not request_time:
         return base
-    return [*base, STORED_DAY, LAST_EVENT_AT, *(daily_column(t) for t in BEHAVIOR_EVENT_TYPES)]
+    return [*base, BEHAVIOR_STORED_DAY, LAST_EVENT_AT, *(daily_column(t) for t in BEHAVIOR_EVENT_TYPES)]
 
 
 def behavior_features(
@@ -105,7 +106,7 @@ def behavior_features(
     columns["events_30d"] = trailing_counts(ev_keys, ev_ts, q_keys, q_ts, 30)
     last = last_event_before(ev_keys, ev_ts, q_keys, q_ts)
     columns["days_since_last_event"] = days_between(q_ts, last)
-    columns[STORED_DAY] = utc_day(q_ts)
+    columns[BEHAVIOR_STORED_DAY] = utc_day(q_ts)
     columns[LAST_EVENT_AT] = epoch_seconds(last)
     columns["intent_combo"] = (
         (columns["competitor_comparison_view_30d"] >= INTENT_MIN_COMPETITOR_VIEWS_30D)

@@ -7,7 +7,7 @@ deadline (where the state changes) and ``as_of`` for every company that has publ
 
 Models read the windowed counts and the recency through ``features.request_time``, at the request's
 time, from what each row stores for it: daily buckets of notices and budgets (``tenders_daily``,
-``tender_budget_daily``), the day they end on (``stored_day``) and ``last_tender_at``.
+``tender_budget_daily``), the day they end on (``tender_stored_day``) and ``last_tender_at``.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from features.jobs.timeline import (
 )
 from features.request_time import (
     LAST_TENDER_AT,
-    STORED_DAY,
     TENDER_BUCKET_DAYS,
+    TENDER_STORED_DAY,
     daily_column,
     rows_of_buckets,
 )
@@ -107,7 +107,7 @@ def build_company_tenders(raw: RawTables, as_of: pd.Timestamp) -> pd.DataFrame:
         columns[f"open_tenders_{line}"] = _open_at(keys[sel], pub_ts[sel], dl_ts[sel], q_keys, q_ts)
     last = last_event_before(keys, pub_ts, q_keys, q_ts)
     columns["days_since_last_tender"] = days_between(q_ts, last)
-    columns[STORED_DAY] = utc_day(q_ts)
+    columns[TENDER_STORED_DAY] = utc_day(q_ts)
     columns[LAST_TENDER_AT] = epoch_seconds(last)
     notices = daily_buckets(keys, pub_ts, q_keys, q_ts, TENDER_BUCKET_DAYS)
     columns[daily_column("tenders")] = rows_of_buckets(notices)

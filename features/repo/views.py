@@ -26,9 +26,10 @@ from features.importers.manifest import ATTRIBUTE_VIEW
 from features.repo.entities import account, commodity, company, lead, opportunity, rep
 from features.repo.sources import behavior_push_source, table_source
 from features.request_time import (
+    BEHAVIOR_STORED_DAY,
     LAST_EVENT_AT,
     LAST_TENDER_AT,
-    STORED_DAY,
+    TENDER_STORED_DAY,
     daily_column,
 )
 
@@ -42,7 +43,7 @@ BEHAVIOR_FIELDS = [
 ]
 # what the lead model's request-time windows and ages are computed from (features.request_time)
 BEHAVIOR_REQUEST_TIME_FIELDS = [
-    Field(name=STORED_DAY, dtype=Int64),
+    Field(name=BEHAVIOR_STORED_DAY, dtype=Int64),
     Field(name=LAST_EVENT_AT, dtype=Float64),
     *(Field(name=daily_column(t), dtype=Array(Int64)) for t in BEHAVIOR_EVENT_TYPES),
 ]
@@ -62,7 +63,7 @@ TENDER_FIELDS = [
     Field(name="open_tenders", dtype=Int64),
     *(Field(name=f"open_tenders_{line}", dtype=Int64) for line in PRODUCT_LINE_NAMES),
     Field(name="days_since_last_tender", dtype=Float64),
-    Field(name=STORED_DAY, dtype=Int64),
+    Field(name=TENDER_STORED_DAY, dtype=Int64),
     Field(name=LAST_TENDER_AT, dtype=Float64),
     Field(name=daily_column("tenders"), dtype=Array(Int64)),
     Field(name=daily_column("tender_budget"), dtype=Array(Float64)),
