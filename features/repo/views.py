@@ -63,6 +63,10 @@ TENDER_FIELDS = [
     Field(name="open_tenders", dtype=Int64),
     *(Field(name=f"open_tenders_{line}", dtype=Int64) for line in PRODUCT_LINE_NAMES),
     Field(name="days_since_last_tender", dtype=Float64),
+]
+# what the lead model's request-time tender windows and recency are computed from; the close model
+# reads the row-dated fields above (its rows sit at the weekly snapshots, so they are dated right)
+TENDER_REQUEST_TIME_FIELDS = [
     Field(name=TENDER_STORED_DAY, dtype=Int64),
     Field(name=LAST_TENDER_AT, dtype=Float64),
     Field(name=daily_column("tenders"), dtype=Array(Int64)),
@@ -176,7 +180,10 @@ def feature_views(feature_dir: Path) -> dict[str, FeatureView]:
             description="Registered capital, insured headcount, industry (工商 snapshots).",
         ),
         view(
-            "company_tenders", company, TENDER_FIELDS, description="Public tenders (招投标) by the company."
+            "company_tenders",
+            company,
+            [*TENDER_FIELDS, *TENDER_REQUEST_TIME_FIELDS],
+            description="Public tenders (招投标) by the company.",
         ),
         view(
             "commodity_prices",
