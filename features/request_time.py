@@ -8,8 +8,17 @@ the open tenders in the product line it asks about. Training calls :func:`lead_m
 point-in-time joined rows; the service calls it on one request merged with online features. Both
 get exactly the same columns, so the model never sees a feature computed two ways.
 
-Missing stored rows mean "nothing happened": a company with no behaviour or tender row (never
-active, or not active within the serving window) gets zero counts, in training and in serving alike.
+Offline equals online: trailing windows and ages are computed here, at the request's time (the
+lead's ``created_at``), never read as stored numbers. The behaviour and tender views store what the
+windows are made of: daily event buckets (``features.windows.daily_buckets``) with the UTC day they
+were stored on, and the last event's time. Training joins the latest stored row at or before each
+lead's creation and calls this function with that creation time as "now"; the service reads the
+latest online row and calls it with the request's ``created_at``. Both rows hold the same buckets
+(no event falls between them), so both get the same counts and ages, however old the row is.
+
+A window of ``w`` days is today (UTC) up to the request plus the ``w`` whole days before it.
+Missing stored rows mean "nothing happened": a company with no behaviour or tender row gets zero
+counts and unknown recency, in training and in serving alike.
 """
 
 from __future__ import annotations
@@ -31,9 +40,37 @@ from features.catalog import (
     CONTACT_ROLES,
     COUNTRIES,
     INDUSTRIES,
+    INTENT_COMBO_MIN_COMPARISONS,
     LANGUAGES,
     PRODUCT_LINE_NAMES,
 )
+from features.windows import bucket_window
+
+# Stored in the behaviour and tender views: the UTC day their buckets end on, the last event's
+# time (seconds since the epoch), and per series an array of daily buckets (``<name>_daily``): one
+# Feast array feature rather than a column per day keeps materialisation to a few values per row.
+# (two names: Feast rejects one feature name in two views of a service unless names are prefixed)
+BEHAVIOR_STORED_DAY = "behavior_stored_day"
+TENDER_STORED_DAY = "tender_stored_day"
+LAST_EVENT_AT = "last_event_at"
+LAST_TENDER_AT = "last_tender_at"
+BEHAVIOR_BUCKET_DAYS = max(BEHAVIOR_WINDOWS_DAYS) + 1
+TENDER_WINDOWS_DAYS = (30, 90)
+TENDER_BUCKET_DAYS = max(TENDER_WINDOWS_DAYS) + 1
+TENDER_BUCKETS = ("tenders", "tender_budget")  # notices published, their budgets (CNY)
+
+
+def daily_column(name: str) -> str:
+    """The stored daily buckets of one series: one array per row, ``[k]`` = day ``stored_day - k``."""
+    return f"{name}_daily"
+
+
+def rows_of_buckets(buckets: np.ndarray) -> np.ndarray:
+    """``[row, k]`` buckets as a column of per-row arrays (how a table stores them)."""
+    column = np.empty(len(buckets), dtype=object)
+    column[:] = list(buckets)
+    return column
+
 
 # Columns the CRM sends for a lead at creation (the service's request, the training rows).
 LEAD_REQUEST_COLUMNS = (
@@ -172,6 +209,57 @@ def _numbers(values: object, n: int, fill: float | None) -> np.ndarray:
     return np.where(np.isnan(out), fill, out) if fill is not None else out
 
 
+def _stored(rows: Mapping[str, object], name: str, days: int, n: int) -> np.ndarray:
+    """``[row, k]`` float matrix of one stored bucket array per row (NaN where the row is missing)."""
+    out = np.full((n, days), np.nan)
+    values = rows.get(name)
+    if values is None:
+        return out
+    for i, value in enumerate(values):  # arrays offline, lists online, None / NaN when absent
+        if value is not None and not (isinstance(value, float) and np.isnan(value)):
+            stored = np.asarray(value, dtype=np.float64)
+            out[i, : min(days, len(stored))] = stored[:days]
+    return out
+
+
+def _age_days(now_s: np.ndarray, last_s: np.ndarray) -> np.ndarray:
+    """Days from the last event to now (NaN when there was none; 0 for a request dated before it)."""
+    return np.maximum(now_s - last_s, 0.0) / 86_400.0
+
+
+def trailing_features(rows: Mapping[str, object], created: np.ndarray) -> dict[str, np.ndarray]:
+    """Behaviour and tender windows and ages at each row's ``created`` instant, from stored buckets."""
+    n = len(created)
+    now_s = created.astype("datetime64[s]").astype(np.int64).astype(np.float64)
+    now_day = np.floor_divide(now_s, 86_400.0)
+    out: dict[str, np.ndarray] = {}
+    day = _numbers(rows.get(f"company_behavior__{BEHAVIOR_STORED_DAY}"), n, None)
+    total = np.zeros(n)
+    for event_type in BEHAVIOR_EVENT_TYPES:
+        buckets = _stored(rows, f"company_behavior__{daily_column(event_type)}", BEHAVIOR_BUCKET_DAYS, n)
+        for window in BEHAVIOR_WINDOWS_DAYS:
+            out[f"company_behavior__{event_type}_{window}d"] = bucket_window(buckets, day, now_day, window)
+        total += out[f"company_behavior__{event_type}_30d"]
+    out["company_behavior__events_30d"] = total
+    out["company_behavior__intent_combo"] = (
+        (out["company_behavior__competitor_comparison_view_30d"] >= INTENT_COMBO_MIN_COMPARISONS)
+        & (out["company_behavior__whitepaper_download_30d"] >= 1)
+        & (out["company_behavior__service_needs_form_30d"] >= 1)
+    ).astype(np.float64)
+    out["company_behavior__days_since_last_event"] = _age_days(
+        now_s, _numbers(rows.get(f"company_behavior__{LAST_EVENT_AT}"), n, None)
+    )
+    day = _numbers(rows.get(f"company_tenders__{TENDER_STORED_DAY}"), n, None)
+    for series, feature in (("tenders", "tenders_{w}d"), ("tender_budget", "tender_budget_{w}d_cny")):
+        buckets = _stored(rows, f"company_tenders__{daily_column(series)}", TENDER_BUCKET_DAYS, n)
+        for window in TENDER_WINDOWS_DAYS:
+            out[f"company_tenders__{feature.format(w=window)}"] = bucket_window(buckets, day, now_day, window)
+    out["company_tenders__days_since_last_tender"] = _age_days(
+        now_s, _numbers(rows.get(f"company_tenders__{LAST_TENDER_AT}"), n, None)
+    )
+    return out
+
+
 def lead_model_columns(
     rows: Mapping[str, Sequence[object] | np.ndarray], stored: Sequence[str] = ()
 ) -> dict[str, np.ndarray]:
@@ -213,10 +301,11 @@ def lead_model_columns(
         "language": text("language"),
         "country": text("country"),
     }
+    trailing = trailing_features(rows, created)
     for name in (*_BEHAVIOR_COUNTS, *_TENDER_COUNTS):
-        out[name] = _numbers(rows.get(name), n, 0.0)
+        out[name] = trailing[name] if name in trailing else _numbers(rows.get(name), n, 0.0)
     for name in (*_FIRMOGRAPHIC_NUMBERS, *_RECENCY):
-        out[name] = _numbers(rows.get(name), n, None)
+        out[name] = trailing[name] if name in trailing else _numbers(rows.get(name), n, None)
     in_interest = np.zeros(n)
     for line in PRODUCT_LINE_NAMES:
         mask = product == line

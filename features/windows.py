@@ -77,3 +77,67 @@ def last_event_before(
     valid[valid] = (ev_sorted[idx[valid]] // span) == query_keys[valid].astype(np.int64)
     out[valid] = (ev_ns[order][idx[valid]]).astype("datetime64[s]").astype("datetime64[ns]")
     return out
+
+
+def utc_day(ts: np.ndarray) -> np.ndarray:
+    """Whole UTC days since the epoch of each instant (``datetime64``; NaT is not allowed)."""
+    return np.floor_divide(ts.astype("datetime64[s]").astype(np.int64), _S_PER_DAY)
+
+
+def daily_buckets(
+    event_keys: np.ndarray,
+    event_ts: np.ndarray,
+    query_keys: np.ndarray,
+    query_ts: np.ndarray,
+    days: int,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """``[query, k]``: count (or sum of ``weights``) of the key's events on UTC day ``day(t) - k``.
+
+    ``k = 0`` is the query's own day up to and including ``t``; ``k = 1 .. days - 1`` are whole days
+    before it. Stored beside ``utc_day(t)``, these let :func:`bucket_window` count any trailing
+    window of up to ``days - 1`` whole days at any later instant, which is what request-time
+    features need: the stored row does not have to be dated at the request.
+    """
+    ev_s = event_ts.astype("datetime64[s]").astype(np.int64)
+    q_s = query_ts.astype("datetime64[s]").astype(np.int64)
+    out = np.zeros((len(q_s), days), dtype=np.float64 if weights is not None else np.int64)
+    if len(ev_s) == 0 or len(q_s) == 0:
+        return out
+    lo = min(ev_s.min(), q_s.min()) - days * _S_PER_DAY - 1
+    hi = max(ev_s.max(), q_s.max()) + 1
+    span = int(hi - lo) + 1
+    ev = _keyed(event_keys, ev_s - lo, span)
+    order = np.argsort(ev, kind="stable")
+    ev_sorted = ev[order]
+    w = np.ones(len(ev_s)) if weights is None else np.asarray(weights, dtype=np.float64)
+    cum = np.concatenate([[0.0], np.cumsum(w[order])])
+
+    def upto(instant_s: np.ndarray) -> np.ndarray:  # events of the key at or before each instant
+        return cum[np.searchsorted(ev_sorted, _keyed(query_keys, instant_s - lo, span), side="right")]
+
+    midnight = np.floor_divide(q_s, _S_PER_DAY) * _S_PER_DAY
+    later = upto(q_s)
+    for k in range(days):
+        earlier = upto(midnight - k * _S_PER_DAY - 1)
+        out[:, k] = np.rint(later - earlier) if weights is None else later - earlier
+        later = earlier
+    return out
+
+
+def bucket_window(
+    buckets: np.ndarray, stored_day: np.ndarray, now_day: np.ndarray, window_days: int
+) -> np.ndarray:
+    """Sum of ``daily_buckets`` (stored on ``stored_day``) over the window at ``now_day``.
+
+    The window is today so far plus the ``window_days`` whole UTC days before it. Days between the
+    stored row and now have no events (a later event would have written a later row), so each day
+    passed drops one stored bucket off the far end. A request dated before its stored row cannot
+    forget what the row saw: it reads the row as it stands (no negative shift). Rows with no stored
+    day (NaN) read zero.
+    """
+    days = buckets.shape[1]
+    known = ~np.isnan(stored_day)
+    shift = np.where(known, np.maximum(now_day - np.where(known, stored_day, 0), 0), days)
+    keep = np.arange(days)[None, :] <= (window_days - shift)[:, None]
+    return np.where(keep, np.nan_to_num(buckets.astype(np.float64)), 0.0).sum(axis=1)

@@ -147,7 +147,11 @@ def _read(
 
 def _python(proto: Value) -> Any:
     kind = proto.WhichOneof("val")
-    return None if kind is None or kind == "null_val" else getattr(proto, kind)
+    if kind is None or kind == "null_val":
+        return None
+    value = getattr(proto, kind)
+    # array features (the daily buckets request-time windows are counted from) arrive as a message
+    return list(value.val) if kind.endswith("_list_val") else value
 
 
 def online_frame(store: FeatureStore, view: str, join_key: str, ids: list[str]) -> pd.DataFrame:

@@ -1,7 +1,10 @@
 """Score leads: infer missing fields, join online features, run the champion, explain, route.
 
 The model input comes from ``features.request_time.lead_model_frame``, the same function
-training used, over the request's fields plus the online features named as in training.
+training used, over the request's fields plus the online features named as in training. Its "now"
+is the lead's ``created_at`` (default: the clock's now), as training's is each lead's creation:
+behaviour and tender windows and ages are counted from the stored daily buckets and last-event
+times at that instant, so a lead scored at T reads what its training row at T would.
 """
 
 from __future__ import annotations

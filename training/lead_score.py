@@ -2,7 +2,9 @@
 
 Rows are decided leads (created 30+ days before the data's as-of), joined point-in-time to the
 ``lead_score_v1`` feature service at their creation time, then turned into model columns by the
-shared request-time function (``features.request_time.lead_model_frame``) the service also calls.
+shared request-time function (``features.request_time.lead_model_frame``) the service also calls,
+with each lead's ``created_at`` as "now": trailing windows and ages come from the joined row's
+daily buckets and last-event times at that instant, exactly as the service computes them.
 Split by creation time: train on the earliest 65%, validate (early stopping, calibrator choice,
 score scale) on the next 15%, hold out the latest 20% for every reported metric and the gate.
 

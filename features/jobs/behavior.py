@@ -6,6 +6,12 @@ recency, and the intent combination the field reports as a strong buy signal (â‰
 comparisons, a whitepaper and a service-needs form within 30 days). Rows sit at every event time
 (the state right after it), at every lead's creation (what scoring that lead sees) and at ``as_of``
 (the latest state, which materialisation pushes online).
+
+What models read is computed at request time (``features.request_time``) from what each row also
+stores: an array of daily buckets per event type (``<type>_daily``), the day they end on
+(``behavior_stored_day``) and the last event's time (``last_event_at``). The windowed counts
+above are the same facts dated at the row, for analysis; a request at a later time re-ages the
+buckets instead of reading them.
 """
 
 from __future__ import annotations
@@ -18,21 +24,36 @@ from features.jobs.raw import RawTables, require
 from features.jobs.timeline import (
     days_between,
     entity_index,
+    epoch_seconds,
     feature_table,
     query_points,
     to_ns,
     utc_timestamp,
 )
-from features.windows import last_event_before, trailing_counts
+from features.request_time import (
+    BEHAVIOR_BUCKET_DAYS,
+    BEHAVIOR_STORED_DAY,
+    LAST_EVENT_AT,
+    daily_column,
+    rows_of_buckets,
+)
+from features.windows import daily_buckets, last_event_before, trailing_counts, utc_day
 
 WINDOWS_DAYS = BEHAVIOR_WINDOWS_DAYS
 INTENT_MIN_COMPETITOR_VIEWS_30D = INTENT_COMBO_MIN_COMPARISONS
 
 
-def behavior_columns() -> list[str]:
-    """Feature columns of both behaviour tables, in table order (Feast views declare these)."""
+def behavior_columns(request_time: bool = True) -> list[str]:
+    """Feature columns of a behaviour table, in table order (Feast views declare these).
+
+    ``request_time`` adds what request-time windows are computed from: only the company table,
+    which the lead model reads, carries it (nine arrays of 31 days are most of a row).
+    """
     counts = [f"{t}_{w}d" for t in BEHAVIOR_EVENT_TYPES for w in WINDOWS_DAYS]
-    return [*counts, "events_30d", "days_since_last_event", "intent_combo"]
+    base = [*counts, "events_30d", "days_since_last_event", "intent_combo"]
+    if not request_time:
+        return base
+    return [*base, BEHAVIOR_STORED_DAY, LAST_EVENT_AT, *(daily_column(t) for t in BEHAVIOR_EVENT_TYPES)]
 
 
 def behavior_features(
@@ -43,14 +64,17 @@ def behavior_features(
     point_ts: pd.Series,
     key: str,
     as_of: pd.Timestamp,
+    request_time: bool = True,
 ) -> pd.DataFrame:
     """Behaviour features of entity ``key`` at the given points, the events' times and ``as_of``.
 
     Only events at or before ``as_of`` are used, and a row at ``t`` counts only events in
     ``(t - w, t]``, so no row sees the future. Points after ``as_of`` are dropped; every entity with
-    an event in the last 30 days also gets a row at ``as_of``; repeated (entity, time) rows appear
+    an event also gets a row at ``as_of``; repeated (entity, time) rows appear
     once. Entities that appear only at points get zero counts and NaN recency.
     """
+    # Every entity with an event gets an ``as_of`` row, however quiet: serving reads its last event
+    # time from it (a company silent for 40 days still has a recency, as in training).
     as_of_ns = to_ns([utc_timestamp(as_of)])[0]
     ev_ts = to_ns(event_ts)
     ev_ok = event_ids.notna().to_numpy() & ~np.isnat(ev_ts) & (ev_ts <= as_of_ns)
@@ -63,10 +87,7 @@ def behavior_features(
     pt_ids = point_ids.to_numpy(dtype=object)[pt_ok]
     entities = entity_index(ev_ids, pt_ids)
     ev_keys = entities.get_indexer(ev_ids)
-    # Only entities active in the last 30 days get an ``as_of`` row: the others' windows are all
-    # zero, and serving reads a missing entity as "no recent behaviour" (materialise stays small).
-    recent = ev_ts > as_of_ns - np.timedelta64(30, "D")
-    with_events = np.unique(ev_keys[recent])
+    with_events = np.unique(ev_keys)
     q_keys, q_ts = query_points(
         np.concatenate([ev_keys, entities.get_indexer(pt_ids), with_events]),
         np.concatenate([ev_ts, pt_ts[pt_ok], np.full(len(with_events), as_of_ns)]),
@@ -79,14 +100,20 @@ def behavior_features(
             columns[f"{event_type}_{window}d"] = trailing_counts(
                 ev_keys[is_type], ev_ts[is_type], q_keys, q_ts, window
             )
+        if request_time:
+            buckets = daily_buckets(ev_keys[is_type], ev_ts[is_type], q_keys, q_ts, BEHAVIOR_BUCKET_DAYS)
+            columns[daily_column(event_type)] = rows_of_buckets(buckets)
     columns["events_30d"] = trailing_counts(ev_keys, ev_ts, q_keys, q_ts, 30)
-    columns["days_since_last_event"] = days_between(q_ts, last_event_before(ev_keys, ev_ts, q_keys, q_ts))
+    last = last_event_before(ev_keys, ev_ts, q_keys, q_ts)
+    columns["days_since_last_event"] = days_between(q_ts, last)
+    columns[BEHAVIOR_STORED_DAY] = utc_day(q_ts)
+    columns[LAST_EVENT_AT] = epoch_seconds(last)
     columns["intent_combo"] = (
         (columns["competitor_comparison_view_30d"] >= INTENT_MIN_COMPETITOR_VIEWS_30D)
         & (columns["whitepaper_download_30d"] >= 1)
         & (columns["service_needs_form_30d"] >= 1)
     ).astype(np.int64)
-    ordered = {name: columns[name] for name in behavior_columns()}
+    ordered = {name: columns[name] for name in behavior_columns(request_time)}
     return feature_table(key, entities.to_numpy(dtype=object)[q_keys], q_ts, ordered)
 
 
@@ -115,4 +142,5 @@ def build_lead_behavior(raw: RawTables, as_of: pd.Timestamp) -> pd.DataFrame:
         leads["created_at"],
         "lead_id",
         as_of,
+        request_time=False,
     )

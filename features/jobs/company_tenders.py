@@ -3,7 +3,11 @@
 A buyer with an open tender in our product line is actively purchasing, which is why the lead and
 opportunity models both read this table. Rows sit where those models look — each lead's creation
 time, each weekly opportunity snapshot of the company's deals — plus every tender's publication and
-deadline (where the state changes) and ``as_of`` for companies with recent tender activity.
+deadline (where the state changes) and ``as_of`` for every company that has published a tender.
+
+Models read the windowed counts and the recency through ``features.request_time``, at the request's
+time, from what each row stores for it: daily buckets of notices and budgets (``tenders_daily``,
+``tender_budget_daily``), the day they end on (``tender_stored_day``) and ``last_tender_at``.
 """
 
 from __future__ import annotations
@@ -17,12 +21,20 @@ from features.jobs.raw import RawTables, require
 from features.jobs.timeline import (
     days_between,
     entity_index,
+    epoch_seconds,
     feature_table,
     query_points,
     to_ns,
     utc_timestamp,
 )
-from features.windows import last_event_before, trailing_counts
+from features.request_time import (
+    LAST_TENDER_AT,
+    TENDER_BUCKET_DAYS,
+    TENDER_STORED_DAY,
+    daily_column,
+    rows_of_buckets,
+)
+from features.windows import daily_buckets, last_event_before, trailing_counts, utc_day
 
 TABLE = "company_tenders"
 KEY = "company_id"
@@ -71,10 +83,9 @@ def build_company_tenders(raw: RawTables, as_of: pd.Timestamp) -> pd.DataFrame:
     point_ts = np.concatenate([pub_ts, dl_ts, lead_ts, opp_t.astype("datetime64[ns]")])
     ok = pd.notna(point_ids) & ~np.isnat(point_ts) & (point_ts <= as_of_ns)
     companies = entity_index(point_ids[ok])
-    # ``as_of`` rows only for companies with tender activity in the last 90 days (or one still
-    # open); for the rest every count is zero, which serving reads from a missing row.
-    active = (pub_ts > as_of_ns - np.timedelta64(90, "D")) | (dl_ts > as_of_ns)
-    active_companies = np.unique(companies.get_indexer(tenders[KEY].to_numpy(dtype=object)[active]))
+    # ``as_of`` rows for every company with a tender, however old: serving reads its last
+    # publication time from it (recency 200 days, as in training, not unknown).
+    active_companies = np.unique(companies.get_indexer(tenders[KEY].to_numpy(dtype=object)))
     q_keys, q_ts = query_points(
         np.concatenate([companies.get_indexer(point_ids[ok]), active_companies]),
         np.concatenate([point_ts[ok], np.full(len(active_companies), as_of_ns)]),
@@ -94,6 +105,15 @@ def build_company_tenders(raw: RawTables, as_of: pd.Timestamp) -> pd.DataFrame:
     for line in PRODUCT_LINE_NAMES:
         sel = category == line
         columns[f"open_tenders_{line}"] = _open_at(keys[sel], pub_ts[sel], dl_ts[sel], q_keys, q_ts)
-    columns["days_since_last_tender"] = days_between(q_ts, last_event_before(keys, pub_ts, q_keys, q_ts))
+    last = last_event_before(keys, pub_ts, q_keys, q_ts)
+    columns["days_since_last_tender"] = days_between(q_ts, last)
+    columns[TENDER_STORED_DAY] = utc_day(q_ts)
+    columns[LAST_TENDER_AT] = epoch_seconds(last)
+    notices = daily_buckets(keys, pub_ts, q_keys, q_ts, TENDER_BUCKET_DAYS)
+    columns[daily_column("tenders")] = rows_of_buckets(notices)
+    budgets = daily_buckets(
+        keys[has_budget], pub_ts[has_budget], q_keys, q_ts, TENDER_BUCKET_DAYS, budget[has_budget]
+    )
+    columns[daily_column("tender_budget")] = rows_of_buckets(budgets)
 
     return feature_table(KEY, companies.to_numpy(dtype=object)[q_keys], q_ts, columns)

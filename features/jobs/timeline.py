@@ -55,6 +55,12 @@ def days_between(later_ns: np.ndarray, earlier_ns: np.ndarray) -> np.ndarray:
     return np.where(np.isnat(later) | np.isnat(earlier), np.nan, out)
 
 
+def epoch_seconds(ns: np.ndarray) -> np.ndarray:
+    """Seconds since the epoch as float64 (NaN for NaT): how last-event times are stored."""
+    ns = np.asarray(ns).astype("datetime64[ns]")
+    return np.where(np.isnat(ns), np.nan, ns.astype("datetime64[s]").astype(np.int64).astype(np.float64))
+
+
 def first_monday_after(ns: np.ndarray) -> np.ndarray:
     """For each int64-ns instant, the first Monday 00:00 UTC strictly after it (int64 ns)."""
     weeks_done = np.floor_divide(ns - _EPOCH_MONDAY_NS, NS_PER_WEEK)

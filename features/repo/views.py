@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from feast import Entity, FeatureView, Field
-from feast.types import Float64, Int64, String
+from feast.types import Array, Float64, Int64, String
 
 from features.catalog import (
     BEHAVIOR_EVENT_TYPES,
@@ -25,6 +25,13 @@ from features.catalog import (
 from features.importers.manifest import ATTRIBUTE_VIEW
 from features.repo.entities import account, commodity, company, lead, opportunity, rep
 from features.repo.sources import behavior_push_source, table_source
+from features.request_time import (
+    BEHAVIOR_STORED_DAY,
+    LAST_EVENT_AT,
+    LAST_TENDER_AT,
+    TENDER_STORED_DAY,
+    daily_column,
+)
 
 WINDOWS_DAYS = BEHAVIOR_WINDOWS_DAYS
 
@@ -33,6 +40,12 @@ BEHAVIOR_FIELDS = [
     Field(name="events_30d", dtype=Int64),
     Field(name="days_since_last_event", dtype=Float64),
     Field(name="intent_combo", dtype=Int64),
+]
+# what the lead model's request-time windows and ages are computed from (features.request_time)
+BEHAVIOR_REQUEST_TIME_FIELDS = [
+    Field(name=BEHAVIOR_STORED_DAY, dtype=Int64),
+    Field(name=LAST_EVENT_AT, dtype=Float64),
+    *(Field(name=daily_column(t), dtype=Array(Int64)) for t in BEHAVIOR_EVENT_TYPES),
 ]
 FIRMOGRAPHIC_FIELDS = [
     Field(name="industry", dtype=String),
@@ -50,6 +63,14 @@ TENDER_FIELDS = [
     Field(name="open_tenders", dtype=Int64),
     *(Field(name=f"open_tenders_{line}", dtype=Int64) for line in PRODUCT_LINE_NAMES),
     Field(name="days_since_last_tender", dtype=Float64),
+]
+# what the lead model's request-time tender windows and recency are computed from; the close model
+# reads the row-dated fields above (its rows sit at the weekly snapshots, so they are dated right)
+TENDER_REQUEST_TIME_FIELDS = [
+    Field(name=TENDER_STORED_DAY, dtype=Int64),
+    Field(name=LAST_TENDER_AT, dtype=Float64),
+    Field(name=daily_column("tenders"), dtype=Array(Int64)),
+    Field(name=daily_column("tender_budget"), dtype=Array(Float64)),
 ]
 COMMODITY_FIELDS = [
     Field(name="price", dtype=Float64),
@@ -120,6 +141,8 @@ CUSTOM_MILESTONE_VIEW = "opportunity_custom_milestones"
 # How far back materialisation reads each view (None: all history, e.g. every company's profile).
 SERVING_WINDOW: dict[str, timedelta | None] = {
     "company_firmographics": None,
+    # every company with an event / a tender also has a row at the build's as_of (its last event
+    # time and buckets), so a quiet one is served too
     "company_behavior": timedelta(days=30),
     "lead_behavior": timedelta(days=30),
     "company_tenders": timedelta(days=90),
@@ -150,7 +173,7 @@ def feature_views(feature_dir: Path) -> dict[str, FeatureView]:
         view(
             "company_behavior",
             company,
-            BEHAVIOR_FIELDS,
+            [*BEHAVIOR_FIELDS, *BEHAVIOR_REQUEST_TIME_FIELDS],
             behavior_push_source(feature_dir),
             "Web and email behaviour of the company in 1/7/30-day windows; pushable.",
         ),
@@ -162,7 +185,10 @@ def feature_views(feature_dir: Path) -> dict[str, FeatureView]:
             description="Registered capital, insured headcount, industry (工商 snapshots).",
         ),
         view(
-            "company_tenders", company, TENDER_FIELDS, description="Public tenders (招投标) by the company."
+            "company_tenders",
+            company,
+            [*TENDER_FIELDS, *TENDER_REQUEST_TIME_FIELDS],
+            description="Public tenders (招投标) by the company.",
         ),
         view(
             "commodity_prices",

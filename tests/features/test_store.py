@@ -51,7 +51,13 @@ def feature_columns(table: pd.DataFrame, key: str) -> list[str]:
 
 
 def same(actual: object, expected: object) -> bool:
-    """Equal values, with None/NaN equal to each other and ints equal to the floats Feast returns."""
+    """Equal values, with None/NaN equal to each other and ints equal to the floats Feast returns;
+    arrays (the daily buckets) element by element."""
+    if isinstance(actual, list | np.ndarray) or isinstance(expected, list | np.ndarray):
+        if actual is None or expected is None:
+            return actual is None and expected is None
+        a, e = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
+        return a.shape == e.shape and bool(np.array_equal(a, e, equal_nan=True))
     missing_a = actual is None or (isinstance(actual, float) and math.isnan(actual))
     missing_e = expected is None or (isinstance(expected, float) and math.isnan(expected))
     if missing_a or missing_e:

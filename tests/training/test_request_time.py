@@ -81,3 +81,51 @@ def test_one_lead_at_a_time_equals_the_vectorised_training_path() -> None:
     together = lead_model_frame(rows)
     one_by_one = pd.concat([lead_model_frame(rows.iloc[[i]]) for i in range(len(rows))])
     pd.testing.assert_frame_equal(together, one_by_one)
+
+
+def _read_at(table: pd.DataFrame, view: str, stored_at: str, now: pd.Timestamp) -> pd.DataFrame:
+    """A lead at ``now`` for c1 with c1's row of ``table`` stored at ``stored_at``, as a point-in-time
+    join names it, through the request-time function."""
+    row = table[
+        (table["company_id"] == "c1") & (table["event_timestamp"] == pd.Timestamp(stored_at, tz="UTC"))
+    ]
+    assert len(row) == 1
+    stored = row.drop(columns=["event_timestamp"]).add_prefix(f"{view}__").reset_index(drop=True)
+    return lead_model_frame(pd.concat([pd.DataFrame([lead(created_at=now)]), stored], axis=1))
+
+
+def test_windows_and_ages_are_counted_at_the_request_from_an_older_stored_row() -> None:
+    """c1's last event is Jan 20 12:00; its row stored then, read on Feb 1 00:00, gives Feb 1's windows.
+
+    On Feb 1 the 30-day window is Feb 1 so far plus Jan 2 .. Jan 31: Jan 5 and Jan 20 page views and
+    the Jan 6 pricing view (Jan 1 has left it); the 7-day window (Jan 25 ..) holds nothing; the last
+    event was 11.5 days before. The row stored at Feb 1 itself gives exactly the same.
+    """
+    from features.jobs.behavior import build_company_behavior
+    from tests.features.test_jobs import behavior_world
+
+    table = build_company_behavior(behavior_world(), pd.Timestamp("2024-02-01", tz="UTC"))
+    now = pd.Timestamp("2024-02-01", tz="UTC")
+    older = _read_at(table, "company_behavior", "2024-01-20 12:00", now)
+    latest = _read_at(table, "company_behavior", "2024-02-01", now)
+    assert older.loc[0, "company_behavior__page_view_30d"] == 2
+    assert older.loc[0, "company_behavior__pricing_view_30d"] == 1
+    assert older.loc[0, "company_behavior__page_view_7d"] == 0
+    assert older.loc[0, "company_behavior__events_30d"] == 3
+    assert older.loc[0, "company_behavior__days_since_last_event"] == 11.5
+    pd.testing.assert_frame_equal(older, latest)
+
+
+def test_tender_windows_and_recency_age_from_the_stored_row_to_the_request() -> None:
+    """c1 published tenders Jan 2 (budget 100) and Jan 10 (50). Read on Apr 5 from its Jan 10 row:
+    the 90-day window (Jan 6 ..) holds only Jan 10's; the 30-day none; the last was 86 days ago."""
+    from features.jobs.company_tenders import build_company_tenders
+    from tests.features.test_jobs import tender_world
+
+    table = build_company_tenders(tender_world(), pd.Timestamp("2024-02-01", tz="UTC"))
+    now = pd.Timestamp("2024-04-05", tz="UTC")
+    frame = _read_at(table, "company_tenders", "2024-01-10", now)
+    assert frame.loc[0, "company_tenders__tenders_90d"] == 1
+    assert frame.loc[0, "company_tenders__tender_budget_90d_cny"] == 50.0
+    assert frame.loc[0, "company_tenders__tenders_30d"] == 0
+    assert frame.loc[0, "company_tenders__days_since_last_tender"] == 86.0
