@@ -68,29 +68,48 @@ def account_punctuality(store: FeatureStore, account_ids: list[str]) -> pd.Serie
     return frame["account_health__payment_punctuality_12m"].astype(float)
 
 
-def missing_milestone(model: LiveModel, row: pd.DataFrame, weeks_to_qe: int) -> dict[str, Any] | None:
-    """The not-yet-reached milestone whose arrival most raises P(win by quarter end), by the model."""
-    base = model.model.predict_classes(row)[0, 1 : weeks_to_qe + 1].sum()
-    best: tuple[float, str] | None = None
-    for m in MILESTONES:
-        col = f"opportunity_snapshots__ms_{m}"
-        if col not in row or float(row[col].iloc[0] or 0) >= 1:
-            continue
-        what_if = row.copy()
-        what_if[col] = 1
-        what_if["opportunity_snapshots__milestones_reached"] = (
-            float(row["opportunity_snapshots__milestones_reached"].iloc[0] or 0) + 1
-        )
-        gain = model.model.predict_classes(what_if)[0, 1 : weeks_to_qe + 1].sum() - base
-        if best is None or gain > best[0]:
-            best = (float(gain), m)
-    if best is None:
-        return None
-    return {
-        "milestone": best[1],
-        "milestone_zh": MILESTONE_NAMES_ZH[best[1]],
-        "p_win_gain": round(best[0], 4),
+def missing_milestones(model: LiveModel, rows: pd.DataFrame, weeks_to_qe: int) -> list[dict[str, Any] | None]:
+    """Per deal, the not-yet-reached milestone whose arrival most raises P(win by quarter end), by the model.
+
+    Every deal's row and all its what-if rows (one per missing milestone) go through one
+    ``predict_classes``: a row at a time, the at-risk list's 20 deals cost ~200 predictions of
+    pandas overhead while holding the GIL, and every score waiting on the same process paid for it.
+    """
+    total = "opportunity_snapshots__milestones_reached"
+    columns = {
+        m: f"opportunity_snapshots__ms_{m}" for m in MILESTONES if f"opportunity_snapshots__ms_{m}" in rows
     }
+    variants: list[tuple[int, str | None]] = []  # (deal position, milestone; None: the deal as it is)
+    for i in range(len(rows)):
+        variants.append((i, None))
+        variants += [(i, m) for m, col in columns.items() if not float(rows[col].iloc[i] or 0) >= 1]
+    if not variants:
+        return []
+    frame = rows.iloc[[i for i, _ in variants]].reset_index(drop=True)
+    if columns:
+        bumped = np.array([float(rows[total].iloc[i] or 0) + 1 for i, _ in variants])
+        for m, col in columns.items():
+            hit = np.array([v == m for _, v in variants])
+            if hit.any():
+                frame.loc[hit, col] = 1
+                frame.loc[hit, total] = bumped[hit]
+    p_by_qe = model.model.predict_classes(frame)[:, 1 : weeks_to_qe + 1].sum(axis=1)
+    base: dict[int, float] = {}
+    best: list[tuple[float, str] | None] = [None] * len(rows)
+    for (i, m), p in zip(variants, p_by_qe, strict=True):
+        if m is None:
+            base[i] = p
+            continue
+        gain = float(p - base[i])
+        current = best[i]
+        if current is None or gain > current[0]:
+            best[i] = (gain, m)
+    return [
+        None
+        if b is None
+        else {"milestone": b[1], "milestone_zh": MILESTONE_NAMES_ZH[b[1]], "p_win_gain": round(b[0], 4)}
+        for b in best
+    ]
 
 
 def risk_contributions(model: LiveModel, frame: pd.DataFrame) -> np.ndarray:
@@ -128,18 +147,24 @@ def rank_at_risk(
     return table.sort_values("value_at_risk", ascending=False)
 
 
-def explain_deal(
-    snapshot: PipelineSnapshot, deal_id: str, lang: str
-) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    position = snapshot.deals.index.get_loc(deal_id)
-    row = snapshot.deals.iloc[[position]]
-    contrib = risk_contributions(snapshot.model, row)[0]
-    named = dict(zip([*snapshot.model.model.columns, "bias"], contrib, strict=True))
-    values = row.iloc[0].to_dict()
-    reasons = [
-        {"code": r.code, "impact": r.impact, "text": r.text} for r in deal_reasons(named, values, lang)
-    ]
-    return reasons, missing_milestone(snapshot.model, row, snapshot.weeks_to_quarter_end)
+def explain_deals(
+    snapshot: PipelineSnapshot, deal_ids: list[str], lang: str
+) -> list[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
+    """Per deal, its risk reasons and its most helpful missing milestone (one model pass for all)."""
+    if not deal_ids:
+        return []
+    rows = snapshot.deals.iloc[[snapshot.deals.index.get_loc(d) for d in deal_ids]]
+    contrib = risk_contributions(snapshot.model, rows)
+    names = [*snapshot.model.model.columns, "bias"]
+    milestones = missing_milestones(snapshot.model, rows, snapshot.weeks_to_quarter_end)
+    out = []
+    for i, values in enumerate(rows.to_dict("records")):
+        named = dict(zip(names, contrib[i], strict=True))
+        reasons = [
+            {"code": r.code, "impact": r.impact, "text": r.text} for r in deal_reasons(named, values, lang)
+        ]
+        out.append((reasons, milestones[i]))
+    return out
 
 
 # -- accounts
