@@ -76,12 +76,16 @@ async def _connection(
     start: float,
     results: list[Result],
     timeout: float,
+    give_up_at: float,
 ) -> None:
     """Take scheduled calls one after another on one keep-alive connection, reconnecting after a failure."""
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
     while (item := await schedule.get()) is not None:
         call, due = item
+        if time.perf_counter() > give_up_at:  # never sent: the server fell that far behind
+            results.append(Result(call.kind, due - start, NO_ANSWER, time.perf_counter() - due))
+            continue
         head = "".join(f"{h}\r\n" for h in call.headers)
         request = (
             f"{call.method} {call.path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
@@ -113,11 +117,14 @@ async def open_loop(
     connections: int = 8,
     timeout: float = 30.0,
     results: list[Result] | None = None,
+    drain_seconds: float = float("inf"),
 ) -> list[Result]:
     """Send ``call_of(i)`` at ``start + i / rate`` for ``seconds``, whatever the answers; every result.
 
     A call waits for a free connection only when all ``connections`` are busy, and that wait counts
-    in its latency. ``results`` may be passed in to watch the run while it goes (``bench/soak.py``).
+    in its latency. Calls still unsent ``drain_seconds`` after the end are recorded unanswered
+    (``NO_ANSWER``), so a run against a server that cannot keep up still ends. ``results`` may be
+    passed in to watch the run while it goes (``bench/soak.py``).
     """
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -125,7 +132,9 @@ async def open_loop(
     out: list[Result] = [] if results is None else results
     start = time.perf_counter()
     workers = [
-        asyncio.create_task(_connection(host, port, schedule, start, out, timeout))
+        asyncio.create_task(
+            _connection(host, port, schedule, start, out, timeout, start + seconds + drain_seconds)
+        )
         for _ in range(connections)
     ]
     for i in range(int(rate * seconds)):

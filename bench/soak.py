@@ -196,7 +196,8 @@ async def soak(url: str, pid: int, rate: float, minutes: int, mix: Mix, connecti
             print(f"minute {m}: {json.dumps(row)} (answers so far)", file=sys.stderr, flush=True)
 
     watcher = asyncio.create_task(watch())
-    await open_loop(url, rate, minutes * 60, mix.call, connections, results=results)
+    # calls the server has not taken 30 s after the end count as errors: the run ends on time
+    await open_loop(url, rate, minutes * 60, mix.call, connections, results=results, drain_seconds=30)
     await watcher
     return results, rss
 
