@@ -203,21 +203,34 @@ _ACCOUNT_TEXTS = {
 }
 
 
-def account_reasons(model: LiveModel, row: pd.DataFrame, lang: str, top: int = 3) -> list[dict[str, Any]]:
-    contrib = model.model.contributions(row)[0]
-    reasons = []
-    for column, value in sorted(zip(model.model.columns, contrib, strict=False), key=lambda kv: -kv[1])[:top]:
-        if value <= 0:
-            continue
-        name = column.split("__", 1)[1]
-        code = term_of(name, ACCOUNT_TERMS)
-        en, zh = _ACCOUNT_TEXTS.get(name, (name + " {v}", name + " {v}"))
-        v = row[column].iloc[0]
-        v = float(v) if v is not None and not pd.isna(v) else float("nan")
-        reasons.append(
-            {"code": code, "impact": round(float(value), 4), "text": (zh if lang == "zh" else en).format(v=v)}
-        )
-    return reasons
+def account_reasons(
+    model: LiveModel, frame: pd.DataFrame, lang: str, top: int = 3
+) -> list[list[dict[str, Any]]]:
+    """Per account (row of ``frame``), its top reasons; one SHAP pass for all rows, as a row at a time
+    the at-risk list held the GIL for 20 model calls while scores waited."""
+    contrib = model.model.contributions(frame) if len(frame) else np.zeros((0, 0))
+    out = []
+    for i in range(len(frame)):
+        row = frame.iloc[[i]]
+        reasons = []
+        ranked = sorted(zip(model.model.columns, contrib[i], strict=False), key=lambda kv: -kv[1])
+        for column, value in ranked[:top]:
+            if value <= 0:
+                continue
+            name = column.split("__", 1)[1]
+            code = term_of(name, ACCOUNT_TERMS)
+            en, zh = _ACCOUNT_TEXTS.get(name, (name + " {v}", name + " {v}"))
+            v = row[column].iloc[0]
+            v = float(v) if v is not None and not pd.isna(v) else float("nan")
+            reasons.append(
+                {
+                    "code": code,
+                    "impact": round(float(value), 4),
+                    "text": (zh if lang == "zh" else en).format(v=v),
+                }
+            )
+        out.append(reasons)
+    return out
 
 
 def rule_context(
