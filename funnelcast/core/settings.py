@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     request_head_timeout_seconds: float = Field(
         10.0, gt=0, description="A connection's next request head must arrive within this."
     )
+    max_concurrency: int = Field(
+        256,
+        ge=2,
+        description="Connections and requests the server holds at once; past it, a 503 at once "
+        "(uvicorn's limit_concurrency), so an overload cannot pile requests up in memory.",
+    )
     service_host: str = "127.0.0.1"
     service_port: int = Field(8000, ge=1, le=65535)
 
