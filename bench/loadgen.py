@@ -1,7 +1,9 @@
-"""Open-loop HTTP load generator: POSTs at a fixed rate over keep-alive connections, in its own process.
+"""Open-loop HTTP load generator: requests sent at a fixed rate over keep-alive connections.
 
 Latency is measured from each request's *scheduled* send time, so a stalled server cannot hide
-its queueing (no coordinated omission). Usage (what ``bench/serve_latency.py`` runs):
+its queueing (no coordinated omission). ``open_loop`` is the one engine: ``bench/serve_latency.py``
+runs it as a process over one body template (below), ``bench/soak.py`` in-process over a mix of
+routes. Usage of the command line:
 
     python bench/loadgen.py URL RATE SECONDS BODY_TEMPLATE_FILE [--header K:V ...] [--connections N]
 
@@ -15,83 +17,155 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+# status recorded when no HTTP answer came back (connection refused or reset, or the timeout)
+NO_ANSWER = 0
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request of the load: ``kind`` names it in the results (e.g. ``score``, ``at_risk``)."""
+
+    kind: str
+    method: str
+    path: str
+    body: bytes = b""
+    headers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Result:
+    kind: str
+    scheduled: float  # seconds after the start of the run
+    status: int  # NO_ANSWER when the server did not answer
+    latency: float  # seconds from the scheduled send to the last byte of the answer
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    """Read one HTTP/1.1 response (Content-Length or chunked body); its status code."""
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("connection closed by the server")
+    length, chunked = 0, False
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+    if chunked:
+        while size := int((await reader.readline()).split(b";")[0], 16):
+            await reader.readexactly(size + 2)
+        await reader.readline()
+    else:
+        await reader.readexactly(length)
+    return int(status_line.split()[1])
 
 
 async def _connection(
-    host: str, port: int, path: str, headers: list[str], schedule: asyncio.Queue, body_of, results: list
-) -> None:  # type: ignore[no-untyped-def]
-    reader, writer = await asyncio.open_connection(host, port)
-    head = "".join(f"{h}\r\n" for h in headers)
-    while True:
-        item = await schedule.get()
-        if item is None:
-            writer.close()
-            return
-        i, scheduled = item
-        body = body_of(i)
+    host: str,
+    port: int,
+    schedule: asyncio.Queue[tuple[Call, float] | None],
+    start: float,
+    results: list[Result],
+    timeout: float,
+    give_up_at: float,
+) -> None:
+    """Take scheduled calls one after another on one keep-alive connection, reconnecting after a failure."""
+    reader: asyncio.StreamReader | None = None
+    writer: asyncio.StreamWriter | None = None
+    while (item := await schedule.get()) is not None:
+        call, due = item
+        if time.perf_counter() > give_up_at:  # never sent: the server fell that far behind
+            results.append(Result(call.kind, due - start, NO_ANSWER, time.perf_counter() - due))
+            continue
+        head = "".join(f"{h}\r\n" for h in call.headers)
         request = (
-            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{head}"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode() + body
-        writer.write(request)
-        await writer.drain()
-        status_line = await reader.readline()
-        length = 0
-        while True:
-            line = await reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        await reader.readexactly(length)
-        status = int(status_line.split()[1])
-        results.append((status, time.perf_counter() - scheduled))
+            f"{call.method} {call.path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"{head}Content-Length: {len(call.body)}\r\n\r\n"
+        ).encode() + call.body
+        try:
+            async with asyncio.timeout(timeout):
+                if writer is None:
+                    reader, writer = await asyncio.open_connection(host, port)
+                assert reader is not None
+                writer.write(request)
+                await writer.drain()
+                status = await _read_response(reader)
+        except (OSError, ConnectionError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+            status = NO_ANSWER
+            if writer is not None:
+                writer.close()
+            reader = writer = None
+        results.append(Result(call.kind, due - start, status, time.perf_counter() - due))
+    if writer is not None:
+        writer.close()
 
 
-async def run(
-    url: str, rate: float, seconds: float, template: str, headers: list[str], connections: int
-) -> dict:
+async def open_loop(
+    url: str,
+    rate: float,
+    seconds: float,
+    call_of: Callable[[int], Call],
+    connections: int = 8,
+    timeout: float = 30.0,
+    results: list[Result] | None = None,
+    drain_seconds: float = float("inf"),
+) -> list[Result]:
+    """Send ``call_of(i)`` at ``start + i / rate`` for ``seconds``, whatever the answers; every result.
+
+    A call waits for a free connection only when all ``connections`` are busy, and that wait counts
+    in its latency. Calls still unsent ``drain_seconds`` after the end are recorded unanswered
+    (``NO_ANSWER``), so a run against a server that cannot keep up still ends. ``results`` may be
+    passed in to watch the run while it goes (``bench/soak.py``).
+    """
     parts = urlsplit(url)
-    path = parts.path + (f"?{parts.query}" if parts.query else "")
-    schedule: asyncio.Queue = asyncio.Queue()
-    results: list[tuple[int, float]] = []
-
-    def body_of(i: int) -> bytes:
-        return template.replace("{i}", str(i)).encode()
-
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    schedule: asyncio.Queue[tuple[Call, float] | None] = asyncio.Queue()
+    out: list[Result] = [] if results is None else results
+    start = time.perf_counter()
     workers = [
         asyncio.create_task(
-            _connection(parts.hostname, parts.port, path, headers, schedule, body_of, results)
+            _connection(host, port, schedule, start, out, timeout, start + seconds + drain_seconds)
         )
         for _ in range(connections)
     ]
-    start = time.perf_counter()
-    total = int(rate * seconds)
-    for i in range(total):
+    for i in range(int(rate * seconds)):
         due = start + i / rate
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        schedule.put_nowait((i, due))
+        schedule.put_nowait((call_of(i), due))
     for _ in workers:
         schedule.put_nowait(None)
     await asyncio.gather(*workers)
-    elapsed = time.perf_counter() - start
-    lat = sorted(ms * 1000 for status, ms in results if status == 200)
+    return out
 
-    def pct(q: float) -> float:
-        return round(lat[min(len(lat) - 1, int(q * len(lat)))], 3) if lat else float("nan")
 
+def percentile_ms(latencies: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (nearest rank) of latencies in seconds, in ms; NaN for none."""
+    lat = sorted(latencies)
+    return round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 3) if lat else float("nan")
+
+
+def summary(results: Sequence[Result], sent: int, elapsed: float) -> dict[str, float | int]:
+    ok = [r.latency for r in results if r.status == 200]
     return {
-        "sent": total,
-        "ok": len(lat),
-        "errors": len(results) - len(lat),
+        "sent": sent,
+        "ok": len(ok),
+        "errors": len(results) - len(ok),
         "rate": round(len(results) / elapsed, 1),
-        "p50_ms": pct(0.5),
-        "p90_ms": pct(0.9),
-        "p99_ms": pct(0.99),
-        "max_ms": round(lat[-1], 3) if lat else float("nan"),
+        "p50_ms": percentile_ms(ok, 0.5),
+        "p90_ms": percentile_ms(ok, 0.9),
+        "p99_ms": percentile_ms(ok, 0.99),
+        "max_ms": round(max(ok) * 1000, 3) if ok else float("nan"),
     }
 
 
@@ -106,11 +180,16 @@ def main() -> None:
     args = parser.parse_args()
     with open(args.body_file) as f:
         template = f.read()
-    print(
-        json.dumps(
-            asyncio.run(run(args.url, args.rate, args.seconds, template, args.header, args.connections))
-        )
-    )
+    parts = urlsplit(args.url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    headers = tuple(args.header)
+
+    def call_of(i: int) -> Call:
+        return Call("post", "POST", path, template.replace("{i}", str(i)).encode(), headers)
+
+    t0 = time.perf_counter()
+    results = asyncio.run(open_loop(args.url, args.rate, args.seconds, call_of, args.connections))
+    print(json.dumps(summary(results, int(args.rate * args.seconds), time.perf_counter() - t0)))
 
 
 if __name__ == "__main__":

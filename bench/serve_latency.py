@@ -74,14 +74,20 @@ def wait_until(url: str, seconds: float = 120) -> None:
 
 
 @contextmanager
-def process(cmd: list[str], env: dict[str, str], health: str) -> Iterator[None]:
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def process(
+    cmd: list[str], env: dict[str, str], health: str, log: Path | None = None
+) -> Iterator[subprocess.Popen]:
+    """``cmd`` running until the block ends, once ``health`` answers; its stderr to ``log`` if given."""
+    err = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
     try:
         wait_until(health)
-        yield
+        yield proc
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if log:
+            err.close()
 
 
 @contextmanager

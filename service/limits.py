@@ -12,7 +12,8 @@ them after:
 - ``server_limits`` (uvicorn settings for ``funnelcast serve`` and the tests' server): h11 with a
   bound on an incomplete request head (a larger header block is a 400), and a protocol that closes
   a connection whose request head has not arrived within its deadline (a slow client holding a
-  partial request), beside uvicorn's own keep-alive timeout for idle connections.
+  partial request), beside uvicorn's own keep-alive timeout for idle connections; and admission:
+  past ``max_concurrency`` connections or requests at once, uvicorn answers 503 without reading on.
 """
 
 from __future__ import annotations
@@ -147,4 +148,8 @@ def server_limits(settings: Settings) -> dict[str, Any]:
         # RequestLimits however the network split it; this bound only stops unbounded buffering
         "h11_max_incomplete_event_size": 4 * settings.max_header_bytes,
         "timeout_keep_alive": 5,
+        # Admission: a client opening connections faster than we answer (an open-loop load past
+        # capacity) would otherwise have every request parsed and held, queued on the thread pool,
+        # and memory grows with the backlog; past the limit uvicorn answers 503 without reading.
+        "limit_concurrency": settings.max_concurrency,
     }

@@ -74,33 +74,55 @@ def milestones_of(model: LiveModel) -> list[str]:
     return list(model.model.metadata.get("milestones", MILESTONES))
 
 
-def missing_milestone(
-    model: LiveModel, row: pd.DataFrame, weeks_to_qe: int, lang: str
-) -> dict[str, Any] | None:
-    """The not-yet-reached milestone whose arrival most raises P(win by quarter end), by the model,
-    with its name and the step that reaches it (``action``, an imperative) in ``lang``."""
-    base = model.model.predict_classes(row)[0, 1 : weeks_to_qe + 1].sum()
-    best: tuple[float, str] | None = None
-    for m in milestones_of(model):
-        col = milestone_column(row.columns, m)
-        if col is None or float(row[col].iloc[0] or 0) >= 1:
+def missing_milestones(
+    model: LiveModel, rows: pd.DataFrame, weeks_to_qe: int, lang: str
+) -> list[dict[str, Any] | None]:
+    """Per deal, the not-yet-reached milestone whose arrival most raises P(win by quarter end), by
+    the model, with its name and the step that reaches it (``action``, an imperative) in ``lang``.
+
+    Every deal's row and all its what-if rows (one per missing milestone) go through one
+    ``predict_classes``: a row at a time, the at-risk list's 20 deals cost ~200 predictions of
+    pandas overhead while holding the GIL, and every score waiting on the same process paid for it.
+    """
+    total = "opportunity_snapshots__milestones_reached"
+    found = {m: milestone_column(rows.columns, m) for m in milestones_of(model)}
+    columns = {m: col for m, col in found.items() if col is not None}
+    variants: list[tuple[int, str | None]] = []  # (deal position, milestone; None: the deal as it is)
+    for i in range(len(rows)):
+        variants.append((i, None))
+        variants += [(i, m) for m, col in columns.items() if not float(rows[col].iloc[i] or 0) >= 1]
+    if not variants:
+        return []
+    frame = rows.iloc[[i for i, _ in variants]].reset_index(drop=True)
+    if columns:
+        bumped = np.array([float(rows[total].iloc[i] or 0) + 1 for i, _ in variants])
+        for m, col in columns.items():
+            hit = np.array([v == m for _, v in variants])
+            if hit.any():
+                frame.loc[hit, col] = 1
+                frame.loc[hit, total] = bumped[hit]
+    p_by_qe = model.model.predict_classes(frame)[:, 1 : weeks_to_qe + 1].sum(axis=1)
+    base: dict[int, float] = {}
+    best: list[tuple[float, str] | None] = [None] * len(rows)
+    for (i, m), p in zip(variants, p_by_qe, strict=True):
+        if m is None:
+            base[i] = p
             continue
-        what_if = row.copy()
-        what_if[col] = 1
-        what_if["opportunity_snapshots__milestones_reached"] = (
-            float(row["opportunity_snapshots__milestones_reached"].iloc[0] or 0) + 1
-        )
-        gain = model.model.predict_classes(what_if)[0, 1 : weeks_to_qe + 1].sum() - base
-        if best is None or gain > best[0]:
-            best = (float(gain), m)
-    if best is None:
-        return None
-    return {
-        "milestone": best[1],
-        "name": name("milestone", best[1], lang),
-        "action": milestone_step(best[1], lang),
-        "p_win_gain": round(best[0], 4),
-    }
+        gain = float(p - base[i])
+        current = best[i]
+        if current is None or gain > current[0]:
+            best[i] = (gain, m)
+    return [
+        None
+        if b is None
+        else {
+            "milestone": b[1],
+            "name": name("milestone", b[1], lang),
+            "action": milestone_step(b[1], lang),
+            "p_win_gain": round(b[0], 4),
+        }
+        for b in best
+    ]
 
 
 def risk_contributions(model: LiveModel, frame: pd.DataFrame) -> np.ndarray:
@@ -138,17 +160,24 @@ def rank_at_risk(
     return table.sort_values("value_at_risk", ascending=False)
 
 
-def explain_deal(
-    snapshot: PipelineSnapshot, deal_id: str, lang: str
-) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    position = snapshot.deals.index.get_loc(deal_id)
-    row = snapshot.deals.iloc[[position]]
-    contrib = risk_contributions(snapshot.model, row)[0]
-    named = dict(zip([*snapshot.model.model.columns, "bias"], contrib, strict=True))
-    values = row.iloc[0].to_dict()
-    found = deal_reasons(named, values, lang, milestones=milestones_of(snapshot.model))
-    reasons = [{"code": r.code, "impact": r.impact, "text": r.text} for r in found]
-    return reasons, missing_milestone(snapshot.model, row, snapshot.weeks_to_quarter_end, lang)
+def explain_deals(
+    snapshot: PipelineSnapshot, deal_ids: list[str], lang: str
+) -> list[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
+    """Per deal, its risk reasons and its most helpful missing milestone (one model pass for all)."""
+    if not deal_ids:
+        return []
+    rows = snapshot.deals.iloc[[snapshot.deals.index.get_loc(d) for d in deal_ids]]
+    contrib = risk_contributions(snapshot.model, rows)
+    names = [*snapshot.model.model.columns, "bias"]
+    known = milestones_of(snapshot.model)
+    milestones = missing_milestones(snapshot.model, rows, snapshot.weeks_to_quarter_end, lang)
+    out = []
+    for i, values in enumerate(rows.to_dict("records")):
+        named = dict(zip(names, contrib[i], strict=True))
+        found = deal_reasons(named, values, lang, milestones=known)
+        reasons = [{"code": r.code, "impact": r.impact, "text": r.text} for r in found]
+        out.append((reasons, milestones[i]))
+    return out
 
 
 # -- accounts
@@ -177,19 +206,27 @@ ACCOUNT_TERMS: Catalogue = (
 )
 
 
-def account_reasons(model: LiveModel, row: pd.DataFrame, lang: str, top: int = 3) -> list[dict[str, Any]]:
-    contrib = model.model.contributions(row)[0]
-    reasons = []
-    for column, value in sorted(zip(model.model.columns, contrib, strict=False), key=lambda kv: -kv[1])[:top]:
-        if value <= 0:
-            continue
-        health = column.split("__", 1)[1]
-        code = term_of(health, ACCOUNT_TERMS)
-        v = row[column].iloc[0]
-        v = float(v) if v is not None and not pd.isna(v) else float("nan")
-        text = reason(health, lang, v=v) if health in REASONS else f"{health} {v}"
-        reasons.append({"code": code, "impact": round(float(value), 4), "text": text})
-    return reasons
+def account_reasons(
+    model: LiveModel, frame: pd.DataFrame, lang: str, top: int = 3
+) -> list[list[dict[str, Any]]]:
+    """Per account (row of ``frame``), its top reasons; one SHAP pass for all rows, as a row at a time
+    the at-risk list held the GIL for 20 model calls while scores waited."""
+    contrib = model.model.contributions(frame) if len(frame) else np.zeros((0, 0))
+    out = []
+    for i in range(len(frame)):
+        reasons = []
+        ranked = sorted(zip(model.model.columns, contrib[i], strict=False), key=lambda kv: -kv[1])
+        for column, value in ranked[:top]:
+            if value <= 0:
+                continue
+            health = column.split("__", 1)[1]
+            code = term_of(health, ACCOUNT_TERMS)
+            v = frame[column].iloc[i]
+            v = float(v) if v is not None and not pd.isna(v) else float("nan")
+            text = reason(health, lang, v=v) if health in REASONS else f"{health} {v}"
+            reasons.append({"code": code, "impact": round(float(value), 4), "text": text})
+        out.append(reasons)
+    return out
 
 
 def rule_context(

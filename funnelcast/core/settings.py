@@ -94,6 +94,12 @@ class Settings(BaseSettings):
         description="Mark the manager page's session cookie Secure (served behind https); a request "
         "that arrives over https gets a Secure cookie either way.",
     )
+    max_concurrency: int = Field(
+        256,
+        ge=2,
+        description="Connections and requests the server holds at once; past it, a 503 at once "
+        "(uvicorn's limit_concurrency), so an overload cannot pile requests up in memory.",
+    )
     service_host: str = "127.0.0.1"
     service_port: int = Field(8000, ge=1, le=65535)
 

@@ -5,6 +5,7 @@ Raw sockets where the point is what the server does before a request is complete
 
 from __future__ import annotations
 
+import select
 import socket
 import time
 from collections.abc import Iterator
@@ -137,3 +138,33 @@ def test_a_header_block_over_the_limit_is_refused(served_world: Settings, tmp_pa
         sock.close()
         assert b" 200 " not in reply[:20]
         assert time.monotonic() - started < 5  # closed by the server, not left waiting
+
+
+def test_past_the_concurrency_limit_a_request_is_503_at_once_instead_of_held(
+    served_world: Settings, tmp_path: Path
+) -> None:
+    """With a limit of 4, four connections each sending a request whose body is still coming: the
+    fourth is refused at once (503) and the next request too, while three are held; so what an
+    overload (an open-loop client opening connections faster than we answer) makes the server hold
+    is bounded, instead of every request parsed and queued. Once they go, requests are served."""
+    settings = service_settings(served_world, tmp_path, max_concurrency=4, body_timeout_seconds=10.0)
+    with running(settings) as http:
+        head = (
+            "POST /v1/leads/score HTTP/1.1\r\nHost: x\r\nX-API-Key: demo-crm-key\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        )
+        held = [connect(str(http.base_url)) for _ in range(4)]
+        for sock in held:
+            sock.sendall(head.encode() + b'{"lead_id"')  # 10 of 100 bytes: in flight for 10 s
+        # the one answer before the bodies' deadline: the connection that reached the limit
+        answered, _, _ = select.select(held, [], [], 5.0)
+        assert len(answered) == 1, "no connection was refused at the limit"
+        assert answered[0].recv(200).startswith(b"HTTP/1.1 503"), "refused, but not with a 503"
+        started = time.monotonic()
+        refused = http.post("/v1/leads/score", json=lead("past-the-limit"), headers=CRM)
+        assert refused.status_code == 503, refused.text[:200]
+        assert time.monotonic() - started < 2  # refused at once, not after the held ones
+        for sock in held:
+            sock.close()
+        time.sleep(0.5)
+        assert http.post("/v1/leads/score", json=lead("after"), headers=CRM).status_code == 200

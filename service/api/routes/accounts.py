@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse
 
 from features.directory import read_directory
 from service.api.deps import MANAGER, ModelsDep, SettingsDep, StoreDep, champion
-from service.live_models import LiveModel
 from service.manager import account_reasons, score_accounts
 from service.online_features import online_frame
 
@@ -29,7 +28,10 @@ def accounts_at_risk(
     """Accounts with an undecided renewal, by P(churn), with reasons."""
     model = champion(models, "churn")
     scored = score_accounts(store, read_directory(settings).renewals, model).head(k)
-    items = [_account_json(acc, scored.loc[[acc]], model, lang) for acc in scored.index]
+    reasons = account_reasons(model, scored, lang)
+    items = [
+        _account_json(acc, scored.loc[[acc]], why) for acc, why in zip(scored.index, reasons, strict=True)
+    ]
     return JSONResponse({"model_version": model.version, "items": items})
 
 
@@ -42,10 +44,11 @@ def account_churn(
     if frame["account_health__ts"].isna().all():
         raise HTTPException(404, f"account {account_id!r} has no health features online")
     frame = frame.assign(p_churn=model.model.predict(frame))
-    return JSONResponse(_account_json(account_id, frame, model, lang) | {"model_version": model.version})
+    [reasons] = account_reasons(model, frame, lang)
+    return JSONResponse(_account_json(account_id, frame, reasons) | {"model_version": model.version})
 
 
-def _account_json(account_id: str, row: pd.DataFrame, model: LiveModel, lang: str) -> dict[str, Any]:
+def _account_json(account_id: str, row: pd.DataFrame, reasons: list[dict[str, Any]]) -> dict[str, Any]:
     first = row.iloc[0]
     arr = float(first["arr_cny"]) if "arr_cny" in row else None
     return {
@@ -53,5 +56,5 @@ def _account_json(account_id: str, row: pd.DataFrame, model: LiveModel, lang: st
         "p_churn": round(float(first["p_churn"]), 4),
         "arr_cny": round(arr, 4) if arr is not None and np.isfinite(arr) else None,
         "renewal_at": first["renewal_at"].isoformat() if "renewal_at" in row else None,
-        "reasons": account_reasons(model, row, lang),
+        "reasons": reasons,
     }

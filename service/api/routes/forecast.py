@@ -21,7 +21,7 @@ from funnelcast.core.i18n import action
 from service.api.deps import MANAGER, PLANNERS, ModelsDep, PipelineDep, SettingsDep, WeeklyDep, champion
 from service.forecast_baselines import baseline_forecaster
 from service.live_models import LiveModels
-from service.manager import explain_deal, rank_at_risk
+from service.manager import explain_deals, rank_at_risk
 from service.pipeline import AsOfOutOfRange, OfflineDataMissing, Pipeline, PipelineSnapshot
 from service.reasons import language_of
 from service.schemas import as_utc
@@ -104,10 +104,11 @@ def opportunities_at_risk(
     snap, p_last, firings = _live_view(models, pipeline, weekly)
     table = rank_at_risk(snap, p_last, team, region).head(k)
     language = lang or language_of(accept_language)
-    items = []
-    for deal_id, row in table.iterrows():
-        reasons, milestone = explain_deal(snap, deal_id, language)
-        items.append(_deal_json(deal_id, row, reasons, milestone, firings.get(deal_id, []), language))
+    explained = explain_deals(snap, list(table.index), language)
+    items = [
+        _deal_json(deal_id, row, reasons, milestone, firings.get(deal_id, []), language)
+        for (deal_id, row), (reasons, milestone) in zip(table.iterrows(), explained, strict=True)
+    ]
     return JSONResponse(
         {
             "as_of": snap.as_of.isoformat() if snap.as_of else None,
@@ -131,7 +132,7 @@ def opportunity(
     if opportunity_id not in snap.deals.index:
         raise HTTPException(404, f"opportunity {opportunity_id!r} is not an open deal in the live snapshot")
     table = rank_at_risk(snap, p_last, None, None)
-    reasons, milestone = explain_deal(snap, opportunity_id, lang)
+    [(reasons, milestone)] = explain_deals(snap, [opportunity_id], lang)
     body = _deal_json(
         opportunity_id, table.loc[opportunity_id], reasons, milestone, firings.get(opportunity_id, []), lang
     )
