@@ -23,6 +23,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from features.directory import build_directory, publish_directory
 from features.importers.bundle_mapping import load_bundle_mapping
 from features.importers.bundle_run import import_bundle
 from features.jobs.raw import read_raw
@@ -53,7 +54,9 @@ def train_path(settings: Settings, console: Console) -> dict[str, str | float]:
     build_all(settings)
     store = open_store(settings)
     apply_definitions(store, settings)
-    materialize(store, latest_feature_time(settings))
+    end = latest_feature_time(settings)
+    materialize(store, end)
+    publish_directory(settings, build_directory(settings, end))  # what the weekly job reads
     result: dict[str, str | float] = {}
     for model, metric, _ in METRICS:
         run = train_model(settings, model, force=True)
