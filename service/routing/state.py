@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from funnelcast.core import clock
 from funnelcast.core.settings import Settings
@@ -302,14 +303,25 @@ return {released, new}
 
 
 @contextmanager
-def _redis_reachable() -> Iterator[None]:
-    """A Redis client error (refused, timed out, reset) as ``RoutingStateUnavailable``."""
+def _redis_reachable(where: str) -> Iterator[None]:
+    """A Redis client error (refused, timed out, reset) as ``RoutingStateUnavailable`` naming ``where``."""
     from redis.exceptions import RedisError
 
     try:
         yield
     except RedisError as err:
-        raise RoutingStateUnavailable(f"routing state unavailable (Redis): {str(err)[:200]}") from err
+        raise RoutingStateUnavailable(
+            f"routing state unavailable (Redis at {where}): {str(err)[:200]}"
+        ) from err
+
+
+def _without_password(url: str) -> str:
+    """The Redis URL as it may be shown in an error or a log: any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class RedisAssignmentStore:
@@ -323,16 +335,17 @@ class RedisAssignmentStore:
         import redis
 
         self._redis = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._where = _without_password(url)
         self._keys = {k: f"{prefix}:{k}" for k in ("load", "last", "assignments", "outcomes")}
         self._assign = self._redis.register_script(_ASSIGN_LUA)
         self._status = self._redis.register_script(_STATUS_LUA)
 
     def ping(self) -> bool:
-        with _redis_reachable():
+        with _redis_reachable(self._where):
             return bool(self._redis.ping())
 
     def loads(self) -> dict[str, RepLoad]:
-        with _redis_reachable():
+        with _redis_reachable(self._where):
             load = self._redis.hgetall(self._keys["load"])
             last = self._redis.hgetall(self._keys["last"])
         reps = {k.decode() for k in (*load, *last)}
@@ -348,11 +361,11 @@ class RedisAssignmentStore:
         a = assignment
         keys = [self._keys["load"], self._keys["last"], self._keys["assignments"]]
         args = [a.rep_id, capacity, a.assigned_at.isoformat(), a.lead_id, a.to_json()]
-        with _redis_reachable():
+        with _redis_reachable(self._where):
             return bool(self._assign(keys=keys, args=args))
 
     def get(self, lead_id: str) -> Assignment | None:
-        with _redis_reachable():
+        with _redis_reachable(self._where):
             raw = self._redis.hget(self._keys["assignments"], lead_id)
         return Assignment.from_json(raw) if raw else None
 
@@ -362,7 +375,7 @@ class RedisAssignmentStore:
     def transition(self, lead_id: str, status: str, at: datetime) -> tuple[Assignment | None, bool]:
         """Move the lead to ``status`` (final states stay final); whether this call freed its place."""
         keys = [self._keys["load"], self._keys["assignments"]]
-        with _redis_reachable():
+        with _redis_reachable(self._where):
             answer = self._status(keys=keys, args=[lead_id, status])
         if not answer:
             return None, False
@@ -370,7 +383,7 @@ class RedisAssignmentStore:
         return Assignment.from_json(raw), bool(released)
 
     def overdue(self, now: datetime) -> list[Assignment]:
-        with _redis_reachable():
+        with _redis_reachable(self._where):
             values = self._redis.hvals(self._keys["assignments"])
         out = []
         for raw in values:
@@ -380,11 +393,11 @@ class RedisAssignmentStore:
         return out
 
     def record_outcome(self, outcome: dict[str, Any]) -> None:
-        with _redis_reachable():
+        with _redis_reachable(self._where):
             self._redis.rpush(self._keys["outcomes"], json.dumps(outcome, default=str))
 
     def outcomes(self) -> list[dict[str, Any]]:
-        with _redis_reachable():
+        with _redis_reachable(self._where):
             values = self._redis.lrange(self._keys["outcomes"], 0, -1)
         return [json.loads(x) for x in values]
 
