@@ -12,14 +12,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from features.directory import DirectoryMissing
 from features.store import OnlineStoreUnavailable
 from funnelcast.core.settings import Settings, get_settings
 from service.api.routes import accounts, alerts, dashboard, forecast, leads, models, ops
+from service.errors import ErrorOut, FieldError, document_errors, validation_error
 from service.limits import RequestLimits
 from service.observability import Metrics, TimingMiddleware, configure_logging
 from service.routing.router import RepDirectoryUnavailable
@@ -38,21 +39,28 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """422 naming every invalid field, in one sentence and as a list."""
+    """422 naming every invalid field, in one sentence and as a list (``ValidationErrorOut``)."""
     fields = []
     for err in exc.errors():
-        loc = [str(p) for p in err["loc"] if p not in ("body", "query", "path")]
-        fields.append({"field": ".".join(loc) or "body", "message": err["msg"]})
-    names = ", ".join(f["field"] for f in fields)
-    return JSONResponse(
-        status_code=422, content={"detail": f"invalid field(s): {names}", "fields": jsonable_encoder(fields)}
-    )
+        if err["type"] == "json_invalid":  # its location is a character offset, not a field
+            detail = err.get("ctx", {}).get("error", "")
+            fields.append(FieldError(field="body", message=f"{err['msg']}: {detail}".rstrip(": ")))
+            continue
+        loc = [str(p) for p in err["loc"] if p not in ("body", "query", "path", "header")]
+        fields.append(FieldError(field=".".join(loc) or "body", message=str(err["msg"])))
+    return JSONResponse(status_code=422, content=validation_error(fields).model_dump(mode="json"))
+
+
+async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """401/403/404/405/503 raised by a route or by routing, as ``ErrorOut`` with the exception's headers."""
+    body = ErrorOut(detail=str(exc.detail)).model_dump(mode="json")
+    return JSONResponse(status_code=exc.status_code, content=body, headers=exc.headers)
 
 
 async def unavailable(request: Request, exc: Exception) -> JSONResponse:
     """503 saying what is missing: no champion loaded, no serving directory published, or the
     routing state (or another store) not answering."""
-    return JSONResponse(status_code=503, content={"detail": str(exc)})
+    return JSONResponse(status_code=503, content=ErrorOut(detail=str(exc)).model_dump(mode="json"))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -77,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )  # inside the timing, so refusals are counted; before routing, auth and body parsing
     app.add_middleware(TimingMiddleware, metrics=app.state.metrics)
     app.add_exception_handler(RequestValidationError, invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(ModelNotLoaded, unavailable)
     app.add_exception_handler(DirectoryMissing, unavailable)
     app.add_exception_handler(RoutingStateUnavailable, unavailable)
@@ -84,4 +93,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RepDirectoryUnavailable, unavailable)
     for module in (leads, models, forecast, accounts, alerts, dashboard, ops):
         app.include_router(module.router)
+    document_errors(app)
     return app
