@@ -11,16 +11,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from features.directory import DirectoryMissing
 from features.store import OnlineStoreUnavailable
 from funnelcast.core.settings import Settings, get_settings
 from service.api.routes import accounts, alerts, dashboard, forecast, leads, models, ops
-from service.errors import ErrorOut, FieldError, document_errors, validation_error
+from service.errors import document_errors, http_error, invalid, unavailable
 from service.limits import RequestLimits
 from service.observability import Metrics, TimingMiddleware, configure_logging
 from service.routing.router import RepDirectoryUnavailable
@@ -36,31 +35,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.runtime = runtime
     yield
     runtime.stop()
-
-
-async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """422 naming every invalid field, in one sentence and as a list (``ValidationErrorOut``)."""
-    fields = []
-    for err in exc.errors():
-        if err["type"] == "json_invalid":  # its location is a character offset, not a field
-            detail = err.get("ctx", {}).get("error", "")
-            fields.append(FieldError(field="body", message=f"{err['msg']}: {detail}".rstrip(": ")))
-            continue
-        loc = [str(p) for p in err["loc"] if p not in ("body", "query", "path", "header")]
-        fields.append(FieldError(field=".".join(loc) or "body", message=str(err["msg"])))
-    return JSONResponse(status_code=422, content=validation_error(fields).model_dump(mode="json"))
-
-
-async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-    """401/403/404/405/503 raised by a route or by routing, as ``ErrorOut`` with the exception's headers."""
-    body = ErrorOut(detail=str(exc.detail)).model_dump(mode="json")
-    return JSONResponse(status_code=exc.status_code, content=body, headers=exc.headers)
-
-
-async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """503 saying what is missing: no champion loaded, no serving directory published, or the
-    routing state (or another store) not answering."""
-    return JSONResponse(status_code=503, content=ErrorOut(detail=str(exc)).model_dump(mode="json"))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

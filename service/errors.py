@@ -16,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 class ErrorOut(BaseModel):
@@ -50,6 +52,31 @@ def invalid_field(field: str, message: str) -> RequestValidationError:
 def error_body(detail: str) -> bytes:
     """``ErrorOut`` as bytes, for the ASGI layers (limits, the 500 net) that answer without FastAPI."""
     return ErrorOut(detail=detail).model_dump_json().encode()
+
+
+async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming every invalid field, in one sentence and as a list (``ValidationErrorOut``)."""
+    fields = []
+    for err in exc.errors():
+        if err["type"] == "json_invalid":  # its location is a character offset, not a field
+            detail = err.get("ctx", {}).get("error", "")
+            fields.append(FieldError(field="body", message=f"{err['msg']}: {detail}".rstrip(": ")))
+            continue
+        loc = [str(p) for p in err["loc"] if p not in ("body", "query", "path", "header")]
+        fields.append(FieldError(field=".".join(loc) or "body", message=str(err["msg"])))
+    return JSONResponse(status_code=422, content=validation_error(fields).model_dump(mode="json"))
+
+
+async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """401/403/404/405/503 raised by a route or by routing, as ``ErrorOut`` with the exception's headers."""
+    body = ErrorOut(detail=str(exc.detail)).model_dump(mode="json")
+    return JSONResponse(status_code=exc.status_code, content=body, headers=exc.headers)
+
+
+async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 saying what is missing: no champion loaded, no serving directory published, or the
+    routing state (or another store) not answering."""
+    return JSONResponse(status_code=503, content=ErrorOut(detail=str(exc)).model_dump(mode="json"))
 
 
 DESCRIPTIONS = {
