@@ -98,7 +98,11 @@ def read_directory(settings: Settings) -> ServingDirectory:
     from redis.exceptions import RedisError
 
     redis_store = settings.online_store == "redis"
-    where = f"Redis key {_redis_key(settings)!r}" if redis_store else str(_sqlite_path(settings))
+    where = (
+        f"Redis at {redis_address(settings.redis_url)}, key {_redis_key(settings)!r}"
+        if redis_store
+        else str(_sqlite_path(settings))
+    )
     try:
         if redis_store:
             body = _redis(settings).get(_redis_key(settings))
@@ -130,6 +134,11 @@ def _sqlite(settings: Settings) -> sqlite3.Connection:
 
 def _redis_key(settings: Settings) -> str:
     return f"{settings.feast_project}:serving_directory"
+
+
+def redis_address(connection: str) -> str:
+    """``host:port`` of Feast's Redis connection string, without the password that may follow it."""
+    return connection.split(",", 1)[0].strip()
 
 
 def _redis(settings: Settings):  # type: ignore[no-untyped-def]

@@ -257,9 +257,13 @@ def serve(
 
     if data_dir is not None:
         os.environ["FUNNELCAST_DATA_DIR"] = str(data_dir)  # the app factory reads settings itself
-    from features.directory import DirectoryMissing, read_directory
+    from features.directory import DirectoryMissing
+    from features.store import OnlineStoreUnavailable
+    from funnelcast.core.tracking_store import TrackingStoreMissing
     from service.limits import server_limits
+    from service.routing.state import RoutingStateUnavailable
     from service.rules import RulesError, load_rules
+    from service.runtime import check_stores
 
     settings = _settings(data_dir)
     try:
@@ -268,9 +272,13 @@ def serve(
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
     try:
-        read_directory(settings)  # a replica needs the online store, not the data folder
+        check_stores(settings)
     except DirectoryMissing as err:
-        console.print(f"[red]error:[/red] {err} (or `make demo` for the whole way there)")
+        typer.echo(f"error: {err} (or `make demo` for the whole way there)", err=True)
+        raise typer.Exit(2) from err
+    except (OnlineStoreUnavailable, RoutingStateUnavailable, TrackingStoreMissing) as err:
+        # one line on stderr, unwrapped (rich would fold it at the terminal's width), no traceback
+        typer.echo("error: " + " ".join(str(err).split()), err=True)
         raise typer.Exit(2) from err
     uvicorn.run(
         "service.app:create_app",

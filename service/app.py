@@ -12,14 +12,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from features.directory import DirectoryMissing
 from features.store import OnlineStoreUnavailable
 from funnelcast.core.settings import Settings, get_settings
 from service.api.routes import accounts, alerts, dashboard, forecast, leads, models, ops
+from service.errors import FieldError, document_errors, http_error, invalid, unavailable, validation_error
 from service.limits import RequestLimits
 from service.observability import Metrics, TimingMiddleware, configure_logging
 from service.routing.router import RepDirectoryUnavailable
@@ -37,30 +38,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime.stop()
 
 
-async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """422 naming every invalid field, in one sentence and as a list."""
-    fields = []
-    for err in exc.errors():
-        loc = [str(p) for p in err["loc"] if p not in ("body", "query", "path")]
-        fields.append({"field": ".".join(loc) or "body", "message": err["msg"]})
-    names = ", ".join(f["field"] for f in fields)
-    return JSONResponse(
-        status_code=422, content={"detail": f"invalid field(s): {names}", "fields": jsonable_encoder(fields)}
-    )
-
-
 async def refused(request: Request, exc: InvalidLeadInput) -> JSONResponse:
     """422 naming every lead field the champion refuses (required by it, or an attribute it does
-    not know or cannot read), in the same shape as a validation error."""
-    fields = [{"field": name, "message": message} for name, message in exc.fields()]
-    names = ", ".join(f["field"] for f in fields)
-    return JSONResponse(status_code=422, content={"detail": f"invalid field(s): {names}", "fields": fields})
-
-
-async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """503 saying what is missing: no champion loaded, no serving directory published, or the
-    routing state (or another store) not answering."""
-    return JSONResponse(status_code=503, content={"detail": str(exc)})
+    not know or cannot read), in the one validation-error shape (``ValidationErrorOut``)."""
+    fields = [FieldError(field=name, message=message) for name, message in exc.fields()]
+    return JSONResponse(status_code=422, content=validation_error(fields).model_dump(mode="json"))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -86,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(TimingMiddleware, metrics=app.state.metrics)
     app.add_exception_handler(RequestValidationError, invalid)  # type: ignore[arg-type]
     app.add_exception_handler(InvalidLeadInput, refused)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(ModelNotLoaded, unavailable)
     app.add_exception_handler(DirectoryMissing, unavailable)
     app.add_exception_handler(RoutingStateUnavailable, unavailable)
@@ -93,4 +76,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RepDirectoryUnavailable, unavailable)
     for module in (leads, models, forecast, accounts, alerts, dashboard, ops):
         app.include_router(module.router)
+    document_errors(app)
     return app

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Annotated
 
-from fastapi import HTTPException, Request, status
+from fastapi import HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from funnelcast.core import clock
 
@@ -23,6 +25,11 @@ Role = str
 SESSION_COOKIE = "dashboard_session"
 SESSION_LIFETIME = timedelta(hours=8)
 DASHBOARD_ROLES: tuple[Role, ...] = ("manager", "admin")
+
+# Declared as security schemes so the OpenAPI document says which operations need a key (and so
+# can answer 401/403); auto_error off: the check below words the 401 itself.
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key")
+BEARER = HTTPBearer(auto_error=False, description="The API key as a Bearer token")
 
 
 def _signature(key: str, expires: int) -> str:
@@ -47,42 +54,44 @@ def session_role(token: str, api_keys: Mapping[str, Role], now: datetime) -> Rol
     return None
 
 
-def request_role(request: Request) -> Role | None:
-    """The role of the request's key, or of its dashboard session on a read; None if neither is valid.
-
-    Raises 401 when no credential is sent at all."""
-    keys = request.app.state.settings.api_keys
-    key = request.headers.get("x-api-key")
-    if key is None:
-        auth = request.headers.get("authorization", "")
-        key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-    if key:
-        return keys.get(key)
-    token = request.cookies.get(SESSION_COOKIE)
-    if token and request.method in ("GET", "HEAD"):
-        return session_role(token, keys, clock.now())
-    raise HTTPException(
-        status.HTTP_401_UNAUTHORIZED,
-        "missing API key: send it in the X-API-Key header",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
-
-
-def require(*roles: Role) -> Callable[[Request], Role]:
+class RoleCheck:
     """A dependency: 401 without a known key or session, 403 when the role is not allowed here."""
 
-    def check(request: Request) -> Role:
-        role = request_role(request)
+    def __init__(self, roles: tuple[Role, ...]) -> None:
+        self.roles = roles
+
+    def __call__(
+        self,
+        request: Request,
+        api_key: Annotated[str | None, Security(API_KEY_HEADER)],
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+    ) -> Role:
+        keys = request.app.state.settings.api_keys
+        key = api_key or (bearer.credentials.strip() if bearer is not None else None)
+        token = request.cookies.get(SESSION_COOKIE)
+        if key:
+            role = keys.get(key)
+        elif token and request.method in ("GET", "HEAD"):  # the manager page's session: reads only
+            role = session_role(token, keys, clock.now())
+        else:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "missing API key: send it in the X-API-Key header",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         if role is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "unknown API key or ended session",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        if role != "admin" and role not in roles:
+        if role != "admin" and role not in self.roles:
+            needs = sorted(self.roles)
             raise HTTPException(
-                status.HTTP_403_FORBIDDEN, f"role {role!r} may not call this; needs one of {sorted(roles)}"
+                status.HTTP_403_FORBIDDEN, f"role {role!r} may not call this; needs one of {needs}"
             )
         return role
 
-    return check
+
+def require(*roles: Role) -> RoleCheck:
+    return RoleCheck(roles)

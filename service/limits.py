@@ -19,13 +19,13 @@ them after:
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from funnelcast.core.settings import Settings
+from service.errors import error_body
 
 
 class RequestLimits:
@@ -97,7 +97,7 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _refuse(send: Send, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
+    body = error_body(detail)
     await send(
         {
             "type": "http.response.start",

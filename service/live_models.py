@@ -23,6 +23,7 @@ from pathlib import Path
 
 from funnelcast.core import clock
 from funnelcast.core.model import CHAMPION, TabularModel
+from funnelcast.core.tracking_store import check_tracking_store
 
 log = logging.getLogger("funnelcast.models")
 MODEL_NAMES = ("lead_score", "milestone_close", "churn")  # what the service serves, by registry name
@@ -43,8 +44,11 @@ def registry_reachable(uri: str, timeout_seconds: float = 2.0) -> None:
     """Raise quickly when a database or HTTP registry cannot be reached.
 
     MLflow's SQL store retries a refused connection with back-off for about a minute; a service
-    starting while its registry is down should fall back to the cache in seconds instead.
+    starting while its registry is down should fall back to the cache in seconds instead. A local
+    store whose folder does not exist is refused too (``TrackingStoreMissing``): MLflow would create
+    an empty one and the service would report "no champion" instead of the wrong setting.
     """
+    check_tracking_store(uri)
     scheme = uri.split(":", 1)[0].split("+", 1)[0]
     if scheme in ("postgresql", "mysql", "mssql"):
         from sqlalchemy import create_engine, text

@@ -12,6 +12,8 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.errors import error_body
+
 
 class LiveModelRef(Protocol):
     name: str
@@ -108,7 +110,7 @@ class TimingMiddleware:
 
 
 async def _internal_error(send: Send) -> None:
-    body = json.dumps({"detail": "internal error (logged)"}).encode()
+    body = error_body("internal error (logged)")
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 500, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -16,6 +16,7 @@ from feast import FeatureStore
 
 from features.directory import read_directory
 from funnelcast.core.settings import Settings
+from funnelcast.core.tracking_store import check_tracking_store
 from service.live_models import MODEL_NAMES, LiveModels
 from service.observability import Metrics
 from service.online_features import OnlineFeatures
@@ -27,6 +28,21 @@ from service.rules import Rule
 from service.weekly_store import WeeklyStore, weekly_store
 
 log = logging.getLogger("funnelcast.service")
+
+
+def check_stores(settings: Settings) -> None:
+    """Refuse to start on a store that cannot serve: what ``funnelcast serve`` checks before uvicorn.
+
+    Raises, each with a one-line message naming the store and where it was looked for:
+    ``TrackingStoreMissing`` (the MLflow URI's folder does not exist), ``OnlineStoreUnavailable``
+    (the online store does not answer), ``DirectoryMissing`` (nothing materialised yet),
+    ``RoutingStateUnavailable`` (the routing state does not answer). A running service meets the
+    same faults per request (503 naming them); at start-up they are a wrong setting or a store
+    not started, better said once than as a service that answers 503 to every call.
+    """
+    check_tracking_store(settings.mlflow_tracking_uri)
+    read_directory(settings)  # a replica needs the online store, not the data folder
+    assignment_store(settings).ping()
 
 
 @dataclass

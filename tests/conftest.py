@@ -59,7 +59,11 @@ def tiny_feast(tiny_features: Settings) -> Settings:
 
 
 def with_mlflow(settings: Settings, directory: Path, uri: str | None = None) -> Settings:
-    """``settings`` pointed at its own MLflow store (a fresh SQLite file in ``directory`` by default)."""
+    """``settings`` pointed at its own MLflow store (a fresh SQLite file in ``directory`` by default).
+
+    ``directory`` is created: funnelcast refuses a tracking store whose folder does not exist.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
     return settings.model_copy(
         update={
             "mlflow_tracking_uri": uri or f"sqlite:///{directory / 'mlflow.db'}",

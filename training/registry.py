@@ -35,6 +35,7 @@ from funnelcast.core import clock
 from funnelcast.core.model import CHAMPION, TabularModel
 from funnelcast.core.pyfunc import ScoringModel, pip_requirements
 from funnelcast.core.settings import Settings
+from funnelcast.core.tracking_store import check_tracking_store
 from mlflow import MlflowClient
 from training.bootstrap import Metric, PairedInterval, paired_bootstrap_interval
 
@@ -111,7 +112,11 @@ def run_params(
 
 
 def mlflow_client(settings: Settings) -> MlflowClient:
-    """Point MLflow (tracking and registry) at the settings' store; create the experiment if needed."""
+    """Point MLflow (tracking and registry) at the settings' store; create the experiment if needed.
+
+    A local store whose folder does not exist is refused (``TrackingStoreMissing``), not created.
+    """
+    check_tracking_store(settings.mlflow_tracking_uri)
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
     client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)

@@ -7,6 +7,7 @@ from types import ModuleType
 
 from features.store import open_store
 from funnelcast.core.settings import Settings
+from funnelcast.core.tracking_store import check_tracking_store
 from training import churn, lead_score, milestone_close
 from training.registry import RegisteredRun, TrainingOutcome, log_and_register
 
@@ -63,5 +64,6 @@ def train_model(
     service: str | None = None,
 ) -> RegisteredRun:
     """Train ``short``, log the run to MLflow, register a version and apply the promotion gate."""
+    check_tracking_store(settings.mlflow_tracking_uri)  # before minutes of training, not after
     outcome = build_outcome(settings, short, columns, progress, service)
     return log_and_register(settings, registered_name(short), outcome, force=force, progress=progress)

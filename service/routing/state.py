@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from funnelcast.core import clock
 from funnelcast.core.redis_client import fail_fast
@@ -303,14 +304,25 @@ return {released, new}
 
 
 @contextmanager
-def redis_reachable(what: str = "routing state") -> Iterator[None]:
-    """A Redis client error (refused, timed out, reset) as ``RoutingStateUnavailable`` naming ``what``."""
+def redis_reachable(what: str = "routing state", where: str = "") -> Iterator[None]:
+    """A Redis client error (refused, timed out, reset) as ``RoutingStateUnavailable`` naming ``what``
+    and ``where`` (the URL without its password)."""
     from redis.exceptions import RedisError
 
     try:
         yield
     except RedisError as err:
-        raise RoutingStateUnavailable(f"{what} unavailable (Redis): {str(err)[:200]}") from err
+        at = f" at {where}" if where else ""
+        raise RoutingStateUnavailable(f"{what} unavailable (Redis{at}): {str(err)[:200]}") from err
+
+
+def _without_password(url: str) -> str:
+    """The Redis URL as it may be shown in an error or a log: any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class RedisAssignmentStore:
@@ -324,16 +336,17 @@ class RedisAssignmentStore:
         import redis
 
         self._redis = redis.Redis.from_url(url, **fail_fast(timeout_seconds))
+        self._where = _without_password(url)
         self._keys = {k: f"{prefix}:{k}" for k in ("load", "last", "assignments", "outcomes")}
         self._assign = self._redis.register_script(_ASSIGN_LUA)
         self._status = self._redis.register_script(_STATUS_LUA)
 
     def ping(self) -> bool:
-        with redis_reachable():
+        with redis_reachable(where=self._where):
             return bool(self._redis.ping())
 
     def loads(self) -> dict[str, RepLoad]:
-        with redis_reachable():
+        with redis_reachable(where=self._where):
             load = self._redis.hgetall(self._keys["load"])
             last = self._redis.hgetall(self._keys["last"])
         reps = {k.decode() for k in (*load, *last)}
@@ -349,11 +362,11 @@ class RedisAssignmentStore:
         a = assignment
         keys = [self._keys["load"], self._keys["last"], self._keys["assignments"]]
         args = [a.rep_id, capacity, a.assigned_at.isoformat(), a.lead_id, a.to_json()]
-        with redis_reachable():
+        with redis_reachable(where=self._where):
             return bool(self._assign(keys=keys, args=args))
 
     def get(self, lead_id: str) -> Assignment | None:
-        with redis_reachable():
+        with redis_reachable(where=self._where):
             raw = self._redis.hget(self._keys["assignments"], lead_id)
         return Assignment.from_json(raw) if raw else None
 
@@ -363,7 +376,7 @@ class RedisAssignmentStore:
     def transition(self, lead_id: str, status: str, at: datetime) -> tuple[Assignment | None, bool]:
         """Move the lead to ``status`` (final states stay final); whether this call freed its place."""
         keys = [self._keys["load"], self._keys["assignments"]]
-        with redis_reachable():
+        with redis_reachable(where=self._where):
             answer = self._status(keys=keys, args=[lead_id, status])
         if not answer:
             return None, False
@@ -371,7 +384,7 @@ class RedisAssignmentStore:
         return Assignment.from_json(raw), bool(released)
 
     def overdue(self, now: datetime) -> list[Assignment]:
-        with redis_reachable():
+        with redis_reachable(where=self._where):
             values = self._redis.hvals(self._keys["assignments"])
         out = []
         for raw in values:
@@ -381,11 +394,11 @@ class RedisAssignmentStore:
         return out
 
     def record_outcome(self, outcome: dict[str, Any]) -> None:
-        with redis_reachable():
+        with redis_reachable(where=self._where):
             self._redis.rpush(self._keys["outcomes"], json.dumps(outcome, default=str))
 
     def outcomes(self) -> list[dict[str, Any]]:
-        with redis_reachable():
+        with redis_reachable(where=self._where):
             values = self._redis.lrange(self._keys["outcomes"], 0, -1)
         return [json.loads(x) for x in values]
 

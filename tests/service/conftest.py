@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from features.directory import build_directory, publish_directory
 from features.store import latest_feature_time, materialize, open_store
@@ -45,12 +46,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(settings: Settings, port: int | None = None) -> Iterator[httpx.Client]:
-    """uvicorn serving ``create_app(settings)`` until the block ends (on ``port``, or a free one);
-    yields a client bound to it."""
+def running(
+    settings: Settings, port: int | None = None, app: FastAPI | None = None
+) -> Iterator[httpx.Client]:
+    """uvicorn serving ``app`` (default ``create_app(settings)``) until the block ends (on ``port``,
+    or a free one); yields a client bound to it."""
     port = port or free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", **server_limits(settings)
+        app or create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        **server_limits(settings),
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -11,13 +11,14 @@ from fastapi.responses import JSONResponse
 
 from features.directory import read_directory
 from service.api.deps import MANAGER, ModelsDep, SettingsDep, StoreDep, champion
+from service.errors import errors
 from service.manager import account_reasons, score_accounts
 from service.online_features import online_frame
 
 router = APIRouter(tags=["accounts"], dependencies=[MANAGER])
 
 
-@router.get("/v1/accounts/at-risk")
+@router.get("/v1/accounts/at-risk", responses=errors(503))
 def accounts_at_risk(
     models: ModelsDep,
     store: StoreDep,
@@ -35,7 +36,7 @@ def accounts_at_risk(
     return JSONResponse({"model_version": model.version, "items": items})
 
 
-@router.get("/v1/accounts/{account_id}/churn")
+@router.get("/v1/accounts/{account_id}/churn", responses=errors(404, 503))
 def account_churn(
     account_id: str, models: ModelsDep, store: StoreDep, lang: Literal["zh", "en"] = "en"
 ) -> JSONResponse:

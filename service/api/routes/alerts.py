@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from service.api.deps import MANAGER, RulesDep, WeeklyDep
+from service.errors import errors, invalid_field
 from service.manager import since_days_ago
 
 router = APIRouter(tags=["rules"], dependencies=[MANAGER])
 
 
-@router.get("/v1/alerts")
+@router.get("/v1/alerts", responses=errors(503))
 def alerts(
     rules: RulesDep,
     weekly: WeeklyDep,
@@ -23,5 +24,5 @@ def alerts(
 ) -> JSONResponse:
     """Fired rules from the weekly scoring job, newest first."""
     if rule is not None and rule not in {r.name for r in rules}:
-        raise HTTPException(422, f"invalid field(s): rule (unknown rule {rule!r})")
+        raise invalid_field("rule", f"unknown rule {rule!r}")
     return JSONResponse({"alerts": weekly.alerts(since_days_ago(since_days), rule, limit)})

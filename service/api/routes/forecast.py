@@ -19,6 +19,7 @@ from funnelcast.core.forecast import expected_close_week, weekly_forecast
 from funnelcast.core.forecast_baselines import BASELINES
 from funnelcast.core.i18n import action
 from service.api.deps import MANAGER, PLANNERS, ModelsDep, PipelineDep, SettingsDep, WeeklyDep, champion
+from service.errors import errors, invalid_field
 from service.forecast_baselines import baseline_forecaster
 from service.live_models import LiveModels
 from service.manager import explain_deals, rank_at_risk
@@ -30,7 +31,12 @@ from service.weekly_store import WeeklyStore
 router = APIRouter()
 
 
-@router.get("/v1/forecast/weekly", dependencies=[PLANNERS], tags=["forecast"])
+@router.get(
+    "/v1/forecast/weekly",
+    dependencies=[PLANNERS],
+    tags=["forecast"],
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}} | errors(503),
+)
 def forecast_weekly(
     models: ModelsDep,
     pipeline: PipelineDep,
@@ -53,7 +59,7 @@ def forecast_weekly(
     try:
         snap = pipeline.snapshot(model) if as_of is None else pipeline.as_of(model, as_of)
     except AsOfOutOfRange as err:
-        raise HTTPException(422, f"invalid field(s): as_of ({err})") from err
+        raise invalid_field("as_of", str(err)) from err
     except OfflineDataMissing as err:
         raise HTTPException(503, str(err)) from err
     column = "owner_rep_id" if group_by == "rep" else group_by
@@ -89,7 +95,9 @@ def forecast_weekly(
     )
 
 
-@router.get("/v1/opportunities/at-risk", dependencies=[MANAGER], tags=["opportunities"])
+@router.get(
+    "/v1/opportunities/at-risk", dependencies=[MANAGER], tags=["opportunities"], responses=errors(503)
+)
 def opportunities_at_risk(
     models: ModelsDep,
     pipeline: PipelineDep,
@@ -119,7 +127,12 @@ def opportunities_at_risk(
     )
 
 
-@router.get("/v1/opportunities/{opportunity_id}", dependencies=[PLANNERS], tags=["opportunities"])
+@router.get(
+    "/v1/opportunities/{opportunity_id}",
+    dependencies=[PLANNERS],
+    tags=["opportunities"],
+    responses=errors(404, 503),
+)
 def opportunity(
     opportunity_id: str,
     models: ModelsDep,

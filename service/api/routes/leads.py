@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from funnelcast.core import clock
 from service import schemas
 from service.api.deps import CRM, FeaturesDep, MetricsDep, ModelsDep, RouterDep, champion
+from service.errors import errors, invalid_field
 from service.live_models import LiveModels
 from service.observability import Metrics
 from service.online_features import OnlineFeatures
@@ -23,7 +24,8 @@ from service.routing.router import Router
 from service.routing.state import LEAD_OUTCOMES, apply_outcome
 from service.scoring import InvalidLeadInput, ScoredLead, score_leads, validate_leads
 
-router = APIRouter(tags=["leads"], dependencies=[CRM])
+# scoring answers 503 without a lead champion; routing and outcomes without the routing state
+router = APIRouter(tags=["leads"], dependencies=[CRM], responses=errors(503))
 
 
 def scored(
@@ -91,7 +93,7 @@ def score_batch(
     """Score up to 1,000 leads in one call (routing off by default: batches are usually backfills)."""
     ids = [lead.lead_id for lead in body.leads]
     if len(set(ids)) != len(ids):
-        raise HTTPException(422, "invalid field(s): leads.lead_id (duplicate ids in one batch)")
+        raise invalid_field("leads.lead_id", "duplicate ids in one batch")
     try:
         results = scored(
             models, features, rep_router if route else None, metrics, body.leads, explain, accept_language
@@ -127,9 +129,9 @@ def reroute(
 def outcome(body: schemas.OutcomeIn, rep_router: RouterDep) -> schemas.OutcomeOut:
     """Record a touch, conversion, disqualification, win or loss; lead outcomes release capacity."""
     if body.kind in LEAD_OUTCOMES and not body.lead_id:
-        raise HTTPException(422, "invalid field(s): lead_id (required for lead outcomes)")
+        raise invalid_field("lead_id", "required for lead outcomes")
     if body.kind.startswith("opportunity_") and not body.opportunity_id:
-        raise HTTPException(422, "invalid field(s): opportunity_id (required for opportunity outcomes)")
+        raise invalid_field("opportunity_id", "required for opportunity outcomes")
     at = body.at or clock.now()
     record = body.model_dump(mode="json") | {"at": at.isoformat()}
     status, released = apply_outcome(rep_router.state, record, body.lead_id, body.kind, at)

@@ -6,8 +6,9 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import generate_latest
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 
 from service.api.deps import FeaturesDep, MetricsDep, ModelsDep, RouterDep
 
@@ -20,7 +21,18 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+class ReadyOut(BaseModel):
+    ready: bool
+    checks: dict[str, bool | dict[str, bool]] = Field(
+        description="models (loaded, by name), feature_store and routing_state: each answers or not"
+    )
+
+
+@router.get(
+    "/readyz",
+    response_model=ReadyOut,
+    responses={503: {"model": ReadyOut, "description": "Not ready: the checks say what is missing"}},
+)
 def readyz(models: ModelsDep, features: FeaturesDep, rep_router: RouterDep) -> JSONResponse:
     """Ready when the lead-score champion, the online store and the routing state answer.
 
@@ -47,6 +59,7 @@ def readyz(models: ModelsDep, features: FeaturesDep, rep_router: RouterDep) -> J
     return JSONResponse(status_code=200 if ready else 503, content=content)
 
 
-@router.get("/metrics")
-def metrics(registry: MetricsDep) -> PlainTextResponse:
-    return PlainTextResponse(generate_latest(registry.registry).decode())
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(registry: MetricsDep) -> Response:
+    """Prometheus text exposition format (not JSON)."""
+    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
