@@ -23,7 +23,7 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 
 from features.repo import definitions
-from features.repo.views import SERVING_WINDOW
+from features.repo.views import SERVING_WINDOW, serving_window
 from funnelcast.core.settings import Settings
 
 REDIS_STORE_TYPE = "features.redis_online_store.FailFastRedisOnlineStore"
@@ -112,8 +112,7 @@ def apply_definitions(store: FeatureStore, settings: Settings) -> list[str]:
 
 
 def _feature_tables(settings: Settings) -> list:
-    paths = [settings.feature_dir / f"{name}.parquet" for name in SERVING_WINDOW]
-    return [p for p in paths if p.exists()]  # an import's optional tables may not be written
+    return [settings.feature_dir / f"{name}.parquet" for name in SERVING_WINDOW]
 
 
 def latest_feature_time(settings: Settings) -> datetime:
@@ -162,7 +161,7 @@ def materialize(
     for fv in store.list_feature_views():
         if views and fv.name not in views:
             continue
-        window = SERVING_WINDOW.get(fv.name)
+        window = serving_window(fv.name)
         floor = end - window if window is not None else datetime(1970, 1, 1, tzinfo=UTC)
         done = fv.most_recent_end_time
         if done is not None and done.tzinfo is None:

@@ -148,11 +148,19 @@ SERVING_WINDOW: dict[str, timedelta | None] = {
     "company_tenders": timedelta(days=90),
     "commodity_prices": timedelta(days=7),
     "opportunity_snapshots": timedelta(days=7),
-    CUSTOM_MILESTONE_VIEW: timedelta(days=7),
     "account_health": timedelta(days=7),
     "rep_profile": timedelta(days=31),
     "company_behavior_trend": timedelta(days=1),  # every company has a row at the build's as_of
 }
+
+
+# The same for the views an import adds (``schema_views``; absent: all history, as for attributes).
+IMPORT_VIEW_WINDOW: dict[str, timedelta] = {CUSTOM_MILESTONE_VIEW: SERVING_WINDOW["opportunity_snapshots"]}
+
+
+def serving_window(view: str) -> timedelta | None:
+    """How far back materialisation reads ``view`` (None: all its history)."""
+    return SERVING_WINDOW[view] if view in SERVING_WINDOW else IMPORT_VIEW_WINDOW.get(view)
 
 
 def feature_views(feature_dir: Path) -> dict[str, FeatureView]:

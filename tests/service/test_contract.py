@@ -209,7 +209,7 @@ def test_an_unforeseen_error_in_a_route_is_a_documented_json_500_and_keeps_the_c
         raise RuntimeError("injected fault: the rules could not be read")
 
     app.dependency_overrides[deps.get_rules] = broken_rules  # the one test-only seam: a real route fails
-    with running(settings, app) as http:
+    with running(settings, app=app) as http:
         document = http.get("/openapi.json").json()
         streams = one_connection(http)
         r = http.get("/v1/alerts", headers=MANAGER)

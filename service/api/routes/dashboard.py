@@ -31,7 +31,15 @@ def _redirect(path: str, lang: str) -> RedirectResponse:
     return RedirectResponse(f"{path}?lang={lang}", status_code=303, headers=_PRIVATE)
 
 
-@router.get("/dashboard", response_class=HTMLResponse)
+_TO_FORM = {303: {"description": "No valid session (or a key in the address): on to the sign-in form"}}
+_SIGNED_IN = {
+    303: {"description": "Signed in: on to the page, with the session cookie"},
+    401: {"description": "Not a manager or admin key: the form again", "content": {"text/html": {}}},
+}
+_SIGNED_OUT = {303: {"description": "Signed out: the cookie cleared, on to the sign-in form"}}
+
+
+@router.get("/dashboard", response_class=HTMLResponse, responses=_TO_FORM)
 def dashboard(request: Request, settings: SettingsDep, lang: LangQuery = None) -> Response:
     """The manager page with a valid session; otherwise on to the sign-in form."""
     language = page_language(lang)
@@ -55,7 +63,7 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
 
 
-@router.post("/dashboard/login", response_class=HTMLResponse)
+@router.post("/dashboard/login", response_class=HTMLResponse, responses=_SIGNED_IN)
 async def login(request: Request, settings: SettingsDep) -> Response:
     """A manager (or admin) key gets a session cookie and the page; any other key the form again, 401."""
     form = await _form(request)
@@ -76,7 +84,7 @@ async def login(request: Request, settings: SettingsDep) -> Response:
     return response
 
 
-@router.post("/dashboard/logout")
+@router.post("/dashboard/logout", responses=_SIGNED_OUT)
 async def logout(request: Request, settings: SettingsDep) -> Response:
     """Ends the session in this browser: the cookie is cleared."""
     form = await _form(request)

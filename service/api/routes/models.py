@@ -7,6 +7,7 @@ from fastapi import APIRouter, HTTPException
 from features.importers.model_inputs import inputs_of
 from service import schemas
 from service.api.deps import ADMIN, ANYONE, MetricsDep, ModelsDep
+from service.errors import errors
 from service.live_models import MODEL_NAMES
 from service.scoring import ModelNotLoaded
 
@@ -19,7 +20,12 @@ def live_models(models: ModelsDep) -> list[schemas.LiveModelOut]:
     return schemas.LiveModelOut.listing(models)
 
 
-@router.get("/v1/models/{name}", response_model=schemas.LiveModelDetail, dependencies=[ANYONE])
+@router.get(
+    "/v1/models/{name}",
+    response_model=schemas.LiveModelDetail,
+    dependencies=[ANYONE],
+    responses=errors(404, 503),
+)
 def live_model(name: str, models: ModelsDep) -> schemas.LiveModelDetail:
     """One live model, and for the lead model the inputs a scoring request may carry: the fields
     it reads (required or optional) and its custom attributes with their types and levels."""
