@@ -39,6 +39,7 @@ from serve_latency import BIN, process
 
 from features.catalog import CHANNELS
 from funnelcast.core.settings import PROJECT_ROOT, get_settings
+from service.auth import SESSION_COOKIE
 
 CRM = "X-API-Key: demo-crm-key"
 MANAGER = "X-API-Key: demo-manager-key"
@@ -104,6 +105,7 @@ class Mix:
     company_ids: list[str]
     opportunity_ids: list[str]
     seed: int = 7
+    session: str = ""  # the manager page's session cookie (``Cookie: ...``), from its sign-in form
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -153,7 +155,19 @@ class Mix:
             return Call(kind, "GET", f"/v1/opportunities/{deal}", b"", (MANAGER,))
         if kind == "accounts":
             return Call(kind, "GET", "/v1/accounts/at-risk?k=20", b"", (MANAGER,))
-        return Call(kind, "GET", "/dashboard?lang=en", b"", ())
+        return Call(kind, "GET", "/dashboard?lang=en", b"", (self.session,))
+
+
+def signed_in(url: str) -> str:
+    """The manager page's session as a ``Cookie`` header: signed in once through its form, as a
+    manager's browser does (the page no longer takes a key in its address)."""
+    answer = httpx.post(
+        f"{url}/dashboard/login", data={"key": "demo-manager-key", "lang": "en"}, follow_redirects=False
+    )
+    token = answer.cookies.get(SESSION_COOKIE)
+    if answer.status_code != 303 or token is None:
+        raise RuntimeError(f"dashboard sign-in failed: {answer.status_code} {answer.text[:200]}")
+    return f"Cookie: {SESSION_COOKIE}={token}"
 
 
 def minute_rows(results: list[Result], rss: list[float], minutes: int) -> list[dict[str, float | int]]:
@@ -253,7 +267,12 @@ def main() -> None:
                 headers={"X-API-Key": "demo-manager-key"},
                 timeout=120,
             ).json()["items"]
-            mix = Mix(sorted(set(leads["company_id"])), [d["opportunity_id"] for d in deals], args.seed)
+            mix = Mix(
+                sorted(set(leads["company_id"])),
+                [d["opportunity_id"] for d in deals],
+                args.seed,
+                signed_in(url),
+            )
             warm_up(url, mix)
             results, rss = asyncio.run(soak(url, server.pid, args.rate, args.minutes, mix, args.connections))
     rows = minute_rows(results, rss, args.minutes)
