@@ -32,8 +32,6 @@ import logging
 import shutil
 import socket
 import tempfile
-import threading
-import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,7 +41,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
-import uvicorn
 from rich.console import Console
 from rich.table import Table
 
@@ -57,10 +54,9 @@ from features.world.crm_export import FORMATS, export_world, write_export
 from features.world.generate import generate_world
 from features.world.params import WorldParams
 from funnelcast.core.settings import Settings
-from service.app import create_app
-from service.limits import server_limits
 from service.live_models import LiveModels
 from service.online_features import OnlineFeatures
+from tests.service.conftest import running
 from training.lead_score import LeadDataset, build_dataset
 from training.run import train_model
 
@@ -147,25 +143,9 @@ def request_body(row: pd.Series) -> dict[str, object]:
 
 @contextmanager
 def serving(settings: Settings) -> Iterator[httpx.Client]:
-    """uvicorn on the first free port of 8150-8159, serving ``create_app(settings)``."""
-    port = next(p for p in PORTS if _free(p))
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", **server_limits(settings)
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    """uvicorn on the first free port of 8150-8159, serving ``create_app(settings)`` (the tests' harness)."""
+    with running(settings, port=next(p for p in PORTS if _free(p))) as client:
+        yield client
 
 
 def _free(port: int) -> bool:

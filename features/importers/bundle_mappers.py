@@ -20,7 +20,7 @@ import pyarrow as pa
 from features.importers.bundle_mapping import ANY_OTHER, BundleMapping, FieldHistory, TableObject
 from features.importers.errors import ExportError, UnparseableValuesError, row_list
 from features.importers.manifest import AttributeSpec
-from features.importers.mappers import categorical_attribute
+from features.importers.mappers import attribute_table
 from features.importers.mapping import DEFAULT_NEGATIVE, DEFAULT_POSITIVE, Attributes
 from features.importers.reader import check_columns, rows_of
 from features.importers.values import parse_numbers, parse_text, parse_times
@@ -82,9 +82,7 @@ def _lead_attributes(
     """The leads object's custom attributes, stamped at each lead's creation (its scoring time),
     typed and specified as a single-kind leads import's (numbers parsed, text levels counted)."""
     check_columns([a.column for a in (*declared.numeric, *declared.categorical)], frame.columns, obj.file)
-    data: dict[str, object] = {"lead_id": rows["lead_id"].to_numpy(dtype=object)}
-    data["event_timestamp"] = rows["created_at"].to_numpy()
-    specs: list[AttributeSpec] = []
+    numbers: dict[str, pd.Series] = {}
     for attribute in declared.numeric:
         parsed = parse_numbers(frame[attribute.column])
         if parsed.bad.any():
@@ -94,23 +92,10 @@ def _lead_attributes(
                 f"value(s) are not numbers, rows {row_list(rows_bad)} "
                 f"(e.g. {frame.at[rows_bad[0], attribute.column]!r})"
             )
-        data[attribute.feature] = parsed.values.to_numpy(dtype=np.float64)
-        specs.append(AttributeSpec(name=attribute.feature, column=attribute.column, type="numeric"))
-    for attribute in declared.categorical:
-        values, levels, note = categorical_attribute(attribute, frame[attribute.column], declared.max_levels)
-        data[attribute.feature] = values
-        specs.append(
-            AttributeSpec(
-                name=attribute.feature,
-                column=attribute.column,
-                type="categorical",
-                levels=levels,
-                max_levels=declared.max_levels,
-            )
-        )
-        notes += [note] if note else []
-    table = pd.DataFrame(data)
-    table["event_timestamp"] = table["event_timestamp"].astype("datetime64[us, UTC]")
+        numbers[attribute.feature] = parsed.values
+    scored_at = rows["created_at"]  # a lead is scored when it is created
+    table, specs, found = attribute_table("lead_id", declared, frame, rows["lead_id"], scored_at, numbers)
+    notes += found
     return table, specs
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Mapping as MappingOf
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +33,7 @@ from features.importers.mapping import (
     PRIMARY_TABLE,
     SCORING_TIME,
     Attribute,
+    Attributes,
     GeneratedId,
     Kind,
     Mapping,
@@ -149,7 +151,10 @@ def map_export(export: ExportFrame, mapping: Mapping) -> MappedExport:
     company_ids = _company_ids(mapping, ids, parsed)
     table, as_of, time_source = _canonical_table(mapping, ids, label, when, parsed, company_ids)
     scored_at = when - pd.Timedelta(days=CHURN_SCORING_LEAD_DAYS) if mapping.kind == "accounts" else when
-    attributes, specs, attribute_notes = _attribute_table(mapping, frame.loc[kept], ids, scored_at, parsed)
+    numbers = {a.feature: parsed[f"attribute.{a.feature}"] for a in mapping.attributes.numeric}
+    attributes, specs, attribute_notes = attribute_table(
+        mapping.entity_key, mapping.attributes, frame.loc[kept], ids, scored_at, numbers
+    )
     notes += attribute_notes
     companies = _companies(mapping, company_ids, when, parsed)
     if mapping.kind != "accounts" and "company_id" not in mapping.fields:
@@ -434,20 +439,25 @@ def _canonical_table(
     return table, pd.Timestamp(as_of).tz_convert("UTC"), source
 
 
-def _attribute_table(
-    mapping: Mapping, frame: pd.DataFrame, ids: pd.Series, scored_at: pd.Series, parsed: dict[str, pd.Series]
+def attribute_table(
+    key: str,
+    declared: Attributes,
+    frame: pd.DataFrame,
+    ids: pd.Series,
+    scored_at: pd.Series,
+    numbers: MappingOf[str, pd.Series],
 ) -> tuple[pd.DataFrame, list[AttributeSpec], list[str]]:
-    """Entity key, ``event_timestamp`` (the scoring time) and one column per custom attribute."""
-    data: dict[str, object] = {mapping.entity_key: ids.to_numpy(dtype=object), "event_timestamp": scored_at}
+    """Entity ``key``, ``event_timestamp`` (the scoring time) and one column per custom attribute:
+    numeric ones from ``numbers`` (parsed, by feature name), categorical ones as text with their
+    levels. A leads import and a bundle's leads object both write their attributes through this."""
+    data: dict[str, object] = {key: ids.to_numpy(dtype=object), "event_timestamp": scored_at}
     specs: list[AttributeSpec] = []
     notes: list[str] = []
-    for attribute in mapping.attributes.numeric:
-        data[attribute.feature] = parsed[f"attribute.{attribute.feature}"].to_numpy(dtype=np.float64)
+    for attribute in declared.numeric:
+        data[attribute.feature] = numbers[attribute.feature].to_numpy(dtype=np.float64)
         specs.append(AttributeSpec(name=attribute.feature, column=attribute.column, type="numeric"))
-    for attribute in mapping.attributes.categorical:
-        values, levels, note = categorical_attribute(
-            attribute, frame[attribute.column], mapping.attributes.max_levels
-        )
+    for attribute in declared.categorical:
+        values, levels, note = categorical_attribute(attribute, frame[attribute.column], declared.max_levels)
         data[attribute.feature] = values
         specs.append(
             AttributeSpec(
@@ -455,7 +465,7 @@ def _attribute_table(
                 column=attribute.column,
                 type="categorical",
                 levels=levels,
-                max_levels=mapping.attributes.max_levels,
+                max_levels=declared.max_levels,
             )
         )
         if note:
