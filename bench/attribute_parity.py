@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import tempfile
 import time
 import warnings
@@ -24,6 +25,9 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+
+# the tests' harness (real uvicorn in a thread) is imported from the repository's tests package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.importers.attribute_leads import holdout_requests, imported_lead_champion
 from tests.service.conftest import CRM, running, service_settings

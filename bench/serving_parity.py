@@ -31,6 +31,7 @@ import argparse
 import logging
 import shutil
 import socket
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -43,6 +44,9 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+
+# the tests' harness (real uvicorn in a thread) is imported from the repository's tests package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from features.importers.bundle_mapping import load_bundle_mapping
 from features.importers.bundle_run import import_bundle
