@@ -163,7 +163,17 @@ def rank_at_risk(
 def explain_deals(
     snapshot: PipelineSnapshot, deal_ids: list[str], lang: str
 ) -> list[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
-    """Per deal, its risk reasons and its most helpful missing milestone (one model pass for all)."""
+    """Per deal, its risk reasons and its most helpful missing milestone (one model pass for those
+    not yet explained on this snapshot; the rest are the snapshot's own, computed once)."""
+    todo = [d for d in dict.fromkeys(deal_ids) if not snapshot.has(("explained", d, lang))]
+    for deal_id, answer in zip(todo, _explain(snapshot, todo, lang), strict=True):
+        snapshot.derived(("explained", deal_id, lang), lambda answer=answer: answer)
+    return [snapshot.derived(("explained", d, lang), lambda: ([], None)) for d in deal_ids]
+
+
+def _explain(
+    snapshot: PipelineSnapshot, deal_ids: list[str], lang: str
+) -> list[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
     if not deal_ids:
         return []
     rows = snapshot.deals.iloc[[snapshot.deals.index.get_loc(d) for d in deal_ids]]

@@ -10,10 +10,11 @@ forecast, at-risk and rules read it without touching the stores again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,8 @@ from funnelcast.core.forecast_baselines import reconciled_probabilities
 from service.live_models import LiveModel
 from service.online_features import online_frame
 
+T = TypeVar("T")
+
 
 @dataclass
 class PipelineSnapshot:
@@ -37,6 +40,19 @@ class PipelineSnapshot:
     model: LiveModel
     as_of: datetime | None  # newest opportunity snapshot time used
     built_at: datetime
+    # what reads derive from this snapshot (explanations, forecasts), computed once per key: the
+    # snapshot never changes (a new champion or its TTL builds a new one), so a manager read repeated
+    # through the day costs a lookup instead of a model pass that holds the GIL while scores wait
+    _derived: dict[Hashable, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def has(self, key: Hashable) -> bool:
+        return key in self._derived
+
+    def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()`` once per ``key`` for this snapshot (a race computes twice, harmlessly)."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
 
     def forecast_p_week(self) -> np.ndarray:
         """``[deal, week-1]`` what the bookings forecast sums: the deal model reconciled with the

@@ -18,6 +18,7 @@ from funnelcast.core.deals import AMOUNT, DAYS_TO_EXPECTED_CLOSE, HORIZON_WEEKS,
 from funnelcast.core.forecast import expected_close_week, weekly_forecast
 from funnelcast.core.forecast_baselines import BASELINES
 from funnelcast.core.i18n import action
+from funnelcast.core.settings import Settings
 from service.api.deps import MANAGER, PLANNERS, ModelsDep, PipelineDep, SettingsDep, WeeklyDep, champion
 from service.errors import errors, invalid_field
 from service.forecast_baselines import baseline_forecaster
@@ -63,23 +64,12 @@ def forecast_weekly(
     except OfflineDataMissing as err:
         raise HTTPException(503, str(err)) from err
     column = "owner_rep_id" if group_by == "rep" else group_by
-    metadata = snap.model.model.metadata
-    try:
-        chosen, baseline_of = baseline_forecaster(
-            baseline, metadata, snap.deals, column, settings.raw_dir, pipeline.offline.rep_groups(),
-            snap.as_of or snap.built_at, AMOUNT, STAGE, DAYS_TO_EXPECTED_CLOSE,
-        )  # fmt: skip
-    except OfflineDataMissing as err:
-        raise HTTPException(503, str(err)) from err
-    table, totals = weekly_forecast(
-        snap.deals,
-        snap.forecast_p_week()[:, :weeks],
-        column,
-        baseline_of,
-        AMOUNT,
-        shocks=(float(metadata.get("shock_sd", 0.0)), float(metadata.get("group_shock_sd", 0.0))),
-        margins=metadata.get("conformal_margins"),
+    # the same question of the same snapshot is answered once (forecasters poll it through the day)
+    table, totals, chosen = snap.derived(
+        ("forecast", weeks, column, baseline),
+        lambda: _forecast(snap, pipeline, settings, weeks, column, baseline),
     )
+    table = table.copy()
     table.insert(0, "features_as_of", snap.as_of.isoformat() if snap.as_of else None)
     table.insert(1, "model_version", snap.model.version)
     if format == "csv":
@@ -165,6 +155,35 @@ def opportunity(
         {"week": k + 1, "p_win_in_week": round(float(v), 5)} for k, v in enumerate(f)
     ]
     return JSONResponse(body)
+
+
+def _forecast(
+    snap: PipelineSnapshot,
+    pipeline: Pipeline,
+    settings: Settings,
+    weeks: int,
+    column: str,
+    baseline: str | None,
+) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The weekly forecast table, its period totals and the baseline beside it, for one snapshot."""
+    metadata = snap.model.model.metadata
+    try:
+        chosen, baseline_of = baseline_forecaster(
+            baseline, metadata, snap.deals, column, settings.raw_dir, pipeline.offline.rep_groups(),
+            snap.as_of or snap.built_at, AMOUNT, STAGE, DAYS_TO_EXPECTED_CLOSE,
+        )  # fmt: skip
+    except OfflineDataMissing as err:
+        raise HTTPException(503, str(err)) from err
+    table, totals = weekly_forecast(
+        snap.deals,
+        snap.forecast_p_week()[:, :weeks],
+        column,
+        baseline_of,
+        AMOUNT,
+        shocks=(float(metadata.get("shock_sd", 0.0)), float(metadata.get("group_shock_sd", 0.0))),
+        margins=metadata.get("conformal_margins"),
+    )
+    return table, totals, chosen
 
 
 def _live_view(
