@@ -48,6 +48,11 @@ from rich.table import Table
 from funnelcast.core.settings import Settings
 from service.routing.state import RELEASING, assignment_store
 
+# the tests' lead body (one definition of a valid demo lead), from the repository's tests package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.service.conftest import lead
+
 BIN = Path(sys.executable).parent
 PORT, REDIS_PORT = 8120, 8122
 BASE = f"http://127.0.0.1:{PORT}"
@@ -202,7 +207,7 @@ class Stream:
             while (i := self._take()) is not None:
                 lead_id = f"{tag}-{i // 2}"
                 if i % 2 == 0:
-                    body = {"lead": _lead(lead_id)}
+                    body = {"lead": lead(lead_id)}
                     sent = self._post(http, "/v1/leads/route", body, "assign", lead_id)
                 else:
                     body = {"kind": "touched", "lead_id": f"{tag}-{i // 2}"}
@@ -232,19 +237,6 @@ class Stream:
         fault()
         for c in clients:
             c.join()
-
-
-def _lead(lead_id: str) -> dict[str, str]:
-    return {
-        "lead_id": lead_id,
-        "company_id": "c1",
-        "channel": "referral",
-        "contact_role": "decision_maker",
-        "product_interest": "switchgear",
-        "country": "CN",
-        "timezone": "Asia/Shanghai",
-        "language": "zh",
-    }
 
 
 @dataclass(frozen=True)
