@@ -25,6 +25,7 @@ from service.live_models import LiveModel
 from service.online_features import online_frame
 from service.pipeline import PipelineSnapshot, historical_pipeline
 from service.rules import RuleContext
+from service.snapshots import Derived
 
 
 def previous_week_p_win(
@@ -191,6 +192,19 @@ def _explain(
 
 
 # -- accounts
+
+
+class AccountsAtRisk(Derived):
+    """Accounts with an undecided renewal scored by one churn champion, by P(churn): what the
+    accounts-at-risk read shows until the champion changes or the TTL passes (``Refreshed``)."""
+
+    def __init__(self, scored: pd.DataFrame, model: LiveModel, built_at: datetime) -> None:
+        super().__init__()
+        self.scored, self.model, self.built_at = scored, model, built_at
+
+    @property
+    def version(self) -> str:
+        return self.model.version
 
 
 def score_accounts(store: FeatureStore, live: pd.DataFrame, model: LiveModel) -> pd.DataFrame:

@@ -10,11 +10,10 @@ forecast, at-risk and rules read it without touching the stores again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -29,30 +28,25 @@ from funnelcast.core.forecast import weekly_win_probabilities
 from funnelcast.core.forecast_baselines import reconciled_probabilities
 from service.live_models import LiveModel
 from service.online_features import online_frame
-
-T = TypeVar("T")
+from service.snapshots import Derived, Refreshed
 
 
 @dataclass
-class PipelineSnapshot:
+class PipelineSnapshot(Derived):
     deals: pd.DataFrame  # index opportunity_id; features, group keys, amount, stage
     p_week: np.ndarray  # [deal, week-1]
     model: LiveModel
     as_of: datetime | None  # newest opportunity snapshot time used
     built_at: datetime
-    # what reads derive from this snapshot (explanations, forecasts), computed once per key: the
-    # snapshot never changes (a new champion or its TTL builds a new one), so a manager read repeated
-    # through the day costs a lookup instead of a model pass that holds the GIL while scores wait
-    _derived: dict[Hashable, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    def has(self, key: Hashable) -> bool:
-        return key in self._derived
+    def __post_init__(self) -> None:
+        # what reads derive from this snapshot (explanations, forecasts), computed once per key: the
+        # snapshot never changes (a new champion or its TTL builds a new one)
+        Derived.__init__(self)
 
-    def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
-        """``compute()`` once per ``key`` for this snapshot (a race computes twice, harmlessly)."""
-        if key not in self._derived:
-            self._derived[key] = compute()
-        return self._derived[key]
+    @property
+    def version(self) -> str:
+        return self.model.version
 
     def forecast_p_week(self) -> np.ndarray:
         """``[deal, week-1]`` what the bookings forecast sums: the deal model reconciled with the
@@ -224,19 +218,13 @@ class Pipeline:
         offline: OfflinePipeline,
         ttl: timedelta = timedelta(minutes=10),
     ) -> None:
-        self.store, self.deals, self.offline, self.ttl = store, deals, offline, ttl
-        self._snapshot: PipelineSnapshot | None = None
+        self.store, self.deals, self.offline = store, deals, offline
+        self._live: Refreshed[PipelineSnapshot] = Refreshed(
+            lambda model: score_pipeline(self.store, self.deals(), model), ttl
+        )
 
     def snapshot(self, model: LiveModel) -> PipelineSnapshot:
-        current = self._snapshot
-        stale = current is None or current.model.version != model.version
-        if not stale and current is not None and clock.now() - current.built_at > self.ttl:
-            stale = True
-        if stale:
-            current = score_pipeline(self.store, self.deals(), model)
-            self._snapshot = current
-        assert current is not None
-        return current
+        return self._live.get(model)
 
     def as_of(self, model: LiveModel, when: datetime) -> PipelineSnapshot:
         """The live snapshot, or for a ``when`` before it the pipeline as it stood then (offline)."""

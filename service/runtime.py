@@ -15,9 +15,11 @@ from datetime import timedelta
 from feast import FeatureStore
 
 from features.directory import read_directory
+from funnelcast.core import clock
 from funnelcast.core.settings import Settings
 from funnelcast.core.tracking_store import check_tracking_store
 from service.live_models import MODEL_NAMES, LiveModels
+from service.manager import AccountsAtRisk, score_accounts
 from service.observability import Metrics
 from service.online_features import OnlineFeatures
 from service.pipeline import OfflinePipeline, Pipeline, open_deals, rep_groups_of
@@ -25,6 +27,7 @@ from service.routing.policy import RoutingPolicy
 from service.routing.router import RepDirectory, Router, reps_from_feast
 from service.routing.state import assignment_store
 from service.rules import Rule
+from service.snapshots import Refreshed
 from service.weekly_store import WeeklyStore, weekly_store
 
 log = logging.getLogger("funnelcast.service")
@@ -55,6 +58,7 @@ class Runtime:
     models: LiveModels
     router: Router
     pipeline: Pipeline
+    accounts: Refreshed[AccountsAtRisk]
     weekly: WeeklyStore
 
     @classmethod
@@ -84,6 +88,12 @@ class Runtime:
                 OfflinePipeline(
                     store, settings.raw_dir, settings.feature_dir, lambda: rep_groups_of(directory.reps())
                 ),
+            ),
+            accounts=Refreshed(
+                lambda model: AccountsAtRisk(
+                    score_accounts(store, read_directory(settings).renewals, model), model, clock.now()
+                ),
+                timedelta(minutes=10),
             ),
             weekly=weekly_store(settings),
         )

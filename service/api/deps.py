@@ -15,6 +15,7 @@ from feast import FeatureStore
 from funnelcast.core.settings import Settings
 from service.auth import require
 from service.live_models import LiveModel, LiveModels
+from service.manager import AccountsAtRisk
 from service.observability import Metrics
 from service.online_features import OnlineFeatures
 from service.pipeline import Pipeline
@@ -22,6 +23,7 @@ from service.routing.router import Router
 from service.rules import Rule
 from service.runtime import Runtime
 from service.scoring import ModelNotLoaded
+from service.snapshots import Refreshed
 from service.weekly_store import WeeklyStore
 
 
@@ -64,6 +66,7 @@ FeaturesDep = Annotated[OnlineFeatures, Depends(_from_runtime("features"))]
 RouterDep = Annotated[Router, Depends(_from_runtime("router"))]
 PipelineDep = Annotated[Pipeline, Depends(_from_runtime("pipeline"))]
 WeeklyDep = Annotated[WeeklyStore, Depends(_from_runtime("weekly"))]
+AccountsDep = Annotated[Refreshed[AccountsAtRisk], Depends(_from_runtime("accounts"))]
 
 
 def champion(models: LiveModels, name: str) -> LiveModel:

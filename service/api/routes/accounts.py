@@ -9,10 +9,10 @@ import pandas as pd
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
 
-from features.directory import read_directory
-from service.api.deps import MANAGER, ModelsDep, SettingsDep, StoreDep, champion
+from features.store import OnlineStoreUnavailable, online_store_fault
+from service.api.deps import MANAGER, AccountsDep, ModelsDep, StoreDep, champion
 from service.errors import errors
-from service.manager import account_reasons, score_accounts
+from service.manager import account_reasons
 from service.online_features import online_frame
 
 router = APIRouter(tags=["accounts"], dependencies=[MANAGER])
@@ -22,14 +22,18 @@ router = APIRouter(tags=["accounts"], dependencies=[MANAGER])
 def accounts_at_risk(
     models: ModelsDep,
     store: StoreDep,
-    settings: SettingsDep,
+    accounts: AccountsDep,
     k: Annotated[int, Query(ge=1, le=200)] = 20,
     lang: Literal["zh", "en"] = "en",
 ) -> JSONResponse:
-    """Accounts with an undecided renewal, by P(churn), with reasons."""
+    """Accounts with an undecided renewal, by P(churn), with reasons (scored once per champion and
+    TTL, not per request; a missing online store is still a 503)."""
     model = champion(models, "churn")
-    scored = score_accounts(store, read_directory(settings).renewals, model).head(k)
-    reasons = account_reasons(model, scored, lang)
+    if fault := online_store_fault(store):
+        raise OnlineStoreUnavailable(fault)
+    view = accounts.get(model)
+    scored = view.scored.head(k)
+    reasons = view.derived(("reasons", k, lang), lambda: account_reasons(model, scored, lang))
     items = [
         _account_json(acc, scored.loc[[acc]], why) for acc, why in zip(scored.index, reasons, strict=True)
     ]

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Header, HTTPException, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import AfterValidator
 
+from features.store import OnlineStoreUnavailable, online_store_fault
 from funnelcast.core.deals import AMOUNT, DAYS_TO_EXPECTED_CLOSE, HORIZON_WEEKS, STAGE
 from funnelcast.core.forecast import expected_close_week, weekly_forecast
 from funnelcast.core.forecast_baselines import BASELINES
@@ -189,7 +190,10 @@ def _forecast(
 def _live_view(
     models: LiveModels, pipeline: Pipeline, weekly: WeeklyStore
 ) -> tuple[PipelineSnapshot, pd.Series, dict[str, list[dict[str, Any]]]]:
-    """The live snapshot with the weekly job's stored last-week P(win) and fired rules per deal."""
+    """The live snapshot with the weekly job's stored last-week P(win) and fired rules per deal
+    (a missing online store is a 503 even while a snapshot built before it went is cached)."""
+    if fault := online_store_fault(pipeline.store):
+        raise OnlineStoreUnavailable(fault)
     snap = pipeline.snapshot(champion(models, "milestone_close"))
     results = weekly.results()
     if results is None:
