@@ -51,6 +51,7 @@ from service.routing.state import RELEASING, assignment_store
 # the tests' lead body (one definition of a valid demo lead), from the repository's tests package
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.conftest import serve_ready
 from tests.service.conftest import lead
 
 BIN = Path(sys.executable).parent
@@ -63,12 +64,10 @@ THREADS = 4
 
 def build_world(root: Path) -> Settings:
     """A small served world (~3k leads): features materialised, lead-score and churn champions."""
-    from features.directory import build_directory, publish_directory
     from features.jobs.run import build_all
-    from features.store import apply_definitions, latest_feature_time, materialize, open_store
+    from features.store import apply_definitions, open_store
     from features.world.generate import generate_world
     from features.world.params import WorldParams
-    from training.run import train_model
 
     settings = Settings(
         data_dir=root / "world",
@@ -80,14 +79,8 @@ def build_world(root: Path) -> Settings:
     params = replace(WorldParams(seed=11).scaled(3_000 / 50_000), n_accounts=150)
     generate_world(params, settings.raw_dir, settings.oracle_dir)
     build_all(settings)
-    store = open_store(settings)
-    apply_definitions(store, settings)
-    end = latest_feature_time(settings)
-    materialize(store, end)
-    publish_directory(settings, build_directory(settings, end))
-    for short in ("lead", "churn"):
-        train_model(settings, short)
-    return settings
+    apply_definitions(open_store(settings), settings)
+    return serve_ready(settings, ("lead", "churn"))
 
 
 def env_of(settings: Settings) -> dict[str, str]:

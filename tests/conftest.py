@@ -58,6 +58,21 @@ def tiny_feast(tiny_features: Settings) -> Settings:
     return tiny_features
 
 
+def serve_ready(settings: Settings, models: tuple[str, ...] = ("lead", "close", "churn")) -> Settings:
+    """Built and applied features made servable: materialised, the serving directory published and
+    champions trained for ``models`` (what ``make demo`` does between `features apply` and `serve`)."""
+    from features.directory import build_directory, publish_directory
+    from features.store import latest_feature_time, materialize, open_store
+    from training.run import train_model
+
+    end = latest_feature_time(settings)
+    materialize(open_store(settings), end)
+    publish_directory(settings, build_directory(settings, end))
+    for short in models:
+        train_model(settings, short)
+    return settings
+
+
 def with_mlflow(settings: Settings, directory: Path, uri: str | None = None) -> Settings:
     """``settings`` pointed at its own MLflow store (a fresh SQLite file in ``directory`` by default).
 

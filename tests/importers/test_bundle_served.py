@@ -13,14 +13,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from features.directory import build_directory, publish_directory, read_directory
+from features.directory import read_directory
 from features.importers.bundle_mapping import load_bundle_mapping
 from features.importers.bundle_run import import_bundle
 from features.jobs.raw import read_raw
 from features.jobs.run import build_all
 from features.repo.services import MILESTONE_CLOSE_IMPORT_SERVICE
 from features.repo.views import CUSTOM_MILESTONE_VIEW
-from features.store import apply_definitions, latest_feature_time, materialize, open_store
+from features.store import apply_definitions, open_store
 from features.world.crm_export import example_mapping_path, export_world, write_export
 from features.world.generate import WorldSummary
 from funnelcast.core.settings import Settings
@@ -28,9 +28,8 @@ from service.live_models import LiveModels
 from service.pipeline import open_deals, rep_groups_of, score_pipeline
 from service.routing.router import reps_from_feast
 from service.weekly import score_weekly
-from tests.conftest import with_mlflow
+from tests.conftest import serve_ready, with_mlflow
 from tests.service.conftest import running
-from training.run import train_model
 
 CUSTOM = "security_review_passed"
 COLUMN = f"{CUSTOM_MILESTONE_VIEW}__ms_{CUSTOM}"
@@ -57,13 +56,8 @@ def imported_crm(
     settings = with_mlflow(Settings(data_dir=tmp / "data", feast_project="bundle_served"), tmp / "mlflow")
     import_bundle(settings, tmp / "sf", path)
     build_all(settings)
-    store = open_store(settings)
-    apply_definitions(store, settings)
-    end = latest_feature_time(settings)
-    materialize(store, end)
-    publish_directory(settings, build_directory(settings, end))
-    for short in ("lead", "close", "churn"):
-        train_model(settings, short)
+    apply_definitions(open_store(settings), settings)
+    serve_ready(settings)
     report = score_weekly(settings)
     assert report.deals and report.firings, "the weekly job scored or fired nothing on the imported CRM"
     return settings

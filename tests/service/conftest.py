@@ -15,13 +15,10 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from features.directory import build_directory, publish_directory
-from features.store import latest_feature_time, materialize, open_store
 from funnelcast.core.settings import Settings
 from service.app import create_app
 from service.limits import server_limits
-from tests.conftest import with_mlflow
-from training.run import train_model
+from tests.conftest import serve_ready, with_mlflow
 
 CRM = {"X-API-Key": "demo-crm-key"}
 ADMIN = {"X-API-Key": "demo-admin-key"}
@@ -30,13 +27,7 @@ ADMIN = {"X-API-Key": "demo-admin-key"}
 @pytest.fixture(scope="session")
 def served_world(tiny_feast: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The tiny world, materialised, with champions for all three models in its own MLflow store."""
-    settings = with_mlflow(tiny_feast, tmp_path_factory.mktemp("served_mlflow"))
-    end = latest_feature_time(settings)
-    materialize(open_store(settings), end)
-    publish_directory(settings, build_directory(settings, end))
-    for short in ("lead", "close", "churn"):
-        train_model(settings, short)
-    return settings
+    return serve_ready(with_mlflow(tiny_feast, tmp_path_factory.mktemp("served_mlflow")))
 
 
 def free_port() -> int:
