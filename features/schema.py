@@ -1,6 +1,7 @@
 """Canonical tables: the shape every data source (the synthetic world, a CRM import) is turned into.
 
-Each table is one Parquet file ``<raw_dir>/<name>.parquet``. Timestamps are UTC
+Each table is one Parquet file ``<raw_dir>/<name>.parquet``, plus the parts the event API appended
+beside it (``features.event_log``), which ``read_table`` reads with it. Timestamps are UTC
 (``timestamp[us, tz=UTC]``), money is CNY, ids are strings. ``validate_table`` is the one check
 that a frame matches its schema; the world generator and the importers both call it before writing.
 """
@@ -175,4 +176,10 @@ def read_table(name: str, raw_dir: Path) -> pd.DataFrame:
         raise FileNotFoundError(
             f"canonical table {name!r} not found at {path}; run `funnelcast world generate`"
         )
-    return pq.read_table(path).to_pandas()
+    frame = pq.read_table(path).to_pandas()
+    from features.event_log import read_logged  # the log imports this module's schemas
+
+    logged = read_logged(raw_dir, name)  # events that came in through the API since
+    if logged is None:
+        return frame
+    return pd.concat([frame, logged[frame.columns]], ignore_index=True)

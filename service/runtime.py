@@ -18,6 +18,8 @@ from features.directory import read_directory
 from funnelcast.core import clock
 from funnelcast.core.settings import Settings
 from funnelcast.core.tracking_store import check_tracking_store
+from service.event_ledger import event_ledger
+from service.ingest import EventIngest
 from service.live_models import MODEL_NAMES, LiveModels
 from service.manager import AccountsAtRisk, score_accounts
 from service.observability import Metrics
@@ -60,6 +62,7 @@ class Runtime:
     pipeline: Pipeline
     accounts: Refreshed[AccountsAtRisk]
     weekly: WeeklyStore
+    ingest: EventIngest
 
     @classmethod
     def start(cls, settings: Settings, rules: list[Rule], metrics: Metrics) -> Runtime:
@@ -96,6 +99,7 @@ class Runtime:
                 timedelta(minutes=10),
             ),
             weekly=weekly_store(settings),
+            ingest=EventIngest(store, event_ledger(settings), settings.raw_dir),
         )
         language_detector()  # load lingua's models now, not in the first request
         metrics.publish_versions(models.all())

@@ -100,6 +100,9 @@ class Settings(BaseSettings):
         description="Connections and requests the server holds at once; past it, a 503 at once "
         "(uvicorn's limit_concurrency), so an overload cannot pile requests up in memory.",
     )
+    event_max_ahead_seconds: float = Field(
+        300.0, ge=0, description="An ingested event dated further after now than this is a 422 (clock skew)."
+    )
     service_host: str = "127.0.0.1"
     service_port: int = Field(8000, ge=1, le=65535)
 

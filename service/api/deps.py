@@ -14,6 +14,7 @@ from feast import FeatureStore
 
 from funnelcast.core.settings import Settings
 from service.auth import require
+from service.ingest import EventIngest
 from service.live_models import LiveModel, LiveModels
 from service.manager import AccountsAtRisk
 from service.observability import Metrics
@@ -67,6 +68,7 @@ RouterDep = Annotated[Router, Depends(_from_runtime("router"))]
 PipelineDep = Annotated[Pipeline, Depends(_from_runtime("pipeline"))]
 WeeklyDep = Annotated[WeeklyStore, Depends(_from_runtime("weekly"))]
 AccountsDep = Annotated[Refreshed[AccountsAtRisk], Depends(_from_runtime("accounts"))]
+IngestDep = Annotated[EventIngest, Depends(_from_runtime("ingest"))]
 
 
 def champion(models: LiveModels, name: str) -> LiveModel:
