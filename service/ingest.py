@@ -173,7 +173,8 @@ def _stored_row(
     current: pd.DataFrame, key: str, view: str, features: list[str]
 ) -> tuple[dict[str, object] | None, datetime | None]:
     """One entity's online row (feature -> value) and time, or (None, None) when it has none."""
-    stamp = row_time(current.at[key, f"{view}__ts"])
+    value = current.at[key, f"{view}__ts"]
+    stamp = None if pd.isna(value) else row_time(value)  # no row: NaT in the frame
     if stamp is None:
         return None, None
     return {f: current.at[key, f"{view}__{f}"] for f in features}, stamp.astimezone(UTC)
