@@ -91,7 +91,7 @@ def test_posted_behaviour_events_change_the_next_score_and_a_replay_changes_noth
     expected[0] += 8
     assert list(row["pricing_view_daily"]) == expected
     assert row["last_event_at"] == at.timestamp()
-    # durable offline, once: the log holds each id once and the raw table the feature jobs read has 20 more rows
+    # durable offline, once: each id logged once; the raw table the feature jobs read has 20 more rows
     logged = read_logged(own_world.raw_dir, "behavior_events")
     assert logged is not None and sorted(logged["event_id"]) == sorted(e["event_id"] for e in events)
     assert len(read_table("behavior_events", own_world.raw_dir)) == rows_before + 20
