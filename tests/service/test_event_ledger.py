@@ -1,0 +1,48 @@
+"""The event ledger on both stores: an id is taken in once, across threads, until released."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import redis
+
+from funnelcast.core.redis_client import fail_fast
+from service.event_ledger import EventLedger, RedisEventLedger, SqliteEventLedger
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> EventLedger:
+    if request.param == "sqlite":
+        return SqliteEventLedger(tmp_path / "events.db")
+    client = redis.Redis(host="127.0.0.1", port=6379, socket_timeout=2)
+    prefix = f"test-ledger-{uuid.uuid4().hex}"
+    request.addfinalizer(lambda: [client.delete(k) for k in client.scan_iter(f"{prefix}:*")])
+    return RedisEventLedger(client, prefix, "127.0.0.1:6379")
+
+
+def test_an_id_is_claimed_once_per_stream_and_again_after_a_release(ledger: EventLedger) -> None:
+    assert ledger.claim("behavior", ["a", "b", "a"]) == ["a", "b"]
+    assert ledger.claim("behavior", ["b", "c"]) == ["c"]
+    assert ledger.claim("opportunity", ["a"]) == ["a"]  # the other endpoint's ids are its own
+    ledger.release("behavior", ["a", "c"])
+    assert ledger.claim("behavior", ["a", "b", "c"]) == ["a", "c"]
+
+
+def test_eight_threads_replaying_the_same_ids_take_each_in_exactly_once(ledger: EventLedger) -> None:
+    ids = [f"e{i}" for i in range(200)]
+    with ThreadPoolExecutor(8) as pool:
+        taken = list(pool.map(lambda _: ledger.claim("behavior", ids), range(8)))
+    assert sorted(i for claimed in taken for i in claimed) == sorted(ids)
+
+
+def test_a_dead_redis_is_named_not_a_bare_client_error() -> None:
+    from service.routing.state import RoutingStateUnavailable
+
+    dead = RedisEventLedger(
+        redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2), "x", "127.0.0.1:1"
+    )
+    with pytest.raises(RoutingStateUnavailable, match="event ledger"):
+        dead.claim("behavior", ["a"])
