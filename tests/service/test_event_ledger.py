@@ -41,8 +41,6 @@ def test_eight_threads_replaying_the_same_ids_take_each_in_exactly_once(ledger: 
 def test_a_dead_redis_is_named_not_a_bare_client_error() -> None:
     from service.routing.state import RoutingStateUnavailable
 
-    dead = RedisEventLedger(
-        redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2), "x", "127.0.0.1:1"
-    )
+    dead = RedisEventLedger(redis.Redis(host="127.0.0.1", port=1, **fail_fast(0.2)), "x", "127.0.0.1:1")
     with pytest.raises(RoutingStateUnavailable, match="event ledger"):
         dead.claim("behavior", ["a"])
