@@ -87,7 +87,8 @@ def _number(value: object) -> float | None:
 def fold_behavior(
     row: Mapping[str, object] | None, row_time: datetime | None, events: Sequence[BehaviorEvent]
 ) -> tuple[Row, datetime]:
-    """``company_behavior``'s row (feature name -> value) after ``events`` (one company's), and its time.
+    """``company_behavior``'s buckets, stored day and last event time after ``events`` (one company's),
+    and the row's new time (``fold_behaviors`` adds the row-dated counts).
 
     ``row`` is the stored row (None or empty when the company has none: every bucket starts at 0).
     Events older than the buckets reach (31 days before the stored day) change only the last event
@@ -118,17 +119,31 @@ def fold_behavior(
         LAST_EVENT_AT: last,
         **{daily_column(t): buckets[t] for t in BEHAVIOR_EVENT_TYPES},
     }
-    windows = trailing_features(
-        {f"company_behavior__{name}": [value] for name, value in out.items()},
-        np.array([at.astimezone(UTC).replace(tzinfo=None)], dtype="datetime64[us]"),
-    )
-    for t in BEHAVIOR_EVENT_TYPES:
-        for w in BEHAVIOR_WINDOWS_DAYS:
-            out[f"{t}_{w}d"] = int(windows[f"company_behavior__{t}_{w}d"][0])
-    out["events_30d"] = int(windows["company_behavior__events_30d"][0])
-    out["intent_combo"] = int(windows["company_behavior__intent_combo"][0])
-    out["days_since_last_event"] = float(windows["company_behavior__days_since_last_event"][0])
     return out, at
+
+
+def fold_behaviors(
+    stored: Sequence[tuple[Mapping[str, object] | None, datetime | None, Sequence[BehaviorEvent]]],
+) -> list[tuple[Row, datetime]]:
+    """``fold_behavior`` for many companies ``(row, row_time, events)``, with the row-dated counts.
+
+    The counts (``<type>_<w>d``, ``events_30d``, ``intent_combo``, ``days_since_last_event``) are the
+    request-time function's at each row's new time, computed once for all rows.
+    """
+    folded = [fold_behavior(row, row_time, events) for row, row_time, events in stored]
+    if not folded:
+        return []
+    names = [BEHAVIOR_STORED_DAY, LAST_EVENT_AT, *(daily_column(t) for t in BEHAVIOR_EVENT_TYPES)]
+    windows = trailing_features(
+        {f"company_behavior__{name}": [row[name] for row, _ in folded] for name in names},
+        np.array([at.astimezone(UTC).replace(tzinfo=None) for _, at in folded], dtype="datetime64[us]"),
+    )
+    counts = [f"{t}_{w}d" for t in BEHAVIOR_EVENT_TYPES for w in BEHAVIOR_WINDOWS_DAYS]
+    for i, (row, _) in enumerate(folded):
+        for name in (*counts, "events_30d", "intent_combo"):
+            row[name] = int(windows[f"company_behavior__{name}"][i])
+        row["days_since_last_event"] = float(windows["company_behavior__days_since_last_event"][i])
+    return folded
 
 
 def _buckets(value: object) -> list[int]:

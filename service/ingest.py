@@ -8,9 +8,8 @@ same row and overwrite each other's fold):
 2. read the touched online rows (``company_behavior`` / ``opportunity_snapshots``) and fold the events
    in (``features.online_events``, pure);
 3. stage the offline log parts (``features.event_log``: written and fsync'd, not yet visible);
-4. write the folded rows to the online store through Feast (``push`` to the behaviour push source;
-   ``write_to_online_store`` for deals, which have no push source): one SQLite transaction, or one
-   Redis pipeline;
+4. write the folded rows to the online store through Feast's ``OnlineStore.online_write_batch``
+   (``OnlineView``): one SQLite transaction, or one Redis pipeline;
 5. commit the log parts (atomic rename, directory fsync'd). Only then the 200.
 
 Any failure in 2-5 (the online store down, a full disk) discards the staged parts, releases the
@@ -33,16 +32,14 @@ from typing import Any
 
 import pandas as pd
 from feast import FeatureStore
-from feast.data_source import PushMode
+from feast.type_map import feast_value_type_to_python_type, python_values_to_proto_values
 
 from features.event_log import EVENT_ID, OPPORTUNITY_CHANGES, StagedPart, stage
-from features.online_events import BehaviorEvent, OpportunityEvent, fold_behavior, fold_opportunity
-from features.repo.sources import BEHAVIOR_PUSH_SOURCE
-from features.store import row_time
+from features.online_events import BehaviorEvent, OpportunityEvent, fold_behaviors, fold_opportunity
+from features.store import OnlineStoreUnavailable, entity_keys, online_store_fault, row_time
 from funnelcast.core import clock
 from service.event_ledger import EventLedger
 from service.event_schemas import BehaviorEventIn, OpportunityEventIn
-from service.online_features import online_frame
 
 log = logging.getLogger("funnelcast.ingest")
 
@@ -74,6 +71,7 @@ class EventIngest:
         self.ledger = ledger
         self.raw_dir = raw_dir
         self._lock = threading.Lock()
+        self._views: dict[str, OnlineView] = {}
 
     def behavior(self, events: Sequence[BehaviorEventIn]) -> IngestResult:
         return self._take_in("behavior", events, self._behavior_plan)
@@ -117,20 +115,12 @@ class EventIngest:
             return IngestResult(len(taken), len(events) - len(taken), plan.not_online)
 
     def _behavior_plan(self, events: list[BehaviorEventIn]) -> _Plan:
-        companies = list(dict.fromkeys(e.company_id for e in events))
-        current = online_frame(self.store, BEHAVIOR_VIEW, "company_id", companies)
-        features = [
-            c.removeprefix(f"{BEHAVIOR_VIEW}__") for c in current.columns if c != f"{BEHAVIOR_VIEW}__ts"
-        ]
         by_company: dict[str, list[BehaviorEvent]] = {}
         for e in events:
             by_company.setdefault(e.company_id, []).append(BehaviorEvent(e.company_id, e.event_type, e.at))
-        rows = []
-        for company, folded_in in by_company.items():
-            stored, stamp = _stored_row(current, company, BEHAVIOR_VIEW, features)
-            row, at = fold_behavior(stored, stamp, folded_in)
-            rows.append({"company_id": company, "event_timestamp": at, **row})
-        frame = pd.DataFrame.from_records(rows)
+        view = self._view(BEHAVIOR_VIEW)
+        current = view.read(list(by_company))
+        folded = fold_behaviors([(*current[c], folded_in) for c, folded_in in by_company.items()])
         log_rows = pd.DataFrame(
             {
                 "company_id": [e.company_id for e in events],
@@ -140,44 +130,81 @@ class EventIngest:
                 EVENT_ID: [e.event_id for e in events],
             }
         )
-        return _Plan(
-            {"behavior_events": log_rows},
-            lambda: self.store.push(BEHAVIOR_PUSH_SOURCE, frame, to=PushMode.ONLINE),
-        )
+        rows = [(c, row, at) for c, (row, at) in zip(by_company, folded, strict=True)]
+        return _Plan({"behavior_events": log_rows}, lambda: view.write(rows))
 
     def _opportunity_plan(self, events: list[OpportunityEventIn]) -> _Plan:
-        deals = list(dict.fromkeys(e.opportunity_id for e in events))
-        current = online_frame(self.store, DEAL_VIEW, "opportunity_id", deals)
-        features = [c.removeprefix(f"{DEAL_VIEW}__") for c in current.columns if c != f"{DEAL_VIEW}__ts"]
         by_deal: dict[str, list[OpportunityEvent]] = {}
         for e in events:
             by_deal.setdefault(e.opportunity_id, []).append(_opportunity_event(e))
+        view = self._view(DEAL_VIEW)
+        current = view.read(list(by_deal))
         rows, not_online = [], 0
         for deal, folded_in in by_deal.items():
-            stored, stamp = _stored_row(current, deal, DEAL_VIEW, features)
+            stored, stamp = current[deal]
             if stored is None or stamp is None:  # closed, or not materialised: logged only
                 not_online += len(folded_in)
                 continue
             row, at = fold_opportunity(stored, stamp, folded_in)
-            rows.append({"opportunity_id": deal, "event_timestamp": at, **row})
-        frame = pd.DataFrame.from_records(rows)
+            rows.append((deal, row, at))
+        return _Plan(_opportunity_log(events), lambda: view.write(rows), not_online)
 
-        def write() -> None:
-            if rows:
-                self.store.write_to_online_store(DEAL_VIEW, frame)
+    def _view(self, name: str) -> OnlineView:
+        if name not in self._views:
+            self._views[name] = OnlineView(self.store, name)
+        return self._views[name]
 
-        return _Plan(_opportunity_log(events), write, not_online)
 
+class OnlineView:
+    """One feature view's online rows, read and written through Feast's ``OnlineStore`` interface.
 
-def _stored_row(
-    current: pd.DataFrame, key: str, view: str, features: list[str]
-) -> tuple[dict[str, object] | None, datetime | None]:
-    """One entity's online row (feature -> value) and time, or (None, None) when it has none."""
-    value = current.at[key, f"{view}__ts"]
-    stamp = None if pd.isna(value) else row_time(value)  # no row: NaT in the frame
-    if stamp is None:
-        return None, None
-    return {f: current.at[key, f"{view}__{f}"] for f in features}, stamp.astimezone(UTC)
+    ``online_read`` / ``online_write_batch`` with the view resolved once, as ``OnlineFeatures`` reads:
+    ``FeatureStore.push`` re-read every view from the registry and converted the frame per call, and
+    took seconds a batch. Values convert with Feast's own ``type_map``, so a row written here is the
+    row ``push`` would have written; Feast's Redis store still ignores a write not newer than the row.
+    """
+
+    def __init__(self, store: FeatureStore, name: str) -> None:
+        self.store = store
+        self.view = store.get_feature_view(name)
+        self.key = self.view.entity_columns[0].name
+        self.features = [f.name for f in self.view.features]
+        self.types = {f.name: f.dtype.to_value_type() for f in self.view.features}
+        self.online = store._get_provider().online_store
+
+    def read(self, ids: list[str]) -> dict[str, tuple[dict[str, object] | None, datetime | None]]:
+        """Each id's row (feature -> value) and time, or (None, None) without one."""
+        if fault := online_store_fault(self.store):
+            raise OnlineStoreUnavailable(fault)
+        found = self.online.online_read(
+            self.store.config, self.view, entity_keys(self.key, ids), self.features
+        )
+        out: dict[str, tuple[dict[str, object] | None, datetime | None]] = {}
+        for entity, (ts, values) in zip(ids, found, strict=True):
+            stamp = row_time(ts)
+            if stamp is None or values is None:
+                out[entity] = (None, None)
+                continue
+            row = {name: feast_value_type_to_python_type(v) for name, v in values.items()}
+            out[entity] = ({f: row.get(f) for f in self.features}, stamp.astimezone(UTC))
+        return out
+
+    def write(self, rows: list[tuple[str, dict[str, object], datetime]]) -> None:
+        """Whole rows ``(id, feature -> value, event time)``: one SQLite transaction or Redis pipeline."""
+        if not rows:
+            return
+        if fault := online_store_fault(self.store):
+            raise OnlineStoreUnavailable(fault)
+        columns = {
+            f: python_values_to_proto_values([row.get(f) for _, row, _ in rows], self.types[f])
+            for f in self.features
+        }
+        keys = entity_keys(self.key, [entity for entity, _, _ in rows])
+        data = [
+            (key, {f: columns[f][i] for f in self.features}, at, at)
+            for i, (key, (_, _, at)) in enumerate(zip(keys, rows, strict=True))
+        ]
+        self.online.online_write_batch(self.store.config, self.view, data, None)
 
 
 def _opportunity_event(e: OpportunityEventIn) -> OpportunityEvent:

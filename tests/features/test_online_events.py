@@ -13,6 +13,7 @@ from features.online_events import (
     BehaviorEvent,
     OpportunityEvent,
     fold_behavior,
+    fold_behaviors,
     fold_opportunity,
     new_row_time,
 )
@@ -61,7 +62,7 @@ def test_folding_events_into_the_jobs_row_gives_the_row_the_job_writes_with_them
 
 
 def test_a_first_event_starts_a_row_and_a_later_day_moves_the_buckets_on() -> None:
-    row, at = fold_behavior(None, None, [BehaviorEvent("c", "pricing_view", T0)])
+    [(row, at)] = fold_behaviors([(None, None, [BehaviorEvent("c", "pricing_view", T0)])])
     assert row["pricing_view_daily"][:2] == [1, 0] and at == T0
     assert row["pricing_view_7d"] == 1 and row["days_since_last_event"] == 0
     row, at = fold_behavior(row, at, [BehaviorEvent("c", "pricing_view", T0 + timedelta(days=3))])
