@@ -99,7 +99,7 @@ class Runtime:
                 timedelta(minutes=10),
             ),
             weekly=weekly_store(settings),
-            ingest=EventIngest(store, event_ledger(settings), settings.raw_dir),
+            ingest=EventIngest(store, event_ledger(settings), settings.event_log_dir or settings.raw_dir),
         )
         language_detector()  # load lingua's models now, not in the first request
         metrics.publish_versions(models.all())

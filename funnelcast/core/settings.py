@@ -100,6 +100,11 @@ class Settings(BaseSettings):
         description="Connections and requests the server holds at once; past it, a 503 at once "
         "(uvicorn's limit_concurrency), so an overload cannot pile requests up in memory.",
     )
+    event_log_dir: Path | None = Field(
+        None,
+        description="Where the event API appends its log parts (default the raw dir, where `features "
+        "build` reads them with the canonical tables; elsewhere they are kept, not built on).",
+    )
     event_max_ahead_seconds: float = Field(
         300.0, ge=0, description="An ingested event dated further after now than this is a 422 (clock skew)."
     )

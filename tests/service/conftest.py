@@ -67,9 +67,15 @@ def running(
 
 
 def service_settings(base: Settings, tmp_path: Path, **update: object) -> Settings:
-    """``base`` with its own routing state and model cache, and no alias polling unless asked."""
+    """``base`` with its own routing state, model cache and event log (events a test posts stay out of
+    the session world's raw tables), and no alias polling unless asked."""
     return base.model_copy(
-        update={"service_state_dir": tmp_path / "service", "model_poll_seconds": 0, **update}
+        update={
+            "service_state_dir": tmp_path / "service",
+            "event_log_dir": tmp_path / "event_log",
+            "model_poll_seconds": 0,
+            **update,
+        }
     )
 
 

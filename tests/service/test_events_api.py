@@ -26,7 +26,7 @@ from tests.service.conftest import CRM, lead, running, service_settings
 def own_world(served_world: Settings, tmp_path: Path) -> Settings:
     """The served world's data folder copied (raw tables, online store, registry, directory)."""
     shutil.copytree(served_world.data_dir, tmp_path / "data")
-    return service_settings(served_world, tmp_path, data_dir=tmp_path / "data")
+    return service_settings(served_world, tmp_path, data_dir=tmp_path / "data", event_log_dir=None)
 
 
 def _company_with_leads(settings: Settings) -> str:
