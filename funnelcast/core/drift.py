@@ -14,6 +14,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
+
+from funnelcast.core.model import TabularModel
 
 QUANTILE_BINS = 10
 # Floor on a bin's share in PSI: an empty bin would make the log infinite (the usual 1e-4 guard).
@@ -81,6 +84,18 @@ def training_distribution(
             InputBins(name, shell.kind, shell.edges, shell.levels, tuple(round(float(s), 6) for s in shares))
         )
     return out
+
+
+def input_distribution(model: TabularModel, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """What training stores with ``model`` (metadata ``input_distribution``): its inputs' bins and
+    shares over ``frame``, the rows it was fitted on."""
+    encoded = model.encode(frame)
+    return [b.to_dict() for b in training_distribution(encoded, model.columns, model.categorical_levels)]
+
+
+def distribution_of(metadata: dict[str, Any]) -> list[InputBins]:
+    """The stored training distribution of a model (empty for a model trained before it was kept)."""
+    return [InputBins.from_dict(d) for d in metadata.get("input_distribution", [])]
 
 
 def bin_counts(distribution: list[InputBins], encoded: np.ndarray) -> list[np.ndarray]:

@@ -1,6 +1,7 @@
 """Live lead-score quality from outcomes (pure): labels, ROC-AUC by week, calibration by grade.
 
-A served lead's label is the training label: converted within ``LEAD_LABEL_DAYS`` of being scored.
+A served lead's label is the training label: converted within the label window (training's
+``LEAD_LABEL_DAYS``, passed in) of being scored.
 It is known once the lead converts (1), is disqualified (0) or its window has passed unconverted
 (0); until then it is unresolved (NaN) and left out, so a young week is not read as a bad one.
 """
@@ -12,8 +13,6 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
-
-LEAD_LABEL_DAYS = 30
 
 
 def week_start(at: pd.Series) -> pd.Series:
@@ -27,7 +26,7 @@ def lead_labels(
     converted_at: pd.Series,
     disqualified_at: pd.Series,
     now: datetime,
-    window_days: int = LEAD_LABEL_DAYS,
+    window_days: int,
 ) -> pd.Series:
     """1 converted within the window, 0 disqualified first or the window over, NaN not yet known."""
     served = pd.to_datetime(served_at, utc=True)

@@ -45,7 +45,7 @@ def test_a_lead_is_positive_when_it_converts_in_its_window_and_unknown_while_the
     served = pd.Series([T0, T0, T0, T0 - timedelta(days=40)])
     converted = pd.Series([T0 + timedelta(days=3), None, None, None])
     disqualified = pd.Series([None, T0 + timedelta(days=1), None, None])
-    labels = lead_labels(served, converted, disqualified, now=T0 + timedelta(days=5))
+    labels = lead_labels(served, converted, disqualified, now=T0 + timedelta(days=5), window_days=30)
     assert (
         labels.iloc[0] == 1.0 and labels.iloc[1] == 0.0 and np.isnan(labels.iloc[2]) and labels.iloc[3] == 0.0
     )
