@@ -20,6 +20,7 @@ from funnelcast.core.settings import Settings
 from funnelcast.core.tracking_store import check_tracking_store
 from service.live_models import MODEL_NAMES, LiveModels
 from service.manager import AccountsAtRisk, score_accounts
+from service.monitoring.served_log import ServedRecorder, served_log
 from service.observability import Metrics
 from service.online_features import OnlineFeatures
 from service.pipeline import OfflinePipeline, Pipeline, open_deals, rep_groups_of
@@ -60,6 +61,7 @@ class Runtime:
     pipeline: Pipeline
     accounts: Refreshed[AccountsAtRisk]
     weekly: WeeklyStore
+    served: ServedRecorder
 
     @classmethod
     def start(cls, settings: Settings, rules: list[Rule], metrics: Metrics) -> Runtime:
@@ -96,6 +98,7 @@ class Runtime:
                 timedelta(minutes=10),
             ),
             weekly=weekly_store(settings),
+            served=ServedRecorder(served_log(settings)),
         )
         language_detector()  # load lingua's models now, not in the first request
         metrics.publish_versions(models.all())
