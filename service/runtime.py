@@ -20,6 +20,9 @@ from funnelcast.core.settings import Settings
 from funnelcast.core.tracking_store import check_tracking_store
 from service.live_models import MODEL_NAMES, LiveModels
 from service.manager import AccountsAtRisk, score_accounts
+from service.monitoring.gauges import MonitoringCollector
+from service.monitoring.report import collect_report
+from service.monitoring.schemas import MonitoringOut
 from service.monitoring.served_log import ServedRecorder, served_log
 from service.observability import Metrics
 from service.online_features import OnlineFeatures
@@ -100,6 +103,7 @@ class Runtime:
             weekly=weekly_store(settings),
             served=ServedRecorder(served_log(settings)),
         )
+        metrics.registry.register(MonitoringCollector(runtime.monitoring_report))
         language_detector()  # load lingua's models now, not in the first request
         metrics.publish_versions(models.all())
         # Everything loaded so far (Feast, MLflow, pandas, the models) lives for the process; freezing it
@@ -108,6 +112,17 @@ class Runtime:
         gc.collect()
         gc.freeze()
         return runtime
+
+    def monitoring_report(self) -> MonitoringOut:
+        """The monitoring report now, from the shared stores (``GET /v1/monitoring``, ``/metrics``)."""
+        return collect_report(
+            self.served.log,
+            self.router.state,
+            self.weekly,
+            self.models.get("lead_score"),
+            self.settings,
+            clock.now(),
+        )
 
     def stop(self) -> None:
         self.models.stop()

@@ -14,6 +14,7 @@ from funnelcast.core import clock
 from funnelcast.core.settings import Settings
 from service.live_models import LiveModels
 from service.manager import account_punctuality, deal_context, previous_week_p_win, rule_context
+from service.monitoring.alerting import check_monitoring
 from service.monitoring.forecast_snapshot import forecast_snapshot
 from service.pipeline import open_deals, rep_groups_of, score_pipeline
 from service.routing.router import reps_from_feast
@@ -30,6 +31,7 @@ class WeeklyReport:
     firings: list[Firing]
     new_alerts: int
     webhook_sent: bool | None  # None: no webhook configured
+    monitoring_raised: list[str]  # monitoring thresholds newly crossed, alerted once
 
 
 def score_weekly(settings: Settings, now: datetime | None = None) -> WeeklyReport:
@@ -58,4 +60,7 @@ def score_weekly(settings: Settings, now: datetime | None = None) -> WeeklyRepor
     stored.save_results(results_of(snap.as_of, model.version, p_last, firings, snap.deals.index))
     stored.save_forecast_snapshot(forecast_snapshot(snap, now))
     sent = send_alerts(settings.alert_webhook_url, new) if settings.alert_webhook_url else None
-    return WeeklyReport(len(snap.deals), model.version, firings, len(new), sent)
+    check = check_monitoring(settings, now)
+    return WeeklyReport(
+        len(snap.deals), model.version, firings, len(new), sent, [c.key for c in check.raised]
+    )
