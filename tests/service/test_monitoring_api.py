@@ -57,9 +57,7 @@ def test_monitoring_numbers_move_with_served_leads_outcomes_and_the_weekly_snaps
         lead(f"m{i}", company_id=str(c), channel=ch, contact_role=role, product_interest=product)
         for i, (c, (ch, role, product)) in enumerate(zip(companies.unique()[:LEADS], mix, strict=False))
     ]
-    start = pd.Timestamp(latest_feature_time(served_world)).tz_localize("UTC").to_pydatetime() + timedelta(
-        days=1
-    )
+    start = latest_feature_time(served_world) + timedelta(days=1)
     now = [start]
     clock.set_clock(lambda: now[0])
     try:
@@ -68,8 +66,11 @@ def test_monitoring_numbers_move_with_served_leads_outcomes_and_the_weekly_snaps
                 served_world,
                 tmp_path,
                 alert_webhook_url=url,
-                monitoring_max_psi=1e-6,
+                monitoring_max_psi=1e-6,  # every input that moved at all crosses: PSI alerts
                 monitoring_min_drift_rows=1,
+                monitoring_min_sla_compliance=0.0,  # the other checks stay quiet here
+                monitoring_min_match_rate=0.0,
+                monitoring_max_forecast_wape=1e9,
             )
             with running(settings) as http:
                 empty = http.get("/v1/monitoring", headers=MANAGER)
@@ -125,7 +126,8 @@ def test_monitoring_numbers_move_with_served_leads_outcomes_and_the_weekly_snaps
                 assert weekly_store(settings).alerts(None, "monitoring_threshold", 1000) == before
                 ours = [p for p in posted if b"monitoring_threshold" in p]
                 assert len(ours) == 1 and b"psi:" in ours[0]  # the first weekly run raised them, once
-                assert check_monitoring(settings, now[0]).raised == []
+                again = check_monitoring(settings, now[0]).raised
+                assert again == [], again
                 assert len([p for p in posted if b"monitoring_threshold" in p]) == 1
                 metrics = http.get("/metrics").text
                 assert "funnelcast_live_lead_auc 1.0" in metrics and "funnelcast_feature_psi{" in metrics
