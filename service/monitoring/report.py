@@ -20,6 +20,7 @@ from features.training_sets import LEAD_LABEL_DAYS
 from funnelcast.core.drift import InputBins, distribution_of, psi, top_movers
 from funnelcast.core.forecast_accuracy import ForecastSnapshot, accuracy_by_horizon, accuracy_table
 from funnelcast.core.lead_quality import calibration_by_grade, lead_labels, weekly_auc
+from funnelcast.core.reason_terms import term_of
 from funnelcast.core.routing_filters import MAX_TIMEZONE_GAP_HOURS, MIN_LANGUAGE_PROFICIENCY
 from funnelcast.core.routing_health import match_rates, rep_shares, sla_compliance
 from funnelcast.core.settings import Settings
@@ -40,6 +41,7 @@ from service.monitoring.schemas import (
 )
 from service.monitoring.served_log import ServedLog
 from service.monitoring.thresholds import crossings
+from service.reasons import GROUPS
 from service.routing.state import AssignmentStore
 from service.weekly_store import WeeklyStore
 
@@ -103,9 +105,9 @@ def feature_drift(
             counts = np.zeros(b.n_bins, dtype=int)
             seen = inputs.get(b.name, np.zeros(0, dtype=int))[: b.n_bins]
             counts[: len(seen)] = seen
-            out.append(
-                InputDrift(input=b.name, psi=_none(psi(b.proportions, counts)), rows=int(counts.sum()))
-            )
+            value = _none(psi(b.proportions, counts))
+            term = term_of(b.name, GROUPS)
+            out.append(InputDrift(input=b.name, term=term, psi=value, rows=int(counts.sum())))
         return out
 
     weeks = []

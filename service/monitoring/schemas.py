@@ -58,6 +58,7 @@ class ForecastAccuracy(BaseModel):
 
 class InputDrift(BaseModel):
     input: str
+    term: str = Field(description="The business term it belongs to (the reason codes' groups)")
     psi: float | None = Field(description="Population stability index vs training; null without rows")
     rows: int
 

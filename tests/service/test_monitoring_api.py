@@ -4,6 +4,7 @@ move its numbers; a GET writes nothing; the weekly check alerts each threshold c
 from __future__ import annotations
 
 import itertools
+import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,8 @@ from service.monitoring.alerting import check_monitoring
 from service.weekly import score_weekly
 from service.weekly_store import weekly_store
 from tests.service.conftest import CRM, lead, running, service_settings
+from tests.service.test_manager_api import VISIBLE_TEXTS, sign_in
+from tests.service.untranslated import latin_words
 
 MANAGER = {"X-API-Key": "demo-manager-key"}
 LEADS = 60
@@ -46,6 +49,27 @@ def webhook_receiver() -> Iterator[tuple[str, list[bytes]]]:
         yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
     finally:
         server.shutdown()
+
+
+def dashboard_section_shows_it(base_url: object) -> None:
+    """The manager page's monitoring section, in both languages, with no English on the zh page."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+        for lang in ("en", "zh"):
+            page = browser.new_page(viewport={"width": 1100, "height": 2400})
+            sign_in(page, str(base_url), lang)
+            page.wait_for_selector("body[data-monitoring]", timeout=60_000)
+            assert "1.000" in page.inner_text("#mon-quality")  # the week's live AUC
+            assert page.locator("#mon-drift tbody tr").count() == 5
+            if lang == "zh":
+                texts = page.evaluate(VISIBLE_TEXTS)
+                assert {t: latin_words(t) for t in texts if latin_words(t)} == {}
+                assert "甲级" in page.inner_text("#mon-calibration") or "丁级" in page.inner_text(
+                    "#mon-calibration"
+                )
+        browser.close()
 
 
 def test_monitoring_numbers_move_with_served_leads_outcomes_and_the_weekly_snapshot(
@@ -131,5 +155,7 @@ def test_monitoring_numbers_move_with_served_leads_outcomes_and_the_weekly_snaps
                 assert len([p for p in posted if b"monitoring_threshold" in p]) == 1
                 metrics = http.get("/metrics").text
                 assert "funnelcast_live_lead_auc 1.0" in metrics and "funnelcast_feature_psi{" in metrics
+                if shutil.which("chromium"):  # as the other page tests: make test installs it
+                    dashboard_section_shows_it(http.base_url)
     finally:
         clock.set_clock(None)
