@@ -17,7 +17,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 
 from funnelcast.core.drift import InputBins, bin_counts, distribution_of
-from funnelcast.core.lead_quality import week_start
 from funnelcast.core.redis_client import fail_fast
 from funnelcast.core.settings import Settings
 from service.routing.state import RoutingStateUnavailable, open_wal, redis_reachable
@@ -67,7 +66,8 @@ def input_histogram(
     """``encoded`` (rows x the model's columns, as ``TabularModel.encode`` gives them) binned on the
     training distribution; inputs are matched by position, as training stored them."""
     counts = bin_counts(list(distribution), encoded)
-    week = week_start(pd.Series([at])).iloc[0].date().isoformat()
+    utc = at.astimezone(UTC)
+    week = (utc.date() - timedelta(days=utc.weekday())).isoformat()  # as ``lead_quality.week_start``
     return BinCounts(
         model_version, week, {b.name: c.tolist() for b, c in zip(distribution, counts, strict=True)}
     )
