@@ -168,12 +168,17 @@ class SqliteWeeklyStore:
     def swap_crossings(self, crossed: set[str]) -> set[str]:
         """Store the monitoring thresholds crossed now; returns those crossed at the last check."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            row = self._db.execute("SELECT body FROM monitoring_crossings WHERE id = 1").fetchone()
-            self._db.execute(
-                "INSERT OR REPLACE INTO monitoring_crossings VALUES (1, ?)", (json.dumps(sorted(crossed)),)
-            )
-            self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")  # read and write in one step: one job sees each change
+            try:
+                row = self._db.execute("SELECT body FROM monitoring_crossings WHERE id = 1").fetchone()
+                self._db.execute(
+                    "INSERT OR REPLACE INTO monitoring_crossings VALUES (1, ?)",
+                    (json.dumps(sorted(crossed)),),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
         return set(json.loads(row[0])) if row else set()
 
 

@@ -7,6 +7,8 @@ replica exports the same values, and no read route writes. The report is reused 
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +17,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from service.monitoring.schemas import MonitoringOut
+from service.routing.state import RoutingStateUnavailable
+
+log = logging.getLogger("funnelcast.monitoring")
 
 
 class MonitoringCollector(Collector):
@@ -33,7 +38,21 @@ class MonitoringCollector(Collector):
         return []  # no scrape at registration time: the stores are read only when /metrics is
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        r = self._current()
+        up = GaugeMetricFamily(
+            "funnelcast_monitoring_up", "1 when the monitoring stores answered this scrape"
+        )
+        try:
+            r = self._current()
+        except (RoutingStateUnavailable, sqlite3.Error) as err:
+            # the other metrics still go out; the store's fault is a 503 on GET /v1/monitoring
+            log.warning(
+                "monitoring gauges not computed", extra={"error": f"{type(err).__name__}: {err}"[:300]}
+            )
+            up.add_metric([], 0.0)
+            yield up
+            return
+        up.add_metric([], 1.0)
+        yield up
         auc = GaugeMetricFamily("funnelcast_live_lead_auc", "Live lead ROC-AUC of the latest week judged")
         judged = [w for w in r.lead_quality.weeks if w.roc_auc is not None]
         if judged:
