@@ -37,8 +37,8 @@ def scored(
     leads: list[schemas.LeadIn],
     explain: bool,
     accept: str | None,
-    served: ServedRecorder,
     exclude: dict[str, frozenset[str]] | None = None,
+    served: ServedRecorder | None = None,
 ) -> list[ScoredLead]:
     """Score (and route, given a router) and count what was degraded and how routing went."""
     route = rep_router is not None
@@ -78,7 +78,14 @@ def score_lead(
 ) -> Response:
     """Score one new lead (probability, 0-100 score, grade, reasons) and route it."""
     results = scored(
-        models, features, rep_router if route else None, metrics, [lead], explain, accept_language, served
+        models,
+        features,
+        rep_router if route else None,
+        metrics,
+        [lead],
+        explain,
+        accept_language,
+        served=served,
     )
     return _json(schemas.LeadScore.of(results[0]))
 
@@ -101,9 +108,15 @@ def score_batch(
         raise invalid_field("leads.lead_id", "duplicate ids in one batch")
     try:
         results = scored(
-            models, features, rep_router if route else None, metrics, body.leads, explain, accept_language,
-            served,
-        )  # fmt: skip
+            models,
+            features,
+            rep_router if route else None,
+            metrics,
+            body.leads,
+            explain,
+            accept_language,
+            served=served,
+        )
     except InvalidLeadInput as err:
         raise InvalidLeadInput(err.errors, "leads.{i}.") from None
     return schemas.LeadBatchOut(results=[schemas.LeadScore.of(r) for r in results])
@@ -129,7 +142,7 @@ def reroute(
     excluded = rep_router.release_for_reroute(body.lead.lead_id, clock.now())
     exclude = {body.lead.lead_id: excluded} if excluded else {}
     result = scored(
-        models, features, rep_router, metrics, [body.lead], False, accept_language, served, exclude
+        models, features, rep_router, metrics, [body.lead], False, accept_language, exclude, served
     )
     return schemas.LeadScore.of(result[0])
 
