@@ -325,6 +325,8 @@ def score_weekly_command(data_dir: DataDir = None) -> None:
         report.webhook_sent
     ]
     console.print(f"{report.new_alerts} new alert(s) stored; webhook: {webhook}")
+    raised = ", ".join(report.monitoring_raised) or "none"
+    console.print(f"monitoring thresholds newly crossed (alerted once): {raised}")
 
 
 def _register_import() -> None:

@@ -22,6 +22,10 @@ from service.event_ledger import event_ledger
 from service.ingest import EventIngest
 from service.live_models import MODEL_NAMES, LiveModels
 from service.manager import AccountsAtRisk, score_accounts
+from service.monitoring.gauges import MonitoringCollector
+from service.monitoring.report import collect_report
+from service.monitoring.schemas import MonitoringOut
+from service.monitoring.served_log import ServedRecorder, served_log
 from service.observability import Metrics
 from service.online_features import OnlineFeatures
 from service.pipeline import OfflinePipeline, Pipeline, open_deals, rep_groups_of
@@ -63,6 +67,7 @@ class Runtime:
     accounts: Refreshed[AccountsAtRisk]
     weekly: WeeklyStore
     ingest: EventIngest
+    served: ServedRecorder
 
     @classmethod
     def start(cls, settings: Settings, rules: list[Rule], metrics: Metrics) -> Runtime:
@@ -100,7 +105,9 @@ class Runtime:
             ),
             weekly=weekly_store(settings),
             ingest=EventIngest(store, event_ledger(settings), settings.event_log_dir or settings.raw_dir),
+            served=ServedRecorder(served_log(settings)),
         )
+        metrics.registry.register(MonitoringCollector(runtime.monitoring_report))
         language_detector()  # load lingua's models now, not in the first request
         metrics.publish_versions(models.all())
         # Everything loaded so far (Feast, MLflow, pandas, the models) lives for the process; freezing it
@@ -109,6 +116,17 @@ class Runtime:
         gc.collect()
         gc.freeze()
         return runtime
+
+    def monitoring_report(self) -> MonitoringOut:
+        """The monitoring report now, from the shared stores (``GET /v1/monitoring``, ``/metrics``)."""
+        return collect_report(
+            self.served.log,
+            self.router.state,
+            self.weekly,
+            self.models.get("lead_score"),
+            self.settings,
+            clock.now(),
+        )
 
     def stop(self) -> None:
         self.models.stop()

@@ -22,6 +22,7 @@ from funnelcast.core import clock
 from funnelcast.core.grades import grade_of, score_0_100
 from service.lead_locale import Inferred, infer_missing
 from service.live_models import LiveModel
+from service.monitoring.served_log import ServedRecorder
 from service.online_features import OnlineFeatures, feature_service_of
 from service.reasons import reason_codes
 from service.routing.policy import LeadToRoute, RepFit, RoutingDecision
@@ -105,8 +106,10 @@ def score_leads(
     lang: str,
     now: datetime | None = None,
     exclude: Mapping[str, frozenset[str]] | None = None,
+    served: ServedRecorder | None = None,
 ) -> list[ScoredLead]:
-    """Score (and route, when a router is given) each lead; one feature read and one predict per batch."""
+    """Score (and route, when a router is given) each lead; one feature read and one predict per batch.
+    ``served`` (monitoring) records what was served and the inputs it was scored on."""
     if model is None:
         raise ModelNotLoaded("no lead_score champion is loaded")
     now = now or clock.now()
@@ -179,4 +182,6 @@ def score_leads(
                 unknown_entity=company[i].unknown_entity,
             )
         )
+    if served is not None:
+        served(out, tab.encode(columns), now)
     return out

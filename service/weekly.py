@@ -1,6 +1,7 @@
 """The weekly scoring job (``funnelcast score weekly``): score the open pipeline, evaluate every rule,
 store the alerts and the results manager reads show (last week's P(win), fired rules per deal), and
-send new alerts to the webhook. The job owns the rules; the service's read routes only read."""
+send new alerts to the webhook; store the week's forecast snapshot (what we said, per horizon and
+group, for forecast accuracy). The job owns the rules; the service's read routes only read."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from funnelcast.core import clock
 from funnelcast.core.settings import Settings
 from service.live_models import LiveModels
 from service.manager import account_punctuality, deal_context, previous_week_p_win, rule_context
+from service.monitoring.alerting import check_monitoring
+from service.monitoring.forecast_snapshot import forecast_snapshot
 from service.pipeline import open_deals, rep_groups_of, score_pipeline
 from service.routing.router import reps_from_feast
 from service.routing.state import assignment_store
@@ -28,6 +31,7 @@ class WeeklyReport:
     firings: list[Firing]
     new_alerts: int
     webhook_sent: bool | None  # None: no webhook configured
+    monitoring_raised: list[str]  # monitoring thresholds newly crossed, alerted once
 
 
 def score_weekly(settings: Settings, now: datetime | None = None) -> WeeklyReport:
@@ -54,5 +58,9 @@ def score_weekly(settings: Settings, now: datetime | None = None) -> WeeklyRepor
     stored = weekly_store(settings)
     new = stored.add_alerts(firings, now)
     stored.save_results(results_of(snap.as_of, model.version, p_last, firings, snap.deals.index))
+    stored.save_forecast_snapshot(forecast_snapshot(snap, now))
     sent = send_alerts(settings.alert_webhook_url, new) if settings.alert_webhook_url else None
-    return WeeklyReport(len(snap.deals), model.version, firings, len(new), sent)
+    check = check_monitoring(settings, now)
+    return WeeklyReport(
+        len(snap.deals), model.version, firings, len(new), sent, [c.key for c in check.raised]
+    )

@@ -1,4 +1,6 @@
-"""What the weekly job leaves for every replica to read: fired rules (alerts) and its scored results.
+"""What the weekly job leaves for every replica to read: fired rules (alerts) and its scored results,
+each week's forecast snapshot (what we said, kept for forecast accuracy) and which monitoring
+thresholds were crossed at the last check (so an alert is raised once per crossing).
 
 The job owns the rules: it scores the pipeline, evaluates every rule, and stores here the alerts and,
 per open deal, P(win by quarter end) one week before its snapshot (an offline point-in-time join a
@@ -18,6 +20,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from funnelcast.core.forecast_accuracy import ForecastSnapshot
 from funnelcast.core.redis_client import fail_fast
 from funnelcast.core.settings import Settings
 from service.routing.state import open_wal, redis_reachable
@@ -72,6 +75,12 @@ class WeeklyStore(Protocol):
 
     def results(self) -> WeeklyResults | None: ...
 
+    def save_forecast_snapshot(self, snapshot: ForecastSnapshot) -> None: ...
+
+    def forecast_snapshots(self) -> list[ForecastSnapshot]: ...
+
+    def swap_crossings(self, crossed: set[str]) -> set[str]: ...
+
 
 _ALERT_KEYS = ("rule", "kind", "entity", "severity", "action", "evidence", "fired_at")
 
@@ -99,6 +108,10 @@ class SqliteWeeklyStore:
             " action TEXT, evidence TEXT, fired_at TEXT, PRIMARY KEY (rule, entity, day))"
         )
         self._db.execute("CREATE TABLE IF NOT EXISTS weekly_results (id INTEGER PRIMARY KEY, body TEXT)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS forecast_snapshots (as_of TEXT PRIMARY KEY, body TEXT)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS monitoring_crossings (id INTEGER PRIMARY KEY, body TEXT)"
+        )
 
     def add_alerts(self, firings: list[Firing], at: datetime) -> list[Firing]:
         """Store new firings; returns those not already stored today (what to notify)."""
@@ -139,6 +152,39 @@ class SqliteWeeklyStore:
             row = self._db.execute("SELECT body FROM weekly_results WHERE id = 1").fetchone()
         return WeeklyResults.from_json(row[0]) if row else None
 
+    def save_forecast_snapshot(self, snapshot: ForecastSnapshot) -> None:
+        """One snapshot per ``as_of``: re-running a week replaces that week's."""
+        body = json.dumps(snapshot.to_dict(), default=str)
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO forecast_snapshots VALUES (?, ?)", (_as_of_key(snapshot), body)
+            )
+
+    def forecast_snapshots(self) -> list[ForecastSnapshot]:
+        with self._lock:
+            rows = self._db.execute("SELECT body FROM forecast_snapshots ORDER BY as_of").fetchall()
+        return [ForecastSnapshot.from_dict(json.loads(r[0])) for r in rows]
+
+    def swap_crossings(self, crossed: set[str]) -> set[str]:
+        """Store the monitoring thresholds crossed now; returns those crossed at the last check."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")  # read and write in one step: one job sees each change
+            try:
+                row = self._db.execute("SELECT body FROM monitoring_crossings WHERE id = 1").fetchone()
+                self._db.execute(
+                    "INSERT OR REPLACE INTO monitoring_crossings VALUES (1, ?)",
+                    (json.dumps(sorted(crossed)),),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return set(json.loads(row[0])) if row else set()
+
+
+def _as_of_key(snapshot: ForecastSnapshot) -> str:
+    return snapshot.as_of.astimezone(UTC).isoformat()
+
 
 _WHAT = "alert store"
 
@@ -154,6 +200,7 @@ class RedisWeeklyStore:
 
         self._redis = redis.Redis.from_url(url, **fail_fast(timeout_seconds))
         self._alerts, self._results = f"{prefix}:alerts", f"{prefix}:weekly_results"
+        self._snapshots, self._crossings = f"{prefix}:forecast_snapshots", f"{prefix}:monitoring_crossings"
 
     def add_alerts(self, firings: list[Firing], at: datetime) -> list[Firing]:
         day = at.date().isoformat()
@@ -181,9 +228,24 @@ class RedisWeeklyStore:
             body = self._redis.get(self._results)
         return WeeklyResults.from_json(body) if body else None
 
+    def save_forecast_snapshot(self, snapshot: ForecastSnapshot) -> None:
+        body = json.dumps(snapshot.to_dict(), default=str)
+        with redis_reachable(_WHAT):
+            self._redis.hset(self._snapshots, _as_of_key(snapshot), body)
+
+    def forecast_snapshots(self) -> list[ForecastSnapshot]:
+        with redis_reachable(_WHAT):
+            rows = self._redis.hgetall(self._snapshots)
+        return [ForecastSnapshot.from_dict(json.loads(rows[k])) for k in sorted(rows)]
+
+    def swap_crossings(self, crossed: set[str]) -> set[str]:
+        with redis_reachable(_WHAT):
+            before = self._redis.getset(self._crossings, json.dumps(sorted(crossed)))
+        return set(json.loads(before)) if before else set()
+
     def clear(self) -> None:
         """Delete every key of this store (tests)."""
-        self._redis.delete(self._alerts, self._results)
+        self._redis.delete(self._alerts, self._results, self._snapshots, self._crossings)
 
 
 def weekly_store(settings: Settings) -> WeeklyStore:

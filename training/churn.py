@@ -25,6 +25,7 @@ from features.jobs.raw import read_raw
 from features.repo.services import CHURN_IMPORT_SERVICE, CHURN_SERVICE
 from features.repo.views import ACCOUNT_FIELDS
 from features.training_sets import churn_training_set, require_service
+from funnelcast.core.drift import input_distribution
 from funnelcast.core.model import TabularModel
 from training.baselines import churn_rule_risk
 from training.diagnostics import diagnostics
@@ -143,6 +144,7 @@ def train(
         "base_rate": float(y[s.train].mean()),
         "best_iteration": fit.best_iteration,
         "refit_rounds": fit.refit_rounds,
+        "input_distribution": input_distribution(model, data.rows.iloc[s.train]),
     }
     if data.imported is not None:
         model.metadata["import"] = data.imported.run_params() | {"split": data.split.method}

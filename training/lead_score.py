@@ -29,6 +29,7 @@ from features.jobs.raw import latest_observed_time, read_raw
 from features.repo.services import LEAD_SCORE_IMPORT_SERVICE, LEAD_SCORE_SERVICE
 from features.request_time import LEAD_CATEGORICAL_LEVELS, LEAD_NUMERIC_COLUMNS, lead_model_frame
 from features.training_sets import LEAD_LABEL_DAYS, lead_training_set, require_service
+from funnelcast.core.drift import input_distribution
 from funnelcast.core.grades import DEFAULT_GRADE_CUTS, grade_of, score_0_100, score_quantiles
 from funnelcast.core.model import TabularModel
 from funnelcast.core.routing_filters import MAX_TIMEZONE_GAP_HOURS, MIN_LANGUAGE_PROFICIENCY
@@ -181,6 +182,8 @@ def train(
         "rep_fit": learned_rep_fit(model, data),
         # what a caller may send (the service lists and validates against it)
         "inputs": [i.model_dump() for i in lead_inputs(data.imported, model.categorical_levels)],
+        # what live monitoring measures drift (PSI) against
+        "input_distribution": input_distribution(model, data.frame.iloc[s.train]),
     }
     if data.imported is not None:
         model.metadata["import"] = data.imported.run_params() | {"split": data.split.method}

@@ -46,6 +46,7 @@ from features.repo.views import (
 )
 from features.training_sets import close_training_set, require_service
 from funnelcast.core.deals import AMOUNT, DAYS_TO_EXPECTED_CLOSE, HORIZON_WEEKS, STAGE
+from funnelcast.core.drift import input_distribution
 from funnelcast.core.forecast import weekly_win_probabilities
 from funnelcast.core.forecast_baselines import BASELINES, pipeline_bookings_history, stage_week_table
 from funnelcast.core.model import TabularModel
@@ -317,6 +318,7 @@ def train(
         "trained_until": data.origins[0].isoformat(),
         "strongest_baseline": best_baseline(validation),
         "reconciled_model_weight": reconciliation(validation),
+        "input_distribution": input_distribution(model, data.rows[data.train]),
     }
     # what the manager's next step and the reason texts walk (an import's own list, in its order)
     model.metadata["milestones"] = list(data.milestones)

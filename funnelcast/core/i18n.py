@@ -48,6 +48,31 @@ UI: dict[str, tuple[str, str]] = {
     "login_failed": ("That key is not a manager key.", "该密钥不是经理密钥。"),
     "logout": ("Sign out", "退出登录"),
     "session_expired": ("Your session has ended; sign in again.", "会话已结束，请重新登录。"),
+    # the monitoring section (GET /v1/monitoring)
+    "monitoring": ("Live monitoring", "线上监控"),
+    "lead_quality": ("Lead score on live outcomes, by week scored", "线索评分的线上表现（按评分周）"),
+    "leads": ("Leads", "线索数"),
+    "resolved": ("Outcome known", "已有结果"),
+    "auc": ("ROC-AUC", "区分度（曲线下面积）"),
+    "calibration": ("Predicted vs actual conversion by grade", "各等级预测与实际转化率"),
+    "grade": ("Grade", "等级"),
+    "predicted": ("Predicted", "预测"),
+    "actual": ("Actual", "实际"),
+    "forecast_accuracy": ("Forecast accuracy by weeks ahead", "按提前周数的预测准确度"),
+    "weeks_ahead": ("Weeks ahead", "提前周数"),
+    "wape": ("Weighted error (WAPE)", "加权绝对误差率"),
+    "coverage": ("Inside P10–P90", "落在 P10–P90 内"),
+    "said_4w": ("What we said 4 weeks before", "4周前的预测"),
+    "booked": ("Booked", "实际签约"),
+    "drift": ("Inputs that moved most vs training", "相对训练变化最大的输入"),
+    "input": ("Input", "输入"),
+    "psi": ("Stability index (PSI)", "稳定性指数"),
+    "routing_health": ("First touch and routing", "首次跟进与分配"),
+    "sla": ("First touch within SLA", "首次跟进按时率"),
+    "language_match": ("Language match", "语言匹配率"),
+    "timezone_match": ("Time-zone match", "时区匹配率"),
+    "crossed": ("Thresholds crossed now", "当前越过阈值的指标"),
+    "no_data": ("not enough outcomes yet", "暂无足够结果"),
 }
 
 # Milestones: slug -> (en name, zh name, en next step, zh next step). The next step is an
@@ -94,6 +119,20 @@ MILESTONE_TEXTS: dict[str, tuple[str, str, str, str]] = {
 
 # Names of the slugs the page and the reasons show: kind -> slug -> (en, zh)
 NAMES: dict[str, dict[str, tuple[str, str]]] = {
+    # lead grades (a zh page reads 甲乙丙丁, not Latin letters)
+    "grade": {"A": ("A", "甲级"), "B": ("B", "乙级"), "C": ("C", "丙级"), "D": ("D", "丁级")},
+    # the business term a lead-model input belongs to (``service.reasons.GROUPS``)
+    "input_term": {
+        "FIT": ("industry–product fit", "行业与产品匹配"),
+        "INTENT": ("buying signals", "购买意向信号"),
+        "TENDERS": ("tenders", "招投标"),
+        "SIZE": ("company size", "企业规模"),
+        "ROLE": ("contact role", "联系人角色"),
+        "CHANNEL": ("channel", "渠道"),
+        "TIMING": ("timing", "时间"),
+        "GEOGRAPHY": ("geography and language", "地域与语言"),
+        "OTHER": ("other inputs", "其他输入"),
+    },
     "commodity": {
         "copper": ("copper", "铜"),
         "aluminium": ("aluminium", "铝"),

@@ -108,6 +108,24 @@ class Settings(BaseSettings):
     event_max_ahead_seconds: float = Field(
         300.0, ge=0, description="An ingested event dated further after now than this is a 422 (clock skew)."
     )
+    # -- monitoring thresholds (GET /v1/monitoring; the weekly job alerts each crossing once)
+    monitoring_min_lead_auc: float = Field(
+        0.6, ge=0, le=1, description="Alert when a week's live lead ROC-AUC falls below this."
+    )
+    monitoring_min_resolved_leads: int = Field(
+        50, ge=1, description="A week's live AUC is judged only with at least this many resolved leads."
+    )
+    monitoring_max_psi: float = Field(0.25, gt=0, description="Alert when an input's PSI is above this.")
+    monitoring_min_drift_rows: int = Field(200, ge=1, description="PSI is judged only over this many rows.")
+    monitoring_min_sla_compliance: float = Field(
+        0.8, ge=0, le=1, description="Alert when first-touch SLA compliance falls below this."
+    )
+    monitoring_min_match_rate: float = Field(
+        0.8, ge=0, le=1, description="Alert when the language or time-zone match rate falls below this."
+    )
+    monitoring_max_forecast_wape: float = Field(
+        0.5, gt=0, description="Alert when a horizon's forecast WAPE (all deals) exceeds this."
+    )
     service_host: str = "127.0.0.1"
     service_port: int = Field(8000, ge=1, le=65535)
 

@@ -17,6 +17,7 @@ from service.auth import require
 from service.ingest import EventIngest
 from service.live_models import LiveModel, LiveModels
 from service.manager import AccountsAtRisk
+from service.monitoring.served_log import ServedRecorder
 from service.observability import Metrics
 from service.online_features import OnlineFeatures
 from service.pipeline import Pipeline
@@ -67,6 +68,7 @@ FeaturesDep = Annotated[OnlineFeatures, Depends(_from_runtime("features"))]
 RouterDep = Annotated[Router, Depends(_from_runtime("router"))]
 PipelineDep = Annotated[Pipeline, Depends(_from_runtime("pipeline"))]
 WeeklyDep = Annotated[WeeklyStore, Depends(_from_runtime("weekly"))]
+ServedDep = Annotated[ServedRecorder, Depends(_from_runtime("served"))]
 AccountsDep = Annotated[Refreshed[AccountsAtRisk], Depends(_from_runtime("accounts"))]
 IngestDep = Annotated[EventIngest, Depends(_from_runtime("ingest"))]
 

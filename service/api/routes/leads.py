@@ -14,9 +14,10 @@ from pydantic import BaseModel
 
 from funnelcast.core import clock
 from service import schemas
-from service.api.deps import CRM, FeaturesDep, MetricsDep, ModelsDep, RouterDep, champion
+from service.api.deps import CRM, FeaturesDep, MetricsDep, ModelsDep, RouterDep, ServedDep, champion
 from service.errors import errors, invalid_field
 from service.live_models import LiveModels
+from service.monitoring.served_log import ServedRecorder
 from service.observability import Metrics
 from service.online_features import OnlineFeatures
 from service.reasons import language_of
@@ -37,6 +38,7 @@ def scored(
     explain: bool,
     accept: str | None,
     exclude: dict[str, frozenset[str]] | None = None,
+    served: ServedRecorder | None = None,
 ) -> list[ScoredLead]:
     """Score (and route, given a router) and count what was degraded and how routing went."""
     route = rep_router is not None
@@ -49,6 +51,7 @@ def scored(
         explain=explain,
         lang=language_of(accept),
         exclude=exclude,
+        served=served,
     )
     if route and ready is None:  # no rep directory (e.g. online store down since start)
         for r in results:
@@ -68,13 +71,21 @@ def score_lead(
     features: FeaturesDep,
     rep_router: RouterDep,
     metrics: MetricsDep,
+    served: ServedDep,
     explain: Annotated[bool, Query(description="Add reason codes from SHAP contributions")] = True,
     route: Annotated[bool, Query(description="Also route the lead to a rep")] = True,
     accept_language: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Score one new lead (probability, 0-100 score, grade, reasons) and route it."""
     results = scored(
-        models, features, rep_router if route else None, metrics, [lead], explain, accept_language
+        models,
+        features,
+        rep_router if route else None,
+        metrics,
+        [lead],
+        explain,
+        accept_language,
+        served=served,
     )
     return _json(schemas.LeadScore.of(results[0]))
 
@@ -86,6 +97,7 @@ def score_batch(
     features: FeaturesDep,
     rep_router: RouterDep,
     metrics: MetricsDep,
+    served: ServedDep,
     explain: bool = False,
     route: bool = False,
     accept_language: Annotated[str | None, Header()] = None,
@@ -96,7 +108,14 @@ def score_batch(
         raise invalid_field("leads.lead_id", "duplicate ids in one batch")
     try:
         results = scored(
-            models, features, rep_router if route else None, metrics, body.leads, explain, accept_language
+            models,
+            features,
+            rep_router if route else None,
+            metrics,
+            body.leads,
+            explain,
+            accept_language,
+            served=served,
         )
     except InvalidLeadInput as err:
         raise InvalidLeadInput(err.errors, "leads.{i}.") from None
@@ -110,6 +129,7 @@ def reroute(
     features: FeaturesDep,
     rep_router: RouterDep,
     metrics: MetricsDep,
+    served: ServedDep,
     accept_language: Annotated[str | None, Header()] = None,
 ) -> schemas.LeadScore:
     """Re-route a lead: its current assignment is released and its current rep excluded."""
@@ -121,7 +141,9 @@ def reroute(
         raise InvalidLeadInput(err.errors, "lead.") from None
     excluded = rep_router.release_for_reroute(body.lead.lead_id, clock.now())
     exclude = {body.lead.lead_id: excluded} if excluded else {}
-    result = scored(models, features, rep_router, metrics, [body.lead], False, accept_language, exclude)
+    result = scored(
+        models, features, rep_router, metrics, [body.lead], False, accept_language, exclude, served
+    )
     return schemas.LeadScore.of(result[0])
 
 

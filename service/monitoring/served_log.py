@@ -1,0 +1,241 @@
+"""What the service served, kept for monitoring: each lead's score and routing, and the model inputs'
+histogram per model version and week.
+
+The routing state keeps only routed leads and overwrites a lead on re-route; monitoring needs the
+probability each lead was first served with (routed or not), so this is its own small record,
+written once per scoring call (``record``): the leads (first serving kept: a retry or a re-route
+does not replace what the lead was scored at) and, per input, the count of served values in each
+of the training distribution's bins (``funnelcast.core.drift``). Both are durable and shared by
+workers: SQLite (WAL) under ``service_dir`` by default, Redis when the routing state is in Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+import pandas as pd
+
+from funnelcast.core.drift import InputBins, bin_counts, distribution_of
+from funnelcast.core.redis_client import fail_fast
+from funnelcast.core.settings import Settings
+from service.routing.state import RoutingStateUnavailable, open_wal, redis_reachable
+
+if TYPE_CHECKING:
+    from service.scoring import ScoredLead
+
+log = logging.getLogger("funnelcast.monitoring")
+
+
+@dataclass(frozen=True)
+class ServedLead:
+    lead_id: str
+    served_at: str  # ISO 8601 UTC
+    probability: float
+    grade: str
+    model_version: str
+    rep_id: str | None
+    deadline: str | None
+    language_proficiency: float | None
+    timezone_gap_hours: float | None
+
+
+SERVED_COLUMNS = list(ServedLead.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class BinCounts:
+    """One scoring call's input histogram: per input name, counts per bin."""
+
+    model_version: str
+    week: str  # Monday of the serving week, ISO date
+    counts: dict[str, list[int]]
+
+
+def input_histogram(
+    distribution: Sequence[InputBins], encoded: np.ndarray, model_version: str, at: datetime
+) -> BinCounts:
+    """``encoded`` (rows x the model's columns, as ``TabularModel.encode`` gives them) binned on the
+    training distribution; inputs are matched by position, as training stored them."""
+    counts = bin_counts(list(distribution), encoded)
+    utc = at.astimezone(UTC)
+    week = (utc.date() - timedelta(days=utc.weekday())).isoformat()  # as ``lead_quality.week_start``
+    return BinCounts(
+        model_version, week, {b.name: c.tolist() for b, c in zip(distribution, counts, strict=True)}
+    )
+
+
+class ServedLog(Protocol):
+    def record(self, leads: Sequence[ServedLead], bins: BinCounts | None) -> None: ...
+
+    def leads(self) -> pd.DataFrame: ...
+
+    def histogram(self, model_version: str) -> dict[str, dict[str, np.ndarray]]: ...
+
+
+class SqliteServedLog:
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._db = open_wal(path)
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS served_leads (lead_id TEXT PRIMARY KEY, served_at TEXT,"
+            " probability REAL, grade TEXT, model_version TEXT, rep_id TEXT, deadline TEXT,"
+            " language_proficiency REAL, timezone_gap_hours REAL)"
+        )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS served_bins (model_version TEXT, week TEXT, input TEXT, bin INTEGER,"
+            " n INTEGER, PRIMARY KEY (model_version, week, input, bin))"
+        )
+
+    def record(self, leads: Sequence[ServedLead], bins: BinCounts | None) -> None:
+        rows = [tuple(asdict(x).values()) for x in leads]
+        increments = _increments(bins)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT OR IGNORE INTO served_leads VALUES (?,?,?,?,?,?,?,?,?)", rows)
+                self._db.executemany(
+                    "INSERT INTO served_bins VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                    increments,
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def leads(self) -> pd.DataFrame:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM served_leads").fetchall()
+        return pd.DataFrame(rows, columns=SERVED_COLUMNS)
+
+    def histogram(self, model_version: str) -> dict[str, dict[str, np.ndarray]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT week, input, bin, n FROM served_bins WHERE model_version = ?", (model_version,)
+            ).fetchall()
+        return _histogram(rows)
+
+
+def _increments(bins: BinCounts | None) -> list[tuple[str, str, str, int, int]]:
+    if bins is None:
+        return []
+    return [
+        (bins.model_version, bins.week, name, b, int(n))
+        for name, counts in bins.counts.items()
+        for b, n in enumerate(counts)
+        if n
+    ]
+
+
+def _histogram(rows: Sequence[tuple[str, str, int, int]]) -> dict[str, dict[str, np.ndarray]]:
+    """week -> input -> counts per bin (as long as the highest bin seen; callers pad to their bins)."""
+    out: dict[str, dict[str, dict[int, int]]] = {}
+    for week, name, b, n in rows:
+        out.setdefault(week, {}).setdefault(name, {})[int(b)] = int(n)
+    return {
+        week: {name: np.bincount(list(c), weights=list(c.values())).astype(int) for name, c in inputs.items()}
+        for week, inputs in out.items()
+    }
+
+
+_WHAT = "served-lead log"
+
+
+class RedisServedLog:
+    """The same in Redis: leads in a hash set only if absent, bins as hash counters per version and week."""
+
+    def __init__(self, url: str, prefix: str, timeout_seconds: float) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url, **fail_fast(timeout_seconds))
+        self._leads, self._bins = f"{prefix}:served_leads", f"{prefix}:served_bins"
+
+    def record(self, leads: Sequence[ServedLead], bins: BinCounts | None) -> None:
+        with redis_reachable(_WHAT):
+            pipe = self._redis.pipeline(transaction=True)
+            for x in leads:
+                pipe.hsetnx(self._leads, x.lead_id, json.dumps(asdict(x)))
+            for version, week, name, b, n in _increments(bins):
+                pipe.hincrby(self._bins, f"{version}|{week}|{name}|{b}", n)
+            pipe.execute()
+
+    def leads(self) -> pd.DataFrame:
+        with redis_reachable(_WHAT):
+            values = self._redis.hvals(self._leads)
+        return pd.DataFrame([json.loads(v) for v in values], columns=SERVED_COLUMNS)
+
+    def histogram(self, model_version: str) -> dict[str, dict[str, np.ndarray]]:
+        with redis_reachable(_WHAT):
+            fields = self._redis.hgetall(self._bins)
+        rows = []
+        for key, n in fields.items():
+            version, week, name, b = key.decode().rsplit("|", 3)
+            if version == model_version:
+                rows.append((week, name, int(b), int(n)))
+        return _histogram(rows)
+
+    def clear(self) -> None:
+        """Delete every key of this log (tests)."""
+        self._redis.delete(self._leads, self._bins)
+
+
+def served_log(settings: Settings) -> ServedLog:
+    """Beside the routing state: SQLite under ``service_dir`` (default) or Redis."""
+    if settings.routing_store == "redis":
+        return RedisServedLog(
+            settings.routing_redis_url,
+            f"{settings.routing_redis_prefix}:monitoring",
+            settings.redis_timeout_seconds,
+        )
+    return SqliteServedLog(settings.service_dir / "monitoring.db")
+
+
+class ServedRecorder:
+    """The scoring path's one call into monitoring: what ``score_leads`` served, recorded.
+
+    A log that cannot be written (Redis down, disk full) costs the monitoring record, not the
+    answer: it is logged and the lead is still scored.
+    """
+
+    def __init__(self, log: ServedLog) -> None:
+        self.log = log
+        self._distributions: dict[str, list[InputBins]] = {}  # model version -> its training bins
+
+    def __call__(self, results: Sequence[ScoredLead], encoded: np.ndarray, at: datetime) -> None:
+        if not results:
+            return
+        model = results[0].model
+        distribution = self._distributions.get(model.version)
+        if distribution is None:
+            distribution = self._distributions[model.version] = distribution_of(model.model.metadata)
+        bins = input_histogram(distribution, encoded, model.version, at) if distribution else None
+        try:
+            self.log.record([served_lead(r, at) for r in results], bins)
+        except (RoutingStateUnavailable, sqlite3.Error) as err:
+            log.warning("served-lead log not written", extra={"error": f"{type(err).__name__}: {err}"[:300]})
+
+
+def served_lead(result: ScoredLead, at: datetime) -> ServedLead:
+    routing = result.routing
+    chosen = routing.chosen if routing is not None else None
+    deadline = routing.first_touch_deadline if routing is not None else None
+    return ServedLead(
+        lead_id=result.lead.lead_id,
+        served_at=at.isoformat(),
+        probability=result.probability,
+        grade=result.grade,
+        model_version=result.model.version,
+        rep_id=routing.rep_id if routing is not None else None,
+        deadline=deadline.isoformat() if deadline else None,
+        language_proficiency=chosen.language_proficiency if chosen else None,
+        timezone_gap_hours=chosen.timezone_gap_hours if chosen else None,
+    )

@@ -1,0 +1,75 @@
+"""The monitoring records in both backends (SQLite file, real Redis): the served-lead log keeps a
+lead's first serving and sums input histograms; forecast snapshots are one per as_of; the crossing
+state swaps atomically. Reopening the store (a restart, another worker) reads the same."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from funnelcast.core.forecast_accuracy import ForecastSnapshot
+from funnelcast.core.settings import Settings
+from service.monitoring.served_log import BinCounts, RedisServedLog, ServedLead, served_log
+from service.weekly_store import RedisWeeklyStore, weekly_store
+
+REDIS_URL = "redis://127.0.0.1:6379/12"
+T0 = datetime(2026, 11, 2, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def settings_of(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Settings]]:
+    prefix = f"test:{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        data_dir=tmp_path,
+        routing_store=request.param,
+        routing_redis_url=REDIS_URL,
+        routing_redis_prefix=prefix,
+    )
+    yield lambda: settings
+    if request.param == "redis":
+        RedisServedLog(REDIS_URL, f"{prefix}:monitoring", 0.5).clear()
+        RedisWeeklyStore(REDIS_URL, prefix, 0.5).clear()
+
+
+def served(lead_id: str, p: float) -> ServedLead:
+    return ServedLead(lead_id, T0.isoformat(), p, "A", "1", "r1", None, 1.0, 0.0)
+
+
+def test_the_first_serving_of_a_lead_is_kept_and_histograms_add_up(
+    settings_of: Callable[[], Settings],
+) -> None:
+    log = served_log(settings_of())
+    log.record([served("l1", 0.9), served("l2", 0.1)], BinCounts("1", "2026-11-02", {"channel": [2, 0, 1]}))
+    log.record([served("l1", 0.2)], BinCounts("1", "2026-11-02", {"channel": [0, 0, 4]}))
+    log.record([], BinCounts("2", "2026-11-02", {"channel": [9]}))  # another version: kept apart
+    again = served_log(settings_of())  # a restart, or another worker
+    leads = again.leads().set_index("lead_id")
+    assert leads["probability"].to_dict() == {"l1": 0.9, "l2": 0.1}
+    assert again.histogram("1")["2026-11-02"]["channel"].tolist() == [2, 0, 5]
+    assert again.histogram("2")["2026-11-02"]["channel"].tolist() == [9]
+
+
+def test_a_week_rerun_replaces_its_snapshot_and_crossings_swap(settings_of: Callable[[], Settings]) -> None:
+    store = weekly_store(settings_of())
+    row = {
+        "group_by": "all",
+        "group": "all",
+        "horizon": 1,
+        "expected": 1.0,
+        "p10": 0.0,
+        "p50": 1.0,
+        "p90": 2.0,
+    }
+    store.save_forecast_snapshot(ForecastSnapshot(T0, "1", [row]))
+    store.save_forecast_snapshot(ForecastSnapshot(T0, "2", [row | {"expected": 3.0}]))
+    store.save_forecast_snapshot(ForecastSnapshot(T0 + timedelta(days=7), "2", [row]))
+    snaps = weekly_store(settings_of()).forecast_snapshots()
+    assert [(s.as_of, s.model_version) for s in snaps] == [(T0, "2"), (T0 + timedelta(days=7), "2")]
+    assert snaps[0].rows[0]["expected"] == 3.0
+    assert store.swap_crossings({"sla", "psi:channel"}) == set()
+    assert store.swap_crossings({"sla"}) == {"sla", "psi:channel"}
+    assert weekly_store(settings_of()).swap_crossings(set()) == {"sla"}
