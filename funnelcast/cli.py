@@ -45,7 +45,12 @@ def _steps(total: int, title: str) -> Iterator[callable]:  # type: ignore[valid-
 
 def _settings(data_dir: Path | None) -> Settings:
     settings = get_settings()
-    return settings.model_copy(update={"data_dir": data_dir}) if data_dir else settings
+    settings = settings.model_copy(update={"data_dir": data_dir}) if data_dir else settings
+    if settings.clock == "external":  # jobs run by hand in a live run read the world's time
+        from funnelcast.core.shared_clock import use_clock
+
+        use_clock(settings)
+    return settings
 
 
 DataDir = Annotated[
@@ -347,3 +352,12 @@ def _register_ui() -> None:
 
 
 _register_ui()
+
+
+def _register_scheduler() -> None:
+    from funnelcast.cli_scheduler import scheduler_app
+
+    app.add_typer(scheduler_app, name="scheduler")
+
+
+_register_scheduler()

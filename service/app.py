@@ -19,7 +19,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from features.directory import DirectoryMissing
 from features.store import OnlineStoreUnavailable
 from funnelcast.core.settings import Settings, get_settings
-from service.api.routes import accounts, alerts, dashboard, forecast, leads, models, ops
+from funnelcast.core.shared_clock import ClockUnavailable
+from service.api.routes import accounts, alerts, dashboard, forecast, leads, models, ops, scheduler
+from service.api.routes import clock as clock_routes
 from service.errors import FieldError, document_errors, http_error, invalid, unavailable, validation_error
 from service.limits import RequestLimits
 from service.observability import Metrics, TimingMiddleware, configure_logging
@@ -74,7 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RoutingStateUnavailable, unavailable)
     app.add_exception_handler(OnlineStoreUnavailable, unavailable)
     app.add_exception_handler(RepDirectoryUnavailable, unavailable)
-    for module in (leads, models, forecast, accounts, alerts, dashboard, ops):
+    app.add_exception_handler(ClockUnavailable, unavailable)
+    for module in (leads, models, forecast, accounts, alerts, dashboard, ops, clock_routes, scheduler):
         app.include_router(module.router)
     document_errors(app)
     return app

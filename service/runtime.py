@@ -17,6 +17,7 @@ from feast import FeatureStore
 from features.directory import read_directory
 from funnelcast.core import clock
 from funnelcast.core.settings import Settings
+from funnelcast.core.shared_clock import SharedClock, use_clock
 from funnelcast.core.tracking_store import check_tracking_store
 from service.live_models import MODEL_NAMES, LiveModels
 from service.manager import AccountsAtRisk, score_accounts
@@ -60,12 +61,14 @@ class Runtime:
     pipeline: Pipeline
     accounts: Refreshed[AccountsAtRisk]
     weekly: WeeklyStore
+    clock: SharedClock | None = None  # the external clock (settings.clock = "external"), else None
 
     @classmethod
     def start(cls, settings: Settings, rules: list[Rule], metrics: Metrics) -> Runtime:
         from features.store import open_store
         from service.lead_locale import language_detector
 
+        shared_clock = use_clock(settings)  # before anything below reads the time
         store = open_store(settings)
         models = LiveModels(settings.mlflow_tracking_uri, settings.service_dir / "model_cache", MODEL_NAMES)
         for name, err in models.start().items():
@@ -96,6 +99,7 @@ class Runtime:
                 timedelta(minutes=10),
             ),
             weekly=weekly_store(settings),
+            clock=shared_clock,
         )
         language_detector()  # load lingua's models now, not in the first request
         metrics.publish_versions(models.all())

@@ -100,6 +100,30 @@ class Settings(BaseSettings):
         description="Connections and requests the server holds at once; past it, a 503 at once "
         "(uvicorn's limit_concurrency), so an overload cannot pile requests up in memory.",
     )
+    clock: Literal["wall", "external"] = Field(
+        "wall",
+        description="Where 'now' comes from: the wall clock (production), or a time the live driver sets "
+        "(PUT /v1/clock), shared by every worker and the scheduler through the state store.",
+    )
+    scheduler_tick_seconds: float = Field(
+        30.0, gt=0, description="How often `funnelcast scheduler loop` asks the clock what is due."
+    )
+    scheduler_max_attempts: int = Field(
+        3, ge=1, description="A failed scheduled run is tried this many times, then alerted."
+    )
+    scheduler_retry_seconds: float = Field(
+        60.0, ge=0, description="Back-off before the first retry of a failed run (doubling after)."
+    )
+    scheduler_jobs: dict[str, str] = Field(
+        default_factory=lambda: {
+            "materialize": "*/15 * * * *",
+            "sla_sweep": "*/5 * * * *",
+            "score_weekly": "0 6 * * mon",
+            "retrain": "0 2 * * sun",
+        },
+        description="Job -> cron expression (UTC) of `funnelcast scheduler` (JSON); a job left out "
+        "does not run.",
+    )
     service_host: str = "127.0.0.1"
     service_port: int = Field(8000, ge=1, le=65535)
 
@@ -128,6 +152,11 @@ class Settings(BaseSettings):
     def service_dir(self) -> Path:
         """Routing state (SQLite) and the local cache of champion models."""
         return self.service_state_dir or self.data_dir / "service"
+
+    @property
+    def scheduler_db(self) -> Path:
+        """The scheduler's run log (SQLite), read by ``GET /v1/scheduler/runs``."""
+        return self.service_dir / "scheduler.db"
 
     @property
     def feast_dir(self) -> Path:

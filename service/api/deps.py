@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from feast import FeatureStore
 
 from funnelcast.core.settings import Settings
+from funnelcast.core.shared_clock import SharedClock
 from service.auth import require
 from service.live_models import LiveModel, LiveModels
 from service.manager import AccountsAtRisk
@@ -66,6 +67,7 @@ FeaturesDep = Annotated[OnlineFeatures, Depends(_from_runtime("features"))]
 RouterDep = Annotated[Router, Depends(_from_runtime("router"))]
 PipelineDep = Annotated[Pipeline, Depends(_from_runtime("pipeline"))]
 WeeklyDep = Annotated[WeeklyStore, Depends(_from_runtime("weekly"))]
+ClockDep = Annotated[SharedClock | None, Depends(_from_runtime("clock"))]
 AccountsDep = Annotated[Refreshed[AccountsAtRisk], Depends(_from_runtime("accounts"))]
 
 
