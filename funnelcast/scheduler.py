@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from funnelcast.core import clock
 from funnelcast.core.run_log import RunLog
@@ -140,6 +140,7 @@ def run_due(
 
 def _run_one(settings: Settings, runs: RunLog, due: Due, job: Job, now: datetime) -> RunResult:
     run_id = runs.start(due.job, due.scheduled_for, due.attempt, due.covers, now)
+    t0 = time.monotonic()  # start and end on the timeline of ``now`` (the world's, in a live run)
     detail = error = None
     try:
         detail = job(settings, now)
@@ -150,7 +151,8 @@ def _run_one(settings: Settings, runs: RunLog, due: Due, job: Job, now: datetime
     alerted = False
     if outcome == "failed" and due.attempt >= settings.scheduler_max_attempts:
         alerted = alert_failure(settings, due, error or "", now)
-    runs.finish(run_id, clock.now() if settings.clock == "wall" else now, outcome, detail, error, alerted)
+    ended = now + timedelta(seconds=time.monotonic() - t0)
+    runs.finish(run_id, ended, outcome, detail, error, alerted)
     return RunResult(
         due.job, due.kind, due.scheduled_for, due.attempt, due.covers, outcome, detail, error, alerted
     )
