@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from funnelcast.core import clock
+from funnelcast.core.promotions import promotion_signal
 from funnelcast.core.run_log import RunLog
 from funnelcast.core.schedule import Due, due_runs
 from funnelcast.core.settings import Settings
@@ -57,13 +58,17 @@ def weekly_job(settings: Settings, now: datetime) -> str:
 
 def retrain_job(settings: Settings, now: datetime) -> str:
     """Every model trained and put through the champion gate; promotions are what workers reload."""
-    from training.run import MODELS, train_model
+    from training.run import train_model
 
     done = []
-    for short in MODELS:
+    promoted = False
+    for short in settings.scheduler_retrain_models:
         run = train_model(settings, short)
+        promoted = promoted or run.gate.promoted
         verdict = "promoted" if run.gate.promoted else "kept champion"
         done.append(f"{run.name} v{run.version} {verdict}")
+    if promoted:
+        promotion_signal(settings).bump()  # every worker reloads within promotion_check_seconds
     return "; ".join(done)
 
 

@@ -16,6 +16,7 @@ from feast import FeatureStore
 
 from features.directory import read_directory
 from funnelcast.core import clock
+from funnelcast.core.promotions import promotion_signal
 from funnelcast.core.settings import Settings
 from funnelcast.core.shared_clock import SharedClock, use_clock
 from funnelcast.core.tracking_store import check_tracking_store
@@ -74,6 +75,12 @@ class Runtime:
         for name, err in models.start().items():
             log.warning("model not loaded from registry", extra={"model": name, "error": err[:300]})
         models.start_polling(settings.model_poll_seconds)
+        signal = promotion_signal(settings)
+        models.start_following(
+            signal.generation,
+            settings.promotion_check_seconds,
+            lambda: metrics.publish_versions(models.all()),
+        )
         directory = RepDirectory(lambda: reps_from_feast(store, read_directory(settings).rep_ids))
         router = Router(directory, assignment_store(settings), RoutingPolicy())
         router.ready()  # load the rep directory now; routing degrades (and says so) if it cannot

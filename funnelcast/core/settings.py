@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         "this (socket connect and read timeouts, no retries): a hung Redis is a 503 naming it, not a hang.",
     )
     model_poll_seconds: float = Field(30.0, ge=0, description="Poll MLflow aliases this often (0: never).")
+    promotion_check_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="Each worker checks the scheduler's promotion signal this often and reloads on a change "
+        "(0: never; the registry poll still runs).",
+    )
     feature_stale_hours: float = Field(
         24 * 30, gt=0, description="Online features older than this flag an answer `degraded`."
     )
@@ -123,6 +129,10 @@ class Settings(BaseSettings):
         },
         description="Job -> cron expression (UTC) of `funnelcast scheduler` (JSON); a job left out "
         "does not run.",
+    )
+    scheduler_retrain_models: list[Literal["lead", "close", "churn"]] = Field(
+        default_factory=lambda: ["lead", "close", "churn"],
+        description="What the scheduled retrain trains and puts through the champion gate (JSON list).",
     )
     service_host: str = "127.0.0.1"
     service_port: int = Field(8000, ge=1, le=65535)
