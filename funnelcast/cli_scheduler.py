@@ -6,7 +6,6 @@ cron line calls); ``loop`` is the production process; ``runs`` prints the run lo
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -41,17 +40,11 @@ def run_due_command(
     data_dir: DataDir = None,
 ) -> None:
     """Run every job that is due now (retries included) once, log it, and print what ran."""
+    from funnelcast.cli import utc_option
     from funnelcast.scheduler import JOBS, run_due
 
     settings = _settings(data_dir)
-    at = None
-    if now is not None:
-        try:
-            at = datetime.fromisoformat(now)
-        except ValueError as err:
-            console.print(f"[red]error:[/red] --now {now!r} is not an ISO time (e.g. 2026-11-02T06:00:00)")
-            raise typer.Exit(2) from err
-        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    at = utc_option("--now", now) if now is not None else None
     unknown = sorted(set(job or []) - set(JOBS))
     if unknown:
         console.print(f"[red]error:[/red] --job {', '.join(unknown)}: jobs are {', '.join(JOBS)}")

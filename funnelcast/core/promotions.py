@@ -11,6 +11,7 @@ from typing import Protocol
 
 from funnelcast.core.redis_client import fail_fast
 from funnelcast.core.settings import Settings
+from funnelcast.core.shared_clock import beside_routing_state
 
 
 class PromotionSignal(Protocol):
@@ -55,10 +56,4 @@ class RedisPromotions:
 
 
 def promotion_signal(settings: Settings) -> PromotionSignal:
-    if settings.routing_store == "redis":
-        return RedisPromotions(
-            settings.routing_redis_url,
-            f"{settings.routing_redis_prefix}:promotions",
-            settings.redis_timeout_seconds,
-        )
-    return SqlitePromotions(settings.service_dir / "promotions.db")
+    return beside_routing_state(settings, "promotions", SqlitePromotions, RedisPromotions)

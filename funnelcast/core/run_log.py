@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
 
 from funnelcast.core.schedule import JobState, LastRun
 
@@ -26,8 +27,10 @@ CREATE TABLE IF NOT EXISTS watermarks (job TEXT PRIMARY KEY, handled_until TEXT 
 """
 
 
-@dataclass(frozen=True)
-class RunRecord:
+class RunRecord(BaseModel):
+    """One attempt of a job, as logged (also the body ``GET /v1/scheduler/runs`` answers with)."""
+
+    model_config = ConfigDict(frozen=True)
     id: int
     job: str
     scheduled_for: datetime
@@ -44,17 +47,17 @@ class RunRecord:
 def _record(row: tuple) -> RunRecord:
     rid, job, scheduled, attempt, covers, started, ended, outcome, detail, error, alerted = row
     return RunRecord(
-        rid,
-        job,
-        datetime.fromisoformat(scheduled),
-        attempt,
-        covers,
-        datetime.fromisoformat(started),
-        datetime.fromisoformat(ended) if ended else None,
-        outcome,
-        detail,
-        error,
-        bool(alerted),
+        id=rid,
+        job=job,
+        scheduled_for=datetime.fromisoformat(scheduled),
+        attempt=attempt,
+        covers=covers,
+        started_at=datetime.fromisoformat(started),
+        ended_at=datetime.fromisoformat(ended) if ended else None,
+        outcome=outcome,
+        detail=detail,
+        error=error,
+        alerted=bool(alerted),
     )
 
 

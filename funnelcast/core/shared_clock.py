@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from funnelcast.core import clock
 from funnelcast.core.redis_client import fail_fast
 from funnelcast.core.settings import Settings
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+T = TypeVar("T")
 
 
 class ClockWentBack(ValueError):
@@ -137,15 +139,20 @@ class RedisClock:
         self._redis.delete(self._key)
 
 
+def beside_routing_state(
+    settings: Settings, name: str, sqlite: Callable[[Path], T], redis: Callable[[str, str, float], T]
+) -> T:
+    """A small shared value kept where the routing state is: ``<service_dir>/<name>.db`` (SQLite) or
+    the Redis key ``<routing_redis_prefix>:<name>``, so every process that shares one shares the other."""
+    if settings.routing_store == "redis":
+        key = f"{settings.routing_redis_prefix}:{name}"
+        return redis(settings.routing_redis_url, key, settings.redis_timeout_seconds)
+    return sqlite(settings.service_dir / f"{name}.db")
+
+
 def shared_clock(settings: Settings) -> SharedClock:
     """Where the external clock lives: beside the routing state (SQLite file or Redis)."""
-    if settings.routing_store == "redis":
-        return RedisClock(
-            settings.routing_redis_url,
-            f"{settings.routing_redis_prefix}:clock",
-            settings.redis_timeout_seconds,
-        )
-    return SqliteClock(settings.service_dir / "clock.db")
+    return beside_routing_state(settings, "clock", SqliteClock, RedisClock)
 
 
 def use_clock(settings: Settings) -> SharedClock | None:

@@ -3,14 +3,12 @@ service: a lead untouched past its first-touch deadline goes to another rep and 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -37,27 +35,6 @@ def restore_clock() -> Iterator[None]:
     clock.set_clock(None)  # the in-process service installed the external clock for this process
 
 
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict]]]:
-    received: list[dict] = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    finally:
-        server.shutdown()
-
-
 def external(served_world: Settings, tmp_path: Path, **update: object) -> Settings:
     return service_settings(served_world, tmp_path, clock="external", **update)
 
@@ -75,10 +52,9 @@ def worker_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def test_two_worker_processes_agree_on_the_external_time(
-    served_world: Settings, tmp_path: Path, restore_clock: None
-) -> None:
-    settings = external(served_world, tmp_path)
+@contextmanager
+def worker_process(settings: Settings, **env: str) -> Iterator[httpx.Client]:
+    """``funnelcast serve`` in its own process on this suite's port, sharing ``settings``' stores."""
     command = [
         sys.executable,
         "-c",
@@ -87,12 +63,20 @@ def test_two_worker_processes_agree_on_the_external_time(
         "--port",
         str(WORKER_PORT),
     ]
+    environ = worker_env(settings) | {f"FUNNELCAST_{k.upper()}": v for k, v in env.items()}
     base = f"http://127.0.0.1:{WORKER_PORT}"
     with (
-        running(settings) as a,
-        subprocess_server(command, worker_env(settings), f"{base}/healthz"),
-        httpx.Client(base_url=base, timeout=30) as b,
+        subprocess_server(command, environ, f"{base}/healthz"),
+        httpx.Client(base_url=base, timeout=30) as client,
     ):
+        yield client
+
+
+def test_two_worker_processes_agree_on_the_external_time(
+    served_world: Settings, tmp_path: Path, restore_clock: None
+) -> None:
+    settings = external(served_world, tmp_path)
+    with running(settings) as a, worker_process(settings) as b:
         assert a.get("/v1/clock", headers=CRM).json()["set"] is False  # wall clock until the driver sets it
         assert a.put("/v1/clock", json={"now": WORLD_NOW.isoformat()}, headers=ADMIN).status_code == 200
         seen_by_b = b.get("/v1/clock", headers=CRM).json()
@@ -185,21 +169,7 @@ def test_a_promotion_by_the_scheduled_retrain_reaches_every_worker(
         promotion_check_seconds=0.5,
     )
     assert train_model(settings, "lead", columns=("local_weekday",)).version == "1"
-    command = [
-        sys.executable,
-        "-c",
-        "from funnelcast.cli import app; app()",
-        "serve",
-        "--port",
-        str(WORKER_PORT),
-    ]
-    base = f"http://127.0.0.1:{WORKER_PORT}"
-    env = worker_env(settings) | {"FUNNELCAST_CLOCK": "wall", "FUNNELCAST_PROMOTION_CHECK_SECONDS": "0.5"}
-    with (
-        running(settings) as a,
-        subprocess_server(command, env, f"{base}/healthz"),
-        httpx.Client(base_url=base, timeout=30) as b,
-    ):
+    with running(settings) as a, worker_process(settings, clock="wall", promotion_check_seconds="0.5") as b:
 
         def lead_version(worker: httpx.Client) -> str:
             return next(

@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from funnelcast.core.run_log import read_runs
+from funnelcast.core.run_log import RunRecord, read_runs
 from service.api.deps import MANAGER, SettingsDep
 
 router = APIRouter(tags=["scheduler"], dependencies=[MANAGER])
 
 
-class RunOut(BaseModel):
-    job: str
-    scheduled_for: datetime
-    attempt: int
-    covers: int
-    started_at: datetime
-    ended_at: datetime | None
-    outcome: str
-    detail: str | None
-    error: str | None
-    alerted: bool
-
-
 class RunsOut(BaseModel):
-    runs: list[RunOut]
+    runs: list[RunRecord]
 
 
 @router.get("/v1/scheduler/runs", response_model=RunsOut)
@@ -39,4 +25,4 @@ def scheduler_runs(
 ) -> RunsOut:
     """Scheduled runs newest first: job, scheduled time, start, end, outcome, error, attempt, alerted."""
     records = read_runs(settings.scheduler_db, job, limit)
-    return RunsOut(runs=[RunOut.model_validate(r, from_attributes=True) for r in records])
+    return RunsOut(runs=records)
