@@ -123,9 +123,12 @@ def run_due(
     now = now or clock.now()
     table = JOBS if jobs is None else jobs
     crons = {job: cron for job, cron in settings.scheduler_jobs.items() if job in table}
+    if jobs is None and (unknown := sorted(set(settings.scheduler_jobs) - set(JOBS))):
+        log.error("scheduler_jobs names jobs that do not exist: %s (jobs: %s)", unknown, ", ".join(JOBS))
     runs = RunLog(settings.scheduler_db)
     results = []
     try:
+        runs.interrupted(now)
         decided = due_runs(
             crons,
             runs.states(list(crons)),

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from funnelcast.core.run_log import read_runs
 from funnelcast.core.settings import Settings
 from funnelcast.scheduler import run_due
@@ -97,3 +99,32 @@ def test_a_job_whose_webhook_is_down_is_still_logged_as_failed_and_not_alerted(t
     (result,) = run_due(settings, T0 + timedelta(hours=1), {"flaky": broken})
     assert (result.outcome, result.alerted) == ("failed", False)
     assert read_runs(settings.scheduler_db)[0].error == "RuntimeError: no milestone_close champion"
+
+
+def test_a_run_cut_off_by_a_stopped_scheduler_is_retried_on_the_next_step(
+    tmp_path: Path, webhook: tuple[str, list[dict]]
+) -> None:
+    from funnelcast.core.run_log import RunLog
+
+    settings = settings_for(tmp_path, webhook[0])
+    run_due(settings, T0, {"steady": lambda s, now: "ok"})
+    log = RunLog(settings.scheduler_db)  # the scheduler died after starting the 10:00 run
+    log.start("steady", T0 + timedelta(hours=1), 1, 1, T0 + timedelta(hours=1))
+    log.close()
+    later = T0 + timedelta(hours=1, minutes=5)
+    assert run_due(settings, later, {"steady": lambda s, now: "ok"}) == []  # failed now; back-off 60 s
+    (retry,) = run_due(settings, later + timedelta(seconds=60), {"steady": lambda s, now: "ok"})
+    assert (retry.kind, retry.scheduled_for, retry.attempt, retry.outcome) == (
+        "retry",
+        T0 + timedelta(hours=1),
+        2,
+        "ok",
+    )
+    assert read_runs(settings.scheduler_db)[1].error == "interrupted: the scheduler stopped during the run"
+
+
+def test_a_bad_cron_line_is_refused_naming_the_job(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"scheduler_jobs\.sla_sweep"):
+        Settings(data_dir=tmp_path, scheduler_jobs={"sla_sweep": "every five minutes"})

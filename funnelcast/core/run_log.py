@@ -110,6 +110,15 @@ class RunLog:
             self.watch(job, scheduled_for)
         return int(cur.lastrowid or 0)
 
+    def interrupted(self, at: datetime) -> int:
+        """Runs still ``running`` when a scheduler starts a step were cut off (one scheduler runs at a
+        time): they become failures, so they are retried and alerted like any other."""
+        cur = self._db.execute(
+            "UPDATE runs SET outcome = 'failed', ended_at = ?, error = ? WHERE outcome = 'running'",
+            (at.isoformat(), "interrupted: the scheduler stopped during the run"),
+        )
+        return cur.rowcount
+
     def finish(
         self, run_id: int, at: datetime, outcome: str, detail: str | None, error: str | None, alerted: bool
     ) -> None:

@@ -137,6 +137,18 @@ class Settings(BaseSettings):
     service_host: str = "127.0.0.1"
     service_port: int = Field(8000, ge=1, le=65535)
 
+    @field_validator("scheduler_jobs")
+    @classmethod
+    def _cron_lines(cls, value: dict[str, str]) -> dict[str, str]:
+        from funnelcast.core.schedule import trigger_of
+
+        for job, line in value.items():
+            try:
+                trigger_of(line)
+            except ValueError as err:
+                raise ValueError(f"scheduler_jobs.{job}: {line!r} is not a cron line: {err}") from err
+        return value
+
     @field_validator("feast_project")
     @classmethod
     def _not_sqlite_reserved(cls, value: str) -> str:
