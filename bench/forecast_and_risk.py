@@ -13,7 +13,6 @@ Run after ``make demo``: ``python bench/forecast_and_risk.py``.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -22,6 +21,7 @@ from rich.table import Table
 
 from features.directory import build_directory
 from features.store import open_store
+from funnelcast.core import clock
 from funnelcast.core.deals import AMOUNT, DAYS_TO_EXPECTED_CLOSE, STAGE
 from funnelcast.core.forecast import weekly_forecast
 from funnelcast.core.forecast_baselines import deal_baseline
@@ -51,7 +51,7 @@ def main() -> None:
     )
     models.start()
     model = models.get("milestone_close")
-    directory = build_directory(settings, datetime.now(UTC))
+    directory = build_directory(settings, clock.now())
     reps = reps_from_feast(store, directory.rep_ids)
     groups = rep_groups_of(reps)
     snap = score_pipeline(store, open_deals(directory.open_deals, groups), model)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -43,9 +44,24 @@ def _steps(total: int, title: str) -> Iterator[callable]:  # type: ignore[valid-
         yield advance
 
 
+def utc_option(option: str, text: str) -> datetime:
+    """An ISO time given on the command line, naive = UTC; exit 2 naming the option if it is not one."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError as err:
+        console.print(f"[red]error:[/red] {option} {text!r} is not an ISO time (e.g. 2026-11-02T00:00:00)")
+        raise typer.Exit(2) from err
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 def _settings(data_dir: Path | None) -> Settings:
     settings = get_settings()
-    return settings.model_copy(update={"data_dir": data_dir}) if data_dir else settings
+    settings = settings.model_copy(update={"data_dir": data_dir}) if data_dir else settings
+    if settings.clock == "external":  # jobs run by hand in a live run read the world's time
+        from funnelcast.core.shared_clock import use_clock
+
+        use_clock(settings)
+    return settings
 
 
 DataDir = Annotated[
@@ -159,22 +175,12 @@ def features_materialize(
     data_dir: DataDir = None,
 ) -> None:
     """Incrementally write the latest feature values each entity needs to the online store."""
-    from datetime import UTC, datetime
-
     from features.directory import build_directory, publish_directory
     from features.store import MaterializationIncomplete, latest_feature_time, materialize, open_store
 
     settings = _settings(data_dir)
     store = open_store(settings)
-    if end is None:
-        end_at = latest_feature_time(settings)
-    else:
-        try:
-            end_at = datetime.fromisoformat(end)
-        except ValueError as err:
-            console.print(f"[red]error:[/red] --end {end!r} is not an ISO time (e.g. 2026-11-02T00:00:00)")
-            raise typer.Exit(2) from err
-        end_at = end_at if end_at.tzinfo else end_at.replace(tzinfo=UTC)
+    end_at = latest_feature_time(settings) if end is None else utc_option("--end", end)
     views = store.list_feature_views()
     if not views:
         console.print("[red]error:[/red] no feature views registered; run `funnelcast features apply` first")
@@ -349,3 +355,12 @@ def _register_ui() -> None:
 
 
 _register_ui()
+
+
+def _register_scheduler() -> None:
+    from funnelcast.cli_scheduler import scheduler_app
+
+    app.add_typer(scheduler_app, name="scheduler")
+
+
+_register_scheduler()

@@ -19,7 +19,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from features.directory import DirectoryMissing
 from features.store import OnlineStoreUnavailable
 from funnelcast.core.settings import Settings, get_settings
-from service.api.routes import accounts, alerts, dashboard, events, forecast, leads, models, monitoring, ops
+from funnelcast.core.shared_clock import ClockUnavailable
+from service.api.routes import (
+    accounts,
+    alerts,
+    dashboard,
+    events,
+    forecast,
+    leads,
+    models,
+    monitoring,
+    ops,
+    scheduler,
+)
+from service.api.routes import clock as clock_routes
 from service.errors import FieldError, document_errors, http_error, invalid, unavailable, validation_error
 from service.ingest import IngestUnavailable
 from service.limits import RequestLimits
@@ -76,7 +89,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(OnlineStoreUnavailable, unavailable)
     app.add_exception_handler(RepDirectoryUnavailable, unavailable)
     app.add_exception_handler(IngestUnavailable, unavailable)
-    for module in (leads, events, models, forecast, accounts, alerts, monitoring, dashboard, ops):
+    app.add_exception_handler(ClockUnavailable, unavailable)
+    routers = (
+        leads,
+        events,
+        models,
+        forecast,
+        accounts,
+        alerts,
+        monitoring,
+        dashboard,
+        ops,
+        clock_routes,
+        scheduler,
+    )
+    for module in routers:
         app.include_router(module.router)
     document_errors(app)
     return app

@@ -85,6 +85,7 @@ DESCRIPTIONS = {
     403: "The key's role may not call this operation",
     404: "The named entity is not known",
     408: "The request body did not arrive within the body timeout",
+    409: "The operation does not apply in the service's current mode (named in detail)",
     413: "The request body is over the size limit",
     422: "Invalid input: every invalid field named, with why",
     431: "The request headers are over the size limit",

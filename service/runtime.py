@@ -16,7 +16,9 @@ from feast import FeatureStore
 
 from features.directory import read_directory
 from funnelcast.core import clock
+from funnelcast.core.promotions import promotion_signal
 from funnelcast.core.settings import Settings
+from funnelcast.core.shared_clock import SharedClock, use_clock
 from funnelcast.core.tracking_store import check_tracking_store
 from service.event_ledger import event_ledger
 from service.ingest import EventIngest
@@ -68,17 +70,25 @@ class Runtime:
     weekly: WeeklyStore
     ingest: EventIngest
     served: ServedRecorder
+    clock: SharedClock | None = None  # the external clock (settings.clock = "external"), else None
 
     @classmethod
     def start(cls, settings: Settings, rules: list[Rule], metrics: Metrics) -> Runtime:
         from features.store import open_store
         from service.lead_locale import language_detector
 
+        shared_clock = use_clock(settings)  # before anything below reads the time
         store = open_store(settings)
         models = LiveModels(settings.mlflow_tracking_uri, settings.service_dir / "model_cache", MODEL_NAMES)
         for name, err in models.start().items():
             log.warning("model not loaded from registry", extra={"model": name, "error": err[:300]})
         models.start_polling(settings.model_poll_seconds)
+        signal = promotion_signal(settings)
+        models.start_following(
+            signal.generation,
+            settings.promotion_check_seconds,
+            lambda: metrics.publish_versions(models.all()),
+        )
         directory = RepDirectory(lambda: reps_from_feast(store, read_directory(settings).rep_ids))
         router = Router(directory, assignment_store(settings), RoutingPolicy())
         router.ready()  # load the rep directory now; routing degrades (and says so) if it cannot
@@ -106,6 +116,7 @@ class Runtime:
             weekly=weekly_store(settings),
             ingest=EventIngest(store, event_ledger(settings), settings.event_log_dir or settings.raw_dir),
             served=ServedRecorder(served_log(settings)),
+            clock=shared_clock,
         )
         metrics.registry.register(MonitoringCollector(runtime.monitoring_report))
         language_detector()  # load lingua's models now, not in the first request

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         "this (socket connect and read timeouts, no retries): a hung Redis is a 503 naming it, not a hang.",
     )
     model_poll_seconds: float = Field(30.0, ge=0, description="Poll MLflow aliases this often (0: never).")
+    promotion_check_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="Each worker checks the scheduler's promotion signal this often and reloads on a change "
+        "(0: never; the registry poll still runs).",
+    )
     feature_stale_hours: float = Field(
         24 * 30, gt=0, description="Online features older than this flag an answer `degraded`."
     )
@@ -126,8 +132,48 @@ class Settings(BaseSettings):
     monitoring_max_forecast_wape: float = Field(
         0.5, gt=0, description="Alert when a horizon's forecast WAPE (all deals) exceeds this."
     )
+    clock: Literal["wall", "external"] = Field(
+        "wall",
+        description="Where 'now' comes from: the wall clock (production), or a time the live driver sets "
+        "(PUT /v1/clock), shared by every worker and the scheduler through the state store.",
+    )
+    scheduler_tick_seconds: float = Field(
+        30.0, gt=0, description="How often `funnelcast scheduler loop` asks the clock what is due."
+    )
+    scheduler_max_attempts: int = Field(
+        3, ge=1, description="A failed scheduled run is tried this many times, then alerted."
+    )
+    scheduler_retry_seconds: float = Field(
+        60.0, ge=0, description="Back-off before the first retry of a failed run (doubling after)."
+    )
+    scheduler_jobs: dict[str, str] = Field(
+        default_factory=lambda: {
+            "materialize": "*/15 * * * *",
+            "sla_sweep": "*/5 * * * *",
+            "score_weekly": "0 6 * * mon",
+            "retrain": "0 2 * * sun",
+        },
+        description="Job -> cron expression (UTC) of `funnelcast scheduler` (JSON); a job left out "
+        "does not run.",
+    )
+    scheduler_retrain_models: list[Literal["lead", "close", "churn"]] = Field(
+        default_factory=lambda: ["lead", "close", "churn"],
+        description="What the scheduled retrain trains and puts through the champion gate (JSON list).",
+    )
     service_host: str = "127.0.0.1"
     service_port: int = Field(8000, ge=1, le=65535)
+
+    @field_validator("scheduler_jobs")
+    @classmethod
+    def _cron_lines(cls, value: dict[str, str]) -> dict[str, str]:
+        from funnelcast.core.schedule import trigger_of
+
+        for job, line in value.items():
+            try:
+                trigger_of(line)
+            except ValueError as err:
+                raise ValueError(f"scheduler_jobs.{job}: {line!r} is not a cron line: {err}") from err
+        return value
 
     @field_validator("feast_project")
     @classmethod
@@ -154,6 +200,11 @@ class Settings(BaseSettings):
     def service_dir(self) -> Path:
         """Routing state (SQLite) and the local cache of champion models."""
         return self.service_state_dir or self.data_dir / "service"
+
+    @property
+    def scheduler_db(self) -> Path:
+        """The scheduler's run log (SQLite), read by ``GET /v1/scheduler/runs``."""
+        return self.service_dir / "scheduler.db"
 
     @property
     def feast_dir(self) -> Path:

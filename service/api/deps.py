@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from feast import FeatureStore
 
 from funnelcast.core.settings import Settings
+from funnelcast.core.shared_clock import SharedClock
 from service.auth import require
 from service.ingest import EventIngest
 from service.live_models import LiveModel, LiveModels
@@ -69,6 +70,7 @@ RouterDep = Annotated[Router, Depends(_from_runtime("router"))]
 PipelineDep = Annotated[Pipeline, Depends(_from_runtime("pipeline"))]
 WeeklyDep = Annotated[WeeklyStore, Depends(_from_runtime("weekly"))]
 ServedDep = Annotated[ServedRecorder, Depends(_from_runtime("served"))]
+ClockDep = Annotated[SharedClock | None, Depends(_from_runtime("clock"))]
 AccountsDep = Annotated[Refreshed[AccountsAtRisk], Depends(_from_runtime("accounts"))]
 IngestDep = Annotated[EventIngest, Depends(_from_runtime("ingest"))]
 
