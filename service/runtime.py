@@ -141,3 +141,4 @@ class Runtime:
 
     def stop(self) -> None:
         self.models.stop()
+        self.served.close()
