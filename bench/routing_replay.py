@@ -330,6 +330,7 @@ def run_funnelcast(replay: Replay, hold_hours: float, fits: list[RepFit], policy
     index_of = {r.rep_id: i for i, r in enumerate(reps)}
     rep, wait = np.full(n, -1), np.zeros(n)
     leads = replay.leads
+    cpu = 0.0
     for i, now in enumerate(replay.created.to_pydatetime()):
         cap.advance(t_hours[i])
         loads = {
@@ -346,12 +347,15 @@ def run_funnelcast(replay: Replay, hold_hours: float, fits: list[RepFit], policy
             industry=str(leads.at[i, "industry"]),
             product_line=str(leads.at[i, "product_interest"]),
         )
+        c0 = time.process_time()
         ranked, _ = rank_candidates(lead, reps, loads, now, policy, fits[replay.fold[i]])
+        cpu += time.process_time() - c0
         if not ranked:
             continue
         rep[i] = index_of[ranked[0].rep_id]
         wait[i] = ranked[0].hours_until_available
         cap.take(rep[i], t_hours[i], wait[i], now)
+    print(f"funnelcast rank_candidates: {cpu / max(n, 1) * 1e6:.0f} us CPU per lead over {n:,} leads")
     return Outcome("funnelcast router", rep, wait, time.perf_counter() - t0)
 
 

@@ -132,7 +132,7 @@ class RoutingPolicy:
     # past this share of its capacity a rep's remaining slots carry a price (in expected value)
     reserve_from_load: float = 0.7
     reserve_value: float = 0.15
-    ranked_kept: int = 8  # candidates handed back (the chosen, the runners-up, fall-backs for the store)
+    ranked_kept: int = 5  # candidates handed back (the chosen, the runners-up, fall-backs for the store)
 
 
 @dataclass(frozen=True)
@@ -286,12 +286,14 @@ def _zone_clock(zones: tuple[str, ...], minute: datetime) -> tuple[np.ndarray, n
 def _hours_until_working(table: _RepTable, weekday: np.ndarray, hour: np.ndarray) -> np.ndarray:
     """Wall-clock hours until each rep works (0 when working now); a DST switch inside the wait is
     ignored here (the deadline, computed once per decision, respects it)."""
-    working = (weekday < WEEKDAYS) & (table.start <= hour) & (hour < table.end)
-    wait = np.full(len(hour), np.inf)
-    for days in range(8):
-        starts = ((weekday + days) % 7 < WEEKDAYS) & ((days > 0) | (hour < table.start))
-        wait = np.where(np.isinf(wait) & starts, days * 24 + table.start - hour, wait)
-    return np.where(working, 0.0, wait)
+    workday = weekday < WEEKDAYS
+    later_today = workday & (hour < table.start)
+    # the next day that can start a shift: today if it starts later, else tomorrow, skipping the weekend
+    ahead = np.where(later_today, 0, 1)
+    nxt = (weekday + ahead) % 7
+    ahead = ahead + np.where(nxt == 5, 2, 0) + np.where(nxt == 6, 1, 0)
+    wait = ahead * 24.0 + table.start - hour
+    return np.where(workday & (table.start <= hour) & (hour < table.end), 0.0, wait)
 
 
 _NO_LOAD = RepLoad()
