@@ -377,12 +377,15 @@ def main() -> None:
         "--data-dir", type=Path, default=None, help="the world's data dir (default: settings)"
     )
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument(
+        "--max-load-multiple", type=float, default=None, help="the concentration bound (default: settings)"
+    )
     args = parser.parse_args()
     settings = Settings() if args.data_dir is None else Settings(data_dir=args.data_dir)
     replay, history, langs = load_replay(settings, args.leads)
     fits, k = learned_fits(replay, history, langs)
     hold = args.hold_days * 24
-    policy = RoutingPolicy()
+    policy = RoutingPolicy(max_load_multiple=args.max_load_multiple or settings.routing_max_load_multiple)
 
     outcomes = [
         run_round_robin(replay, hold, naive_eligible(replay)),
@@ -447,10 +450,11 @@ def main() -> None:
     fit0 = fits[0]
     console.print(
         f"funnelcast vs greedy: {vs_greedy[0]:+.1%} [{vs_greedy[1]:+.1%}, {vs_greedy[2]:+.1%}]; "
-        f"learned fit: language x{fit0.language_mismatch_factor:.2f}, time zone x{fit0.timezone_gap_factor:.2f}, "
+        f"learned fit: language x{fit0.language_mismatch_factor:.2f}, "
+        f"time zone x{fit0.timezone_gap_factor:.2f}, "
         f"decay {fit0.delay_decay_per_hour:.4f}/h, lift shrinkage {k:g} pseudo-leads, {N_FOLDS} folds; "
-        f"policy: max load multiple {policy.max_load_multiple:g}, reserve from {policy.reserve_from_load:.0%} "
-        f"at {policy.reserve_value:g}"
+        f"policy: max load multiple {policy.max_load_multiple:g}, "
+        f"reserve from {policy.reserve_from_load:.0%} at {policy.reserve_value:g}"
     )
     vs_skills = ours.sum() / skills.sum() - 1
     vs_naive = ours.sum() / naive.sum() - 1
