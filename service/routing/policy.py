@@ -358,13 +358,6 @@ def rank_candidates(
     }
     relaxed: list[str] = []
     mask = usable & np.logical_and.reduce(list(filters.values()))
-    waived_by_value = False
-    if mask.any() and policy.near_match_now:
-        near = usable & filters["concentration"] & (wait == 0) & ~(tz_ok & lang_ok)
-        if near.any() and net[near].max() > net[mask].max():
-            full_best = int(np.flatnonzero(mask)[np.argmax(net[mask])])
-            mask = mask | near
-            waived_by_value = True
     for step in policy.relax_order:
         if mask.any():
             break
@@ -375,6 +368,14 @@ def rank_candidates(
         return [], tuple(relaxed)
     # name only the relaxed filters some qualifying rep actually fails
     relaxed = [step for step in relaxed if not filters[step][mask].all()]
+    # wait versus match: a near match working now against the best who qualified (maybe hours away)
+    waived_by_value, near = False, np.zeros(n, dtype=bool)
+    if policy.near_match_now:
+        near = usable & filters["concentration"] & (wait == 0) & ~(tz_ok & lang_ok) & ~mask
+        if near.any() and net[near].max() > net[mask].max():
+            full_best = int(np.flatnonzero(mask)[np.argmax(net[mask])])
+            mask = mask | near
+            waived_by_value = True
 
     idx = np.flatnonzero(mask)
     best = net[idx].max()
@@ -395,7 +396,7 @@ def rank_candidates(
 
     def candidate(i: int) -> Candidate:
         fails = tuple(name for name, ok in (("timezone", tz_ok[i]), ("language", lang_ok[i])) if not ok)
-        waived = fails if waived_by_value and not (filters["timezone"][i] and filters["language"][i]) else ()
+        waived = fails if waived_by_value and near[i] else ()
         return Candidate(
             rep_id=t.ids[i],
             expected_value=float(value[i]),
