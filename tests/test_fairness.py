@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from funnelcast.core.fairness import fairness, gini
+from funnelcast.core.fairness import fairness, fairness_of_open_loads, gini
 
 
 def test_gini_is_zero_for_an_even_team_and_near_one_when_one_rep_takes_all() -> None:
@@ -28,3 +28,8 @@ def test_shares_count_idle_reps_and_leave_unassigned_leads_out() -> None:
 def test_an_even_round_robin_has_min_share_equal_to_the_even_share() -> None:
     f = fairness(["a", "b"], ["a", "b"] * 50)
     assert f.min_share == 0.5 and f.min_share_of_even == 1.0 and f.load_gini == 0.0
+
+
+def test_live_fairness_reads_the_open_loads_of_the_whole_team() -> None:
+    f = fairness_of_open_loads(["a", "b", "c", "d"], {"d": 10, "x": 3})
+    assert f.load_gini == 0.75 and list(f.lead_share) == [0.0, 0.0, 0.0, 1.0]

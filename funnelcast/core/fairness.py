@@ -7,7 +7,7 @@ takes all) and the minimum share, also as a multiple of the even share ``1 / rep
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,3 +61,12 @@ def fairness(
     value_share = values / values.sum() if values.sum() > 0 else values
     smallest = float(lead_share.min()) if len(ids) else 0.0
     return Fairness(ids, lead_share, value_share, gini(leads), smallest, smallest * len(ids))
+
+
+def fairness_of_open_loads(rep_ids: Sequence[str], open_leads: Mapping[str, int]) -> Fairness:
+    """Fairness of what reps hold right now (the live routing state's open loads per rep)."""
+    counts = np.array([max(0, int(open_leads.get(r, 0))) for r in rep_ids], dtype=float)
+    total = counts.sum()
+    share = counts / total if total > 0 else counts
+    smallest = float(share.min()) if len(counts) else 0.0
+    return Fairness(tuple(rep_ids), share, share, gini(counts), smallest, smallest * len(counts))
