@@ -9,7 +9,8 @@
    history with shrinkage toward the team) x availability (the delay cost of waiting for the
    rep's working hours, at the learned decay per hour), minus a **capacity price**: a rep past
    ``reserve_from_load`` of capacity costs ``reserve_value`` x how far into the reserve it is, so
-   its last slots go to leads whose expected value clears the price (high-value leads).
+   its last slots go to leads whose expected value clears the price (high-value leads); when the
+   whole team is that full, a lead whose value clears no rep's price is queued, not assigned.
 3. **Wait versus match**, per lead from its value: a near match (failing the time-zone or the
    language filter) who is working now is taken when its expected value beats the best full
    match's, who may be hours from starting; the filter given up is named in the reasons.
@@ -37,6 +38,8 @@ import numpy as np
 from funnelcast.core.routing_filters import MAX_TIMEZONE_GAP_HOURS, MIN_LANGUAGE_PROFICIENCY
 
 WEEKDAYS = 5  # Monday..Friday
+# what ``rank_candidates`` reports instead of relaxed filters when it holds a lead back
+CAPACITY_RESERVED = "capacity_reserved"
 
 
 @dataclass(frozen=True)
@@ -379,6 +382,9 @@ def rank_candidates(
 
     idx = np.flatnonzero(mask)
     best = net[idx].max()
+    team_load = open_leads.sum() / max(t.capacity.sum(), 1.0)
+    if best < 0 and team_load >= policy.reserve_from_load:
+        return [], (CAPACITY_RESERVED,)
     tied = idx[net[idx] >= best - policy.tie_tolerance * abs(best)]
     rest = idx[net[idx] < best - policy.tie_tolerance * abs(best)]
     if len(tied) > 1:
@@ -427,6 +433,12 @@ def routing_decision(
     policy: RoutingPolicy,
 ) -> RoutingDecision:
     """The decision once the state store accepted ``ranked[chosen_index]`` (None: nobody had capacity)."""
+    if chosen_index is None and relaxed == (CAPACITY_RESERVED,):
+        reasons = [
+            "team near full: the slots left are reserved for leads worth more than their price; "
+            "lead queued unassigned"
+        ]
+        return RoutingDecision(lead.lead_id, None, None, tuple(reasons), (), None, ())
     if chosen_index is None:
         reasons = ["no rep with capacity left passes the filters, even relaxed; lead queued unassigned"]
         return RoutingDecision(lead.lead_id, None, None, tuple(reasons), relaxed, None, tuple(ranked[:3]))

@@ -164,3 +164,12 @@ def test_the_concentration_bound_stops_the_best_rep_from_taking_everything() -> 
     full_b = {"a": RepLoad(6), "b": RepLoad(1)}
     alone = route_lead(lead(), [rep("a", capacity=20), rep("b", capacity=1)], full_b, NOW, even, fit)
     assert alone.rep_id == "a" and alone.relaxed == ("concentration",)
+
+
+def test_a_nearly_full_team_queues_a_cold_lead_and_still_takes_a_hot_one() -> None:
+    # both reps at 9 of 10 (team at 90% >= 70%): each slot costs 0.10; p 0.05 clears neither, p 0.5 does
+    reps = [rep("a"), rep("b")]
+    loads = {"a": RepLoad(9), "b": RepLoad(9)}
+    cold = route_lead(lead(p=0.05, grade="D"), reps, loads, NOW, POLICY, FIT)
+    assert cold.rep_id is None and "reserved" in cold.reasons[0]
+    assert route_lead(lead(p=0.5, grade="A"), reps, loads, NOW, POLICY, FIT).rep_id in {"a", "b"}
