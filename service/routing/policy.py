@@ -27,6 +27,7 @@ the runners-up.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -241,7 +242,9 @@ class _RepTable:
     product_lift: Mapping[str, np.ndarray]
 
 
+# keyed by object ids; holding the objects keeps an id from being reused while its entry lives
 _TABLES: dict[tuple[int, int], tuple[Sequence[Rep], RepFit, _RepTable]] = {}
+_TABLES_LOCK = threading.Lock()
 
 
 def _segment_lifts(ids: tuple[str, ...], table: Mapping[str, Mapping[str, float]]) -> dict[str, np.ndarray]:
@@ -270,9 +273,10 @@ def _rep_table(reps: Sequence[Rep], fit: RepFit) -> _RepTable:
         industry_lift=_segment_lifts(ids, fit.rep_industry_lift),
         product_lift=_segment_lifts(ids, fit.rep_product_lift),
     )
-    if len(_TABLES) >= 8:
-        _TABLES.pop(next(iter(_TABLES)))
-    _TABLES[key] = (reps, fit, table)
+    with _TABLES_LOCK:  # handlers route from several threads
+        if len(_TABLES) >= 8:
+            _TABLES.pop(next(iter(_TABLES)))
+        _TABLES[key] = (reps, fit, table)
     return table
 
 
