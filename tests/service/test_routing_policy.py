@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from service.routing.policy import (
     LeadToRoute,
@@ -14,6 +15,8 @@ from service.routing.policy import (
     first_touch_deadline,
     route_lead,
 )
+from service.routing.router import RepDirectory, Router
+from service.routing.state import SqliteAssignmentStore
 
 # Tuesday 2026-03-10 03:00 UTC = 11:00 in Shanghai, 12:00 in Tokyo, 04:00 in Berlin
 NOW = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
@@ -173,3 +176,16 @@ def test_a_nearly_full_team_queues_a_cold_lead_and_still_takes_a_hot_one() -> No
     cold = route_lead(lead(p=0.05, grade="D"), reps, loads, NOW, POLICY, FIT)
     assert cold.rep_id is None and "reserved" in cold.reasons[0]
     assert route_lead(lead(p=0.5, grade="A"), reps, loads, NOW, POLICY, FIT).rep_id in {"a", "b"}
+
+
+def test_the_router_with_a_real_store_fills_the_best_rep_to_capacity_then_moves_on(tmp_path: Path) -> None:
+    reps = [rep("a", capacity=3), rep("b", capacity=3), rep("c", capacity=3)]
+    router = Router(RepDirectory(lambda: reps), SqliteAssignmentStore(tmp_path / "routing.db"), POLICY)
+    fit = RepFit(rep_lift={"a": 1.5, "b": 1.2, "c": 1.0})
+    chosen = [
+        router.route(LeadToRoute(f"l{i}", 0.5, "A", "zh", 8.0), NOW + timedelta(minutes=i), fit).rep_id
+        for i in range(8)
+    ]
+    # a (best) takes 3 = its capacity, then b 3, then c; the store holds no rep above capacity
+    assert chosen == ["a", "a", "a", "b", "b", "b", "c", "c"]
+    assert {r: load.open_leads for r, load in router.state.loads().items()} == {"a": 3, "b": 3, "c": 2}
