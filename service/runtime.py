@@ -90,7 +90,11 @@ class Runtime:
             lambda: metrics.publish_versions(models.all()),
         )
         directory = RepDirectory(lambda: reps_from_feast(store, read_directory(settings).rep_ids))
-        router = Router(directory, assignment_store(settings), RoutingPolicy())
+        router = Router(
+            directory,
+            assignment_store(settings),
+            RoutingPolicy(max_load_multiple=settings.routing_max_load_multiple),
+        )
         router.ready()  # load the rep directory now; routing degrades (and says so) if it cannot
         runtime = cls(
             settings=settings,

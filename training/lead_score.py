@@ -40,7 +40,7 @@ from training.fitting import BoostParams, fit_booster, fit_calibrate_refit
 from training.metrics import roc_auc, scorer_metrics
 from training.plots import calibration_figure, importance_figure
 from training.registry import GateRows, TrainingOutcome, run_params
-from training.rep_fit import fit_rep_fit, match_columns
+from training.rep_fit import LiftCells, fit_rep_fit, match_columns
 from training.splits import TimeSplit, split_rows
 
 NAME = "lead_score"
@@ -249,9 +249,20 @@ def learned_rep_fit(model: TabularModel, data: LeadDataset) -> dict | None:
     match = match_columns(
         rows, data.reps, data.rep_languages, MIN_LANGUAGE_PROFICIENCY, MAX_TIMEZONE_GAP_HOURS
     )
-    return fit_rep_fit(
-        data.y[seen], model.predict(data.frame[seen]), match, rows["assigned_rep_id"].to_numpy()
+    rep_ids = rows["assigned_rep_id"].fillna("").astype(str).to_numpy()
+    team = data.reps.set_index("rep_id")["team"] if "team" in data.reps else pd.Series(dtype=object)
+
+    def column(frame: pd.DataFrame, name: str) -> np.ndarray:
+        values = frame[name] if name in frame else pd.Series("", index=frame.index)
+        return values.astype(object).where(values.notna(), "").astype(str).to_numpy()
+
+    cells = LiftCells(
+        team=pd.Series(rep_ids).map(team).fillna("").astype(str).to_numpy(),
+        rep=rep_ids,
+        industry=column(data.frame[seen], "industry"),
+        product=column(rows, "product_interest"),
     )
+    return fit_rep_fit(data.y[seen], model.predict(data.frame[seen]), match, cells)
 
 
 def gate_rows(data: LeadDataset) -> GateRows:

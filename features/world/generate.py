@@ -18,7 +18,7 @@ from features.world.leads import generate_leads
 from features.world.markets import generate_commodity_prices, generate_tenders, weekly_swing
 from features.world.opportunities import simulate_opportunities
 from features.world.params import FIT_MATRIX, WorldParams
-from features.world.reps import generate_reps
+from features.world.reps import generate_rep_effects, generate_reps
 
 STEPS = ("reps & companies", "markets", "leads & behaviour", "opportunities", "accounts", "write")
 
@@ -44,6 +44,8 @@ def generate_world(
     m = params
 
     reps, rep_languages = generate_reps(rng, m.reps_per_region)
+    # a stream of its own, so adding rep effects left every other draw of the world where it was
+    effects = generate_rep_effects(np.random.default_rng([params.seed, 16]), reps, m.rep)
     companies = generate_companies(rng, m.n_companies, start, end)
     first = companies.drop_duplicates("company_id", keep="first")
     progress(STEPS[0])
@@ -69,6 +71,7 @@ def generate_world(
         tenders,
         reps,
         rep_languages,
+        effects,
         start,
         end,
         m.lead,
@@ -88,6 +91,8 @@ def generate_world(
         mondays,
         end,
         m.opportunity,
+        effects.skill[pd.Index(reps["rep_id"]).get_indexer(won["assigned_rep_id"])],
+        m.rep,
     )
     progress(STEPS[3])
 
@@ -124,7 +129,12 @@ def generate_world(
     }
     for name, frame in tables.items():
         summary.rows[name] = write_table(name, frame, raw_dir)
-    oracles = {"leads": lw.oracle, "opportunity_weeks": ow.oracle, "accounts": aw.oracle}
+    oracles = {
+        "leads": lw.oracle,
+        "opportunity_weeks": ow.oracle,
+        "accounts": aw.oracle,
+        "reps": effects.frame(reps),
+    }
     for name, frame in oracles.items():
         frame.to_parquet(oracle_dir / f"{name}.parquet", index=False, compression="zstd")
         summary.rows[f"oracle/{name}"] = len(frame)

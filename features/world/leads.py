@@ -33,7 +33,7 @@ from features.world.params import (
     PRE_LEAD_EVENT_RATES,
     LeadMechanism,
 )
-from features.world.reps import online_matrix, proficiency_matrix, rep_offsets
+from features.world.reps import RepEffects, online_matrix, proficiency_matrix, rep_offsets
 
 _HOUR_WEIGHTS = np.array(
     [1, 1, 1, 1, 1, 2, 4, 8, 14, 16, 16, 15, 12, 14, 16, 16, 14, 12, 9, 8, 7, 5, 3, 2], float
@@ -85,6 +85,7 @@ def generate_leads(
     tenders: pd.DataFrame,
     reps: pd.DataFrame,
     rep_languages: pd.DataFrame,
+    effects: RepEffects,
     start: pd.Timestamp,
     end: pd.Timestamp,
     m: LeadMechanism,
@@ -234,13 +235,14 @@ def generate_leads(
     lead_off = utc_offset_hours(created_utc, timezone)
 
     def match_for(rep_idx: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """``[row, k]`` match factor of rep ``rep_idx[row, k]`` for lead ``rows[row]``."""
+        """``[row, k]`` share of lead ``rows[row]``'s chance kept by rep ``rep_idx[row, k]``: the
+        language and time-zone match times the rep's own skill and experience in the lead's segment."""
         return rep_match_factor(
             prof[rep_idx, lang_code[rows, None]],
             offsets[h_assign[rows, None], rep_idx],
             lead_off[rows, None],
             m,
-        )
+        ) * effects.factor(rep_idx, industry[rows, None], product[rows, None])
 
     rows = np.arange(n)
     actual_match = match_for(assigned[:, None], rows)[:, 0]
@@ -257,7 +259,7 @@ def generate_leads(
     delay_h = wait_h + response_h
     first_touch = created + (delay_h * 3600e9).astype("timedelta64[ns]")
     in_window = delay_h < 30 * 24
-    p_actual = np.where(in_window, p_intrinsic * decay**delay_h * actual_match, 0.0)
+    p_actual = np.where(in_window, np.minimum(1.0, p_intrinsic * decay**delay_h * actual_match), 0.0)
     p_oracle = p_intrinsic * decay**wait_h * expected_delay_factor(m) * expected_match
     converted = rng.random(n) < p_actual
     remaining = (30 * 24 - delay_h).clip(min=0)
@@ -310,6 +312,7 @@ def generate_leads(
             "first_touch_delay_hours": delay_h,
             "language_mismatch": prof[assigned, lang_code] < m.language_threshold,
             "timezone_gap_hours": circular_gap_hours(offsets[h_assign, assigned], lead_off),
+            "rep_effect": effects.factor(assigned, industry, product),
             "holiday_week": holiday,
             "intent_combo": combo,
             "open_relevant_tenders": open_tenders,

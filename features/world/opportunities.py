@@ -27,9 +27,12 @@ from features.catalog import (
     STAGES,
 )
 from features.world import make_ids
-from features.world.params import OpportunityMechanism
+from features.world.params import OpportunityMechanism, RepMechanism
 
 N_MILESTONES = len(MILESTONES)
+# Owner skill enters deals in bands: equal-state deals still share one oracle run, with at most
+# ~5 bands (skill sd 0.2) instead of one run per rep.
+SKILL_BAND = 0.15
 HORIZON_WEEKS = 13
 _STAGE_OF_POS = (
     np.searchsorted(np.array(STAGE_START_MILESTONE_COUNT), np.arange(N_MILESTONES + 1), side="right") - 1
@@ -47,6 +50,9 @@ class DealState:
     size_decades: np.ndarray
     open_tender: np.ndarray
     exposure: np.ndarray
+    # the owner's skill, in bands of ``SKILL_BAND`` (log units), as weekly log-odds shifts
+    owner_advance: np.ndarray
+    owner_loss: np.ndarray
 
     def take(self, idx: np.ndarray) -> DealState:
         return DealState(**{k: v[idx] for k, v in self.__dict__.items()})
@@ -96,6 +102,7 @@ def advance_one_week(
         + m.advance_swing_exposed * swing
         + m.late_stage_boost * (s.pos > MILESTONES.index("procurement_committee_approved"))
         + m.legal_skip_contract_penalty * (s.skipped_legal & (s.pos == N_MILESTONES - 1))
+        + s.owner_advance
     )
     advanced = (acts > 0) & (rng.random(n) < _sigmoid(adv_logit))
     loss_logit = (
@@ -104,6 +111,7 @@ def advance_one_week(
         + m.loss_resistant_wave * wave
         + m.loss_swing_exposed * swing
         + m.loss_progress * s.pos / N_MILESTONES
+        + s.owner_loss
     )
     lost = (rng.random(n) < _sigmoid(loss_logit)) | (s.weeks_open + 1 >= m.max_open_weeks)
     advanced &= ~lost
@@ -168,8 +176,11 @@ def simulate_opportunities(
     mondays: pd.DatetimeIndex,
     end: pd.Timestamp,
     m: OpportunityMechanism,
+    owner_skill: np.ndarray,
+    rm: RepMechanism,
 ) -> OpportunityWorld:
-    """Deals born from converted leads, simulated week by week on the global Monday grid."""
+    """Deals born from converted leads, simulated week by week on the global Monday grid;
+    ``owner_skill`` is each deal's owner's skill (``features.world.reps.RepEffects.skill``)."""
     n = len(won_leads)
     created = won_leads["converted_at"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
     product = won_leads["product_interest"].to_numpy()
@@ -188,6 +199,7 @@ def simulate_opportunities(
     com_code = pd.Categorical(commodity, categories=COMMODITIES).codes
     swing_rate = swing_mat.mean(axis=1)[com_code]
 
+    skill_band = np.round(owner_skill / SKILL_BAND) * SKILL_BAND
     state = DealState(
         pos=np.zeros(n, dtype=np.int64),
         skipped_legal=np.zeros(n, dtype=bool),
@@ -197,6 +209,8 @@ def simulate_opportunities(
         size_decades=size_decades,
         open_tender=(open_tenders > 0).astype(float),
         exposure=exposure,
+        owner_advance=rm.opportunity_advance_per_skill * skill_band,
+        owner_loss=rm.opportunity_loss_per_skill * skill_band,
     )
     open_ = np.ones(n, dtype=bool)
     outcome = np.full(n, "open", dtype=object)
@@ -344,6 +358,8 @@ def _oracle_win_probabilities(
         (np.round(states.exposure * 100), 128),
         (swing_now, 2),
         (commodity, 8),
+        (np.round(states.owner_advance * 100) + 512, 1024),
+        (np.round(states.owner_loss * 100) + 512, 1024),
     ]
     key = np.zeros(len(states.pos), dtype=np.int64)
     for values, radix in parts:

@@ -67,6 +67,31 @@ class LeadMechanism:
 
 
 @dataclass(frozen=True)
+class RepMechanism:
+    """How much the rep who holds a lead or deal matters, beyond language, time zone and delay.
+
+    Field facts (issue 16 and the sales-performance literature it cites): win rates of a team's best
+    and worst reps commonly differ by 2x or more, and reps sell better to industries and product
+    lines they have experience in. The sizes below are this world's choice within those facts:
+    a lognormal skill whose spread puts the best of 60 reps at ~2.5x the worst, a lift on the
+    industries a rep lists in the CRM (the reps table's ``industries``), and a lift on two product
+    lines a rep has sold before (not in the CRM: only history reveals it). Each is centred so the
+    average rep keeps the team's base rate.
+    """
+
+    # log of the conversion multiplier, Normal(0, sd) per rep
+    skill_sd: float = 0.2
+    # log multiplier on conversion for a lead in one of the rep's listed industries
+    industry_experience: float = 0.3
+    # log multiplier for a lead in one of the rep's product lines, and how many lines a rep has
+    product_experience: float = 0.25
+    product_lines_per_rep: int = 2
+    # the owner's skill on an opportunity's weekly log-odds: milestones come faster, losses slower
+    opportunity_advance_per_skill: float = 1.0
+    opportunity_loss_per_skill: float = -1.0
+
+
+@dataclass(frozen=True)
 class OpportunityMechanism:
     """Week-by-week life of an open opportunity (a Markov chain on observable state)."""
 
@@ -135,6 +160,7 @@ class WorldParams:
     reps_per_region: tuple[int, int, int] = (30, 15, 15)
     tenders_per_company_year: float = 4.0
     lead: LeadMechanism = field(default_factory=LeadMechanism)
+    rep: RepMechanism = field(default_factory=RepMechanism)
     opportunity: OpportunityMechanism = field(default_factory=OpportunityMechanism)
     churn: ChurnMechanism = field(default_factory=ChurnMechanism)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from features.catalog import INDUSTRIES
+from features.catalog import INDUSTRIES, PRODUCT_LINE_NAMES
 from features.timezones import utc_offset_hours
+from features.world.params import RepMechanism
 
 # (region, team, time zones, native language of each zone)
 _REGION_TEAMS: tuple[tuple[str, tuple[tuple[str, tuple[tuple[str, str], ...]], ...]], ...] = (
@@ -107,3 +110,43 @@ def proficiency_matrix(
     table = rep_languages.pivot_table(index="rep_id", columns="language", values="proficiency", aggfunc="max")
     table = table.reindex(index=reps["rep_id"], columns=list(languages)).fillna(0.0)
     return table.to_numpy()
+
+
+@dataclass(frozen=True)
+class RepEffects:
+    """The hidden truth of how well each rep sells (``features.world.params.RepMechanism``)."""
+
+    skill: np.ndarray  # [rep] log conversion multiplier, centred
+    industry: np.ndarray  # [rep, industry] log multiplier, centred per rep
+    product: np.ndarray  # [rep, product line] log multiplier, centred per rep
+
+    def factor(self, rep: np.ndarray, industry: np.ndarray, product: np.ndarray) -> np.ndarray:
+        """Conversion multiplier of rep ``rep`` on a lead of ``industry`` x ``product`` (broadcasts)."""
+        return np.exp(self.skill[rep] + self.industry[rep, industry] + self.product[rep, product])
+
+    def frame(self, reps: pd.DataFrame) -> pd.DataFrame:
+        """One row per rep (the world's oracle of rep effects, never a CRM table)."""
+        out = pd.DataFrame({"rep_id": reps["rep_id"].to_numpy(), "skill": self.skill})
+        for j, name in enumerate(INDUSTRIES):
+            out[f"industry_{name}"] = self.industry[:, j]
+        for j, name in enumerate(PRODUCT_LINE_NAMES):
+            out[f"product_{name}"] = self.product[:, j]
+        return out
+
+
+def generate_rep_effects(rng: np.random.Generator, reps: pd.DataFrame, m: RepMechanism) -> RepEffects:
+    """Draw each rep's skill and product-line experience; industry experience follows the CRM's list.
+
+    Effects are centred (skill over the team in multiplier terms, experience within each rep over
+    segments) so the team's average conversion stays where the lead mechanism puts it.
+    """
+    n = len(reps)
+    skill = rng.normal(0.0, m.skill_sd, n)
+    skill -= np.log(np.mean(np.exp(skill)))
+    listed = np.array([[ind in set(row.split(",")) for ind in INDUSTRIES] for row in reps["industries"]])
+    industry = m.industry_experience * (listed - listed.mean(axis=1, keepdims=True))
+    lines = np.zeros((n, len(PRODUCT_LINE_NAMES)))
+    for i in range(n):
+        lines[i, rng.choice(len(PRODUCT_LINE_NAMES), m.product_lines_per_rep, replace=False)] = 1.0
+    product = m.product_experience * (lines - lines.mean(axis=1, keepdims=True))
+    return RepEffects(skill=skill, industry=industry, product=product)

@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         description="Every Redis call (online store, routing state, alerts) answers or fails within "
         "this (socket connect and read timeouts, no retries): a hung Redis is a 503 naming it, not a hang.",
     )
+    routing_max_load_multiple: float = Field(
+        3.0,
+        ge=1.0,
+        description="Concentration bound: no rep holds more than this multiple of the team's mean open "
+        "load (plus two leads), however much better the learned fit says the rep is (1.0 = even).",
+    )
     model_poll_seconds: float = Field(30.0, ge=0, description="Poll MLflow aliases this often (0: never).")
     promotion_check_seconds: float = Field(
         1.0,

@@ -1,29 +1,46 @@
 """Routing policy: which rep gets a new lead now (pure functions, no I/O).
 
-1. **Hard filters** (``RoutingPolicy``): time-zone gap <= 3 h, language proficiency >= 0.8,
-   capacity left, and the rep working now or starting before the lead's first-touch deadline.
-2. **Objective** among those left: expected value = lead probability x learned rep fit
-   (language / time-zone match and the rep's own lift, from history) x availability (the delay
-   cost of waiting for the rep's working hours, at the learned decay per hour).
-3. **Fairness**: candidates within ``tie_tolerance`` of the best expected value are "as good";
-   among them the least recently assigned wins, weighted by the share of capacity still free.
-4. **Relaxation** when nobody qualifies, in this stated order: working hours -> time zone ->
-   language. Capacity is never relaxed: a full team leaves the lead unassigned (queued) and says so.
+1. **Hard filters** (``RoutingPolicy``, configurable): time-zone gap <= 3 h, language proficiency
+   >= 0.8, capacity left, the rep working now or starting before the lead's first-touch deadline,
+   and the concentration bound (no rep holds more than ``max_load_multiple`` x the team's mean
+   open load), so the best reps cannot take everything.
+2. **Objective** among those left: expected value = lead probability x learned rep fit (language /
+   time-zone match, and the rep's lift for the lead's industry and product line, learned from
+   history with shrinkage toward the team) x availability (the delay cost of waiting for the
+   rep's working hours, at the learned decay per hour), minus a **capacity price**: a rep past
+   ``reserve_from_load`` of capacity costs ``reserve_value`` x how far into the reserve it is, so
+   its last slots go to leads whose expected value clears the price (high-value leads); when the
+   whole team is that full, a lead whose value clears no rep's price is queued, not assigned.
+3. **Wait versus match**, per lead from its value: a near match (failing the time-zone or the
+   language filter) who is working now is taken when its expected value beats the best full
+   match's, who may be hours from starting; the filter given up is named in the reasons.
+4. **Fairness**: candidates within ``tie_tolerance`` of the best are "as good"; among them the
+   least recently assigned wins, weighted by the share of capacity still free.
+5. **Relaxation** when nobody qualifies, in this stated order: concentration -> working hours ->
+   time zone -> language. Capacity is never relaxed: a full team leaves the lead unassigned
+   (queued) and says so.
 
-Every decision carries its reasons and the runners-up.
+The per-lead work is numpy over arrays cached per (rep directory, fit) object pair, so routing a
+lead costs tens of microseconds whatever the team size. Every decision carries its reasons and
+the runners-up.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 from funnelcast.core.routing_filters import MAX_TIMEZONE_GAP_HOURS, MIN_LANGUAGE_PROFICIENCY
 
 WEEKDAYS = 5  # Monday..Friday
+# what ``rank_candidates`` reports instead of relaxed filters when it holds a lead back
+CAPACITY_RESERVED = "capacity_reserved"
 
 
 @dataclass(frozen=True)
@@ -44,25 +61,47 @@ class RepLoad:
     last_assigned_at: datetime | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RepFit:
-    """What history says about lead-rep matches (learned with the lead model, see ``training.rep_fit``)."""
+    """What history says about lead-rep matches (learned with the lead model, see ``training.rep_fit``).
+
+    Compared by identity: the policy caches its per-rep arrays per fit object, and
+    ``from_metadata`` returns one object per model's metadata.
+    """
 
     language_mismatch_factor: float = 0.6
     timezone_gap_factor: float = 0.8
     delay_decay_per_hour: float = 0.019
     rep_lift: Mapping[str, float] = field(default_factory=dict)
+    team_lift: Mapping[str, float] = field(default_factory=dict)
+    rep_industry_lift: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    rep_product_lift: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     @classmethod
     def from_metadata(cls, fit: Mapping[str, object] | None) -> RepFit:
         """The fit a lead model learned (its ``rep_fit`` metadata); the defaults where it has none."""
-        fit = fit or {}
-        return cls(
-            language_mismatch_factor=float(fit.get("language_mismatch_factor", cls.language_mismatch_factor)),
-            timezone_gap_factor=float(fit.get("timezone_gap_factor", cls.timezone_gap_factor)),
-            delay_decay_per_hour=float(fit.get("delay_decay_per_hour", cls.delay_decay_per_hour)),
+        if fit is None:
+            return _DEFAULT_FIT
+        cached = _FIT_OF_METADATA.get(id(fit))
+        if cached is not None and cached[0] is fit:
+            return cached[1]
+        made = cls(
+            language_mismatch_factor=float(fit.get("language_mismatch_factor", cls.language_mismatch_factor)),  # type: ignore[arg-type]
+            timezone_gap_factor=float(fit.get("timezone_gap_factor", cls.timezone_gap_factor)),  # type: ignore[arg-type]
+            delay_decay_per_hour=float(fit.get("delay_decay_per_hour", cls.delay_decay_per_hour)),  # type: ignore[arg-type]
             rep_lift=dict(fit.get("rep_lift", {})),  # type: ignore[call-overload]
+            team_lift=dict(fit.get("team_lift", {})),  # type: ignore[call-overload]
+            rep_industry_lift=dict(fit.get("rep_industry_lift", {})),  # type: ignore[call-overload]
+            rep_product_lift=dict(fit.get("rep_product_lift", {})),  # type: ignore[call-overload]
         )
+        if len(_FIT_OF_METADATA) > 16:
+            _FIT_OF_METADATA.clear()
+        _FIT_OF_METADATA[id(fit)] = (fit, made)
+        return made
+
+
+_DEFAULT_FIT = RepFit()
+_FIT_OF_METADATA: dict[int, tuple[Mapping[str, object], RepFit]] = {}
 
 
 @dataclass(frozen=True)
@@ -73,6 +112,9 @@ class LeadToRoute:
     language: str | None
     utc_offset_hours: float | None
     exclude_reps: frozenset[str] = frozenset()
+    # the lead's segment, for the learned rep x industry / product-line lift (None: rep lift only)
+    industry: str | None = None
+    product_line: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +127,16 @@ class RoutingPolicy:
     )
     tie_tolerance: float = 0.03  # relative EV gap still counted as a tie for fairness
     runners_up: int = 3
-    relax_order: tuple[str, ...] = ("working_hours", "timezone", "language")
+    relax_order: tuple[str, ...] = ("concentration", "working_hours", "timezone", "language")
+    # no rep holds more than this multiple of the team's mean open load (+ ``concentration_slack``)
+    max_load_multiple: float = 3.0
+    concentration_slack: int = 2
+    # take a near match working now over a full match later when its expected value is higher
+    near_match_now: bool = True
+    # past this share of its capacity a rep's remaining slots carry a price (in expected value)
+    reserve_from_load: float = 0.7
+    reserve_value: float = 0.15
+    ranked_kept: int = 5  # candidates handed back (the chosen, the runners-up, fall-backs for the store)
 
 
 @dataclass(frozen=True)
@@ -99,6 +150,13 @@ class Candidate:
     language_proficiency: float | None
     open_leads: int
     capacity: int
+    lift: float = 1.0  # the learned rep x segment lift inside ``fit``
+    capacity_price: float = 0.0  # what the rep's reserved slots cost this lead (expected value)
+    # filters this near match fails, taken because it is working now and beats the best full
+    # match (expected value ``full_match_value`` after ``full_match_wait_hours``)
+    waived: tuple[str, ...] = ()
+    full_match_value: float | None = None
+    full_match_wait_hours: float | None = None
 
 
 @dataclass(frozen=True)
@@ -167,68 +225,85 @@ def _minute(now: datetime) -> datetime:
     return now.replace(second=0, microsecond=0)
 
 
-@lru_cache(maxsize=4096)
-def _rep_clock(zone: str, start_hour: int, end_hour: int, minute: datetime) -> tuple[float, datetime]:
-    """A rep's UTC offset and next working start at ``minute`` (shared by every lead routed that minute)."""
-    probe = Rep("", "", "", zone, start_hour, end_hour, 0, {})
-    start = next_working_start(probe, minute)
-    if start == minute:  # working now: available immediately, whatever the seconds
-        start = datetime.min.replace(tzinfo=minute.tzinfo)
-    return utc_offset(zone, minute), start
+@dataclass(frozen=True, eq=False)
+class _RepTable:
+    """A rep directory and a fit as arrays (built once per directory and fit object)."""
+
+    reps: Sequence[Rep]
+    ids: tuple[str, ...]
+    zones: tuple[str, ...]
+    zone_of: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    capacity: np.ndarray
+    proficiency: Mapping[str, np.ndarray]
+    lift: np.ndarray
+    industry_lift: Mapping[str, np.ndarray]
+    product_lift: Mapping[str, np.ndarray]
 
 
-def _candidate(
-    rep: Rep, load: RepLoad, lead: LeadToRoute, now: datetime, fit: RepFit, policy: RoutingPolicy
-) -> Candidate:
-    """The candidate's numbers and the wall-clock hours until it can act."""
-    offset, start = _rep_clock(rep.timezone, rep.work_start_hour, rep.work_end_hour, _minute(now))
-    wait = max(0.0, (start - now).total_seconds() / 3600.0)
-    gap = None if lead.utc_offset_hours is None else circular_gap(offset, lead.utc_offset_hours)
-    prof = None if lead.language is None else float(rep.languages.get(lead.language, 0.0))
-    match = 1.0
-    if prof is not None and prof < policy.min_language_proficiency:
-        match *= fit.language_mismatch_factor
-    if gap is not None and gap > policy.max_timezone_gap_hours:
-        match *= fit.timezone_gap_factor
-    lift = fit.rep_lift.get(rep.rep_id, 1.0)
-    availability = (1.0 - fit.delay_decay_per_hour) ** wait
-    value = lead.probability * match * lift * availability
-    return Candidate(
-        rep_id=rep.rep_id,
-        expected_value=value,
-        fit=match * lift,
-        availability=availability,
-        hours_until_available=wait,
-        timezone_gap_hours=gap,
-        language_proficiency=prof,
-        open_leads=load.open_leads,
-        capacity=rep.capacity,
+# keyed by object ids; holding the objects keeps an id from being reused while its entry lives
+_TABLES: dict[tuple[int, int], tuple[Sequence[Rep], RepFit, _RepTable]] = {}
+_TABLES_LOCK = threading.Lock()
+
+
+def _segment_lifts(ids: tuple[str, ...], table: Mapping[str, Mapping[str, float]]) -> dict[str, np.ndarray]:
+    segments = {seg for by in table.values() for seg in by}
+    return {seg: np.array([float(table.get(r, {}).get(seg, 1.0)) for r in ids]) for seg in segments}
+
+
+def _rep_table(reps: Sequence[Rep], fit: RepFit) -> _RepTable:
+    key = (id(reps), id(fit))
+    hit = _TABLES.get(key)
+    if hit is not None and hit[0] is reps and hit[1] is fit:
+        return hit[2]
+    ids = tuple(r.rep_id for r in reps)
+    zones = tuple(sorted({r.timezone for r in reps}))
+    languages = {lang for r in reps for lang in r.languages}
+    table = _RepTable(
+        reps=reps,
+        ids=ids,
+        zones=zones,
+        zone_of=np.array([zones.index(r.timezone) for r in reps], dtype=np.int64),
+        start=np.array([r.work_start_hour for r in reps], dtype=float),
+        end=np.array([r.work_end_hour for r in reps], dtype=float),
+        capacity=np.array([r.capacity for r in reps], dtype=float),
+        proficiency={lang: np.array([float(r.languages.get(lang, 0.0)) for r in reps]) for lang in languages},
+        lift=np.array([float(fit.rep_lift.get(r.rep_id, fit.team_lift.get(r.team, 1.0))) for r in reps]),
+        industry_lift=_segment_lifts(ids, fit.rep_industry_lift),
+        product_lift=_segment_lifts(ids, fit.rep_product_lift),
     )
+    with _TABLES_LOCK:  # handlers route from several threads
+        if len(_TABLES) >= 8:
+            _TABLES.pop(next(iter(_TABLES)))
+        _TABLES[key] = (reps, fit, table)
+    return table
 
 
-def _passes(cand: Candidate, lead: LeadToRoute, policy: RoutingPolicy, relaxed: set[str]) -> bool:
-    if cand.open_leads >= cand.capacity:
-        return False
-    gap, prof = cand.timezone_gap_hours, cand.language_proficiency
-    if "timezone" not in relaxed and gap is not None and gap > policy.max_timezone_gap_hours:
-        return False
-    if "language" not in relaxed and prof is not None and prof < policy.min_language_proficiency:
-        return False
-    if "working_hours" not in relaxed and cand.hours_until_available > 0:
-        # not working now: acceptable only if the rep starts before the lead's SLA would lapse
-        sla = policy.sla_working_hours.get(lead.grade, max(policy.sla_working_hours.values()))
-        if cand.hours_until_available > sla:
-            return False
-    return True
+@lru_cache(maxsize=256)
+def _zone_clock(zones: tuple[str, ...], minute: datetime) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per zone at ``minute``: UTC offset (h), local weekday, local hour of day (fractional)."""
+    local = [minute.astimezone(ZoneInfo(z)) for z in zones]
+    offset = np.array([(t.utcoffset() or timedelta()).total_seconds() / 3600.0 for t in local])
+    weekday = np.array([t.weekday() for t in local], dtype=np.int64)
+    hour = np.array([t.hour + t.minute / 60.0 for t in local])
+    return offset, weekday, hour
 
 
-def _fairness_key(cand: Candidate, load: RepLoad, now: datetime) -> tuple[float, float]:
-    """Sort key among tied candidates: longest since last assignment, weighted by free capacity."""
-    idle_hours = (
-        1e6 if load.last_assigned_at is None else (now - load.last_assigned_at).total_seconds() / 3600
-    )
-    free_share = 1.0 - cand.open_leads / max(cand.capacity, 1)
-    return (-idle_hours * (0.5 + free_share), -cand.expected_value)
+def _hours_until_working(table: _RepTable, weekday: np.ndarray, hour: np.ndarray) -> np.ndarray:
+    """Wall-clock hours until each rep works (0 when working now); a DST switch inside the wait is
+    ignored here (the deadline, computed once per decision, respects it)."""
+    workday = weekday < WEEKDAYS
+    later_today = workday & (hour < table.start)
+    # the next day that can start a shift: today if it starts later, else tomorrow, skipping the weekend
+    ahead = np.where(later_today, 0, 1)
+    nxt = (weekday + ahead) % 7
+    ahead = ahead + np.where(nxt == 5, 2, 0) + np.where(nxt == 6, 1, 0)
+    wait = ahead * 24.0 + table.start - hour
+    return np.where(workday & (table.start <= hour) & (hour < table.end), 0.0, wait)
+
+
+_NO_LOAD = RepLoad()
 
 
 def rank_candidates(
@@ -239,24 +314,117 @@ def rank_candidates(
     policy: RoutingPolicy,
     fit: RepFit,
 ) -> tuple[list[Candidate], tuple[str, ...]]:
-    """Qualifying candidates best first (EV, then fairness among ties) and the filters relaxed to get any."""
-    pool = [r for r in reps if r.rep_id not in lead.exclude_reps]
-    scored = [
-        (rep, _candidate(rep, loads.get(rep.rep_id, RepLoad()), lead, now, fit, policy)) for rep in pool
-    ]
+    """Qualifying candidates best first (net value, then fairness among ties; at most
+    ``policy.ranked_kept``) and the filters relaxed to get any."""
+    if not reps:
+        return [], ()
+    t = _rep_table(reps, fit)
+    n = len(t.ids)
+    offset, weekday, hour = (a[t.zone_of] for a in _zone_clock(t.zones, _minute(now)))
+    wait = _hours_until_working(t, weekday, hour)
+    load_of = [loads.get(r, _NO_LOAD) for r in t.ids]
+    open_leads = np.fromiter((ld.open_leads for ld in load_of), dtype=float, count=n)
+
+    if lead.utc_offset_hours is None:
+        gap, tz_ok = None, np.ones(n, dtype=bool)
+    else:
+        diff = np.abs(offset - lead.utc_offset_hours) % 24
+        gap = np.minimum(diff, 24 - diff)
+        tz_ok = gap <= policy.max_timezone_gap_hours
+    if lead.language is None:
+        prof, lang_ok = None, np.ones(n, dtype=bool)
+    else:
+        prof = t.proficiency.get(lead.language, np.zeros(n))
+        lang_ok = prof >= policy.min_language_proficiency
+    match = np.where(lang_ok, 1.0, fit.language_mismatch_factor) * np.where(
+        tz_ok, 1.0, fit.timezone_gap_factor
+    )
+    lift = t.lift
+    if lead.industry is not None and lead.industry in t.industry_lift:
+        lift = lift * t.industry_lift[lead.industry]
+    if lead.product_line is not None and lead.product_line in t.product_lift:
+        lift = lift * t.product_lift[lead.product_line]
+    availability = (1.0 - fit.delay_decay_per_hour) ** np.minimum(wait, 24 * 30)
+    value = lead.probability * match * lift * availability
+    pressure = np.clip((open_leads / np.maximum(t.capacity, 1) - policy.reserve_from_load), 0, None) / max(
+        1e-9, 1 - policy.reserve_from_load
+    )
+    price = policy.reserve_value * np.minimum(pressure, 1.0)
+    net = value - price
+
+    sla = policy.sla_working_hours.get(lead.grade, max(policy.sla_working_hours.values()))
+    usable = open_leads < t.capacity
+    if lead.exclude_reps:
+        usable &= np.array([r not in lead.exclude_reps for r in t.ids])
+    bound = policy.max_load_multiple * open_leads.mean() + policy.concentration_slack
+    filters = {
+        "concentration": open_leads < bound,
+        "working_hours": wait <= sla,
+        "timezone": tz_ok,
+        "language": lang_ok,
+    }
     relaxed: list[str] = []
-    steps = [None, *policy.relax_order]
-    for step in steps:
-        if step is not None:
-            relaxed.append(step)
-        qualifying = [c for c in (c for _, c in scored) if _passes(c, lead, policy, set(relaxed))]
-        if qualifying:
-            best = max(c.expected_value for c in qualifying)
-            tied = [c for c in qualifying if c.expected_value >= best * (1 - policy.tie_tolerance)]
-            rest = sorted((c for c in qualifying if c not in tied), key=lambda c: -c.expected_value)
-            tied.sort(key=lambda c: _fairness_key(c, loads.get(c.rep_id, RepLoad()), now))
-            return [*tied, *rest], tuple(relaxed)
-    return [], tuple(relaxed)
+    mask = usable & np.logical_and.reduce(list(filters.values()))
+    for step in policy.relax_order:
+        if mask.any():
+            break
+        relaxed.append(step)
+        kept = [ok for name, ok in filters.items() if name not in relaxed]
+        mask = usable & (np.logical_and.reduce(kept) if kept else np.ones(n, dtype=bool))
+    if not mask.any():
+        return [], tuple(relaxed)
+    # name only the relaxed filters some qualifying rep actually fails
+    relaxed = [step for step in relaxed if not filters[step][mask].all()]
+    # wait versus match: a near match working now against the best who qualified (maybe hours away)
+    waived_by_value, near = False, np.zeros(n, dtype=bool)
+    if policy.near_match_now:
+        near = usable & filters["concentration"] & (wait == 0) & ~(tz_ok & lang_ok) & ~mask
+        if near.any() and net[near].max() > net[mask].max():
+            full_best = int(np.flatnonzero(mask)[np.argmax(net[mask])])
+            mask = mask | near
+            waived_by_value = True
+
+    idx = np.flatnonzero(mask)
+    best = net[idx].max()
+    team_load = open_leads.sum() / max(t.capacity.sum(), 1.0)
+    if best < 0 and team_load >= policy.reserve_from_load:
+        return [], (CAPACITY_RESERVED,)
+    tied = idx[net[idx] >= best - policy.tie_tolerance * abs(best)]
+    rest = idx[net[idx] < best - policy.tie_tolerance * abs(best)]
+    if len(tied) > 1:
+        free = 1.0 - open_leads[tied] / np.maximum(t.capacity[tied], 1)
+        idle = np.array(
+            [
+                1e6
+                if load_of[i].last_assigned_at is None
+                else (now - load_of[i].last_assigned_at).total_seconds() / 3600  # type: ignore[operator]
+                for i in tied
+            ]
+        )
+        tied = tied[np.lexsort((-value[tied], -idle * (0.5 + free)))]
+    order = np.concatenate([tied, rest[np.argsort(-net[rest], kind="stable")]])[: policy.ranked_kept]
+
+    def candidate(i: int) -> Candidate:
+        fails = tuple(name for name, ok in (("timezone", tz_ok[i]), ("language", lang_ok[i])) if not ok)
+        waived = fails if waived_by_value and near[i] else ()
+        return Candidate(
+            rep_id=t.ids[i],
+            expected_value=float(value[i]),
+            fit=float(match[i] * lift[i]),
+            availability=float(availability[i]),
+            hours_until_available=float(wait[i]),
+            timezone_gap_hours=None if gap is None else float(gap[i]),
+            language_proficiency=None if prof is None else float(prof[i]),
+            open_leads=int(open_leads[i]),
+            capacity=int(t.capacity[i]),
+            lift=float(lift[i]),
+            capacity_price=float(price[i]),
+            waived=waived,
+            full_match_value=float(value[full_best]) if waived else None,
+            full_match_wait_hours=float(wait[full_best]) if waived else None,
+        )
+
+    return [candidate(int(i)) for i in order], tuple(relaxed)
 
 
 def routing_decision(
@@ -269,6 +437,12 @@ def routing_decision(
     policy: RoutingPolicy,
 ) -> RoutingDecision:
     """The decision once the state store accepted ``ranked[chosen_index]`` (None: nobody had capacity)."""
+    if chosen_index is None and relaxed == (CAPACITY_RESERVED,):
+        reasons = [
+            "team near full: the slots left are reserved for leads worth more than their price; "
+            "lead queued unassigned"
+        ]
+        return RoutingDecision(lead.lead_id, None, None, tuple(reasons), (), None, ())
     if chosen_index is None:
         reasons = ["no rep with capacity left passes the filters, even relaxed; lead queued unassigned"]
         return RoutingDecision(lead.lead_id, None, None, tuple(reasons), relaxed, None, tuple(ranked[:3]))
@@ -288,6 +462,18 @@ def routing_decision(
         else f"starts work in {chosen.hours_until_available:.1f} h"
     )
     reasons.append(f"load {chosen.open_leads}/{chosen.capacity}")
+    if chosen.lift != 1.0:
+        segment = " / ".join(x for x in (lead.industry, lead.product_line) if x)
+        reasons.append(f"learned rep lift x{chosen.lift:.2f}" + (f" for {segment}" if segment else ""))
+    if chosen.capacity_price > 0:
+        reasons.append(f"rep near capacity: its reserved slots cost {chosen.capacity_price:.3f} of value")
+    if chosen.waived:
+        given_up = " and ".join(chosen.waived)
+        reasons.append(
+            f"near match working now, {given_up} filter given up: expected value "
+            f"{chosen.expected_value:.3f} now beats {chosen.full_match_value:.3f} for the best full "
+            f"match in {chosen.full_match_wait_hours:.1f} h"
+        )
     if chosen_index > 0:
         reasons.append(f"{chosen_index} better-ranked rep(s) reached capacity meanwhile")
     for step in relaxed:

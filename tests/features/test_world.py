@@ -91,3 +91,25 @@ def test_opportunity_oracle_is_a_cumulative_probability(medium_world: Settings) 
     opps = read_table("opportunities", medium_world.raw_dir)
     closed = opps[opps["outcome"] != "open"]
     assert 0.2 < (closed["outcome"] == "won").mean() < 0.7
+
+
+def test_reps_differ_like_real_teams_and_history_shows_it(medium_world: Settings) -> None:
+    truth = pd.read_parquet(medium_world.oracle_dir / "reps.parquet")
+    skill = np.exp(truth["skill"].to_numpy())
+    assert skill.max() / skill.min() >= 2.0  # the best rep's multiplier at least twice the worst's
+    leads = read_table("leads", medium_world.raw_dir)
+    reps = read_table("reps", medium_world.raw_dir).set_index("rep_id")
+    companies = read_table("companies", medium_world.raw_dir).drop_duplicates("company_id")
+    industry = leads["company_id"].map(companies.set_index("company_id")["industry"])
+    listed = [
+        ind in reps.at[r, "industries"].split(",")
+        for r, ind in zip(leads["assigned_rep_id"], industry, strict=True)
+    ]
+    oracle = pd.read_parquet(medium_world.oracle_dir / "leads.parquet")
+    decided = oracle["decided"].to_numpy()
+    rate = leads["converted"][decided].groupby(np.array(listed)[decided]).mean()
+    # true ratio exp(0.3) = 1.35 for a lead in one of its rep's listed industries, round robin otherwise
+    assert rate[True] > 1.15 * rate[False], rate
+    # the oracle's routed probability carries the rep's effect: it moves one for one with it
+    effect = oracle["rep_effect"].to_numpy()
+    assert effect.min() < 0.8 and effect.max() > 1.25

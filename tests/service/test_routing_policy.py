@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from service.routing.policy import (
     LeadToRoute,
@@ -14,6 +15,8 @@ from service.routing.policy import (
     first_touch_deadline,
     route_lead,
 )
+from service.routing.router import RepDirectory, Router
+from service.routing.state import SqliteAssignmentStore
 
 # Tuesday 2026-03-10 03:00 UTC = 11:00 in Shanghai, 12:00 in Tokyo, 04:00 in Berlin
 NOW = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
@@ -97,3 +100,92 @@ def test_deadline_respects_a_dst_change() -> None:
     saturday = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
     # next working start is Monday 09:00 CEST = 07:00 UTC (not 08:00)
     assert add_working_hours(berlin, saturday, 1) == datetime(2026, 3, 30, 8, 0, tzinfo=UTC)
+
+
+# Tuesday 2026-03-10 10:00 UTC = 18:00 in Shanghai (its 09-18 shift just ended), 11:00 in Berlin
+EVENING = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)
+
+
+def test_a_near_match_working_now_beats_a_full_match_fifteen_hours_away() -> None:
+    # the Shanghai rep starts Wednesday 09:00 local: 15 h away, keeping 0.981^15 = 0.75 of the chance;
+    # the Berlin rep speaks Chinese, is 7 h away (time-zone factor 0.8) and working now: 0.8 > 0.75
+    reps = [rep("cn"), rep("de", "Europe/Berlin", {"zh": 0.9, "de": 1.0})]
+    decision = route_lead(lead("zh", 8.0, grade="D"), reps, {}, EVENING, POLICY, FIT)
+    assert decision.rep_id == "de"
+    assert decision.chosen is not None and decision.chosen.waived == ("timezone",)
+    assert any("timezone filter given up" in r and "in 15.0 h" in r for r in decision.reasons)
+
+
+def test_a_full_match_three_hours_away_is_worth_waiting_for() -> None:
+    # a Shanghai evening shift from 21:00: 3 h away keeps 0.981^3 = 0.94 of the chance, more than 0.8
+    evening_shift = Rep("cn", "t", "r", "Asia/Shanghai", 21, 23, 10, {"zh": 1.0})
+    reps = [evening_shift, rep("de", "Europe/Berlin", {"zh": 0.9, "de": 1.0})]
+    decision = route_lead(lead("zh", 8.0, grade="D"), reps, {}, EVENING, POLICY, FIT)
+    assert decision.rep_id == "cn" and decision.chosen is not None
+    assert decision.chosen.hours_until_available == 3.0 and decision.chosen.waived == ()
+
+
+def test_a_hot_lead_takes_the_near_match_rather_than_relaxing_working_hours() -> None:
+    # grade A allows 1 h: the Shanghai rep 15 h away qualifies only with working hours relaxed, and
+    # a working near match is worth more than that
+    reps = [rep("cn"), rep("de", "Europe/Berlin", {"zh": 0.9, "de": 1.0})]
+    decision = route_lead(lead("zh", 8.0, grade="A"), reps, {}, EVENING, POLICY, FIT)
+    assert decision.rep_id == "de"
+
+
+def test_the_learned_segment_lift_sends_the_lead_to_the_rep_with_industry_experience() -> None:
+    reps = [rep("a"), rep("b")]
+    fit = RepFit(rep_lift={"a": 1.1, "b": 1.0}, rep_industry_lift={"b": {"energy": 1.3}})
+    energy = LeadToRoute("l1", 0.3, "B", "zh", 8.0, industry="energy", product_line="storage")
+    chemicals = LeadToRoute("l2", 0.3, "B", "zh", 8.0, industry="chemicals", product_line="storage")
+    chosen = route_lead(energy, reps, {}, NOW, POLICY, fit)
+    assert chosen.rep_id == "b" and chosen.chosen is not None and abs(chosen.chosen.lift - 1.3) < 1e-9
+    assert any("learned rep lift x1.30 for energy / storage" in r for r in chosen.reasons)
+    assert route_lead(chemicals, reps, {}, NOW, POLICY, fit).rep_id == "a"
+
+
+def test_a_nearly_full_best_rep_keeps_its_last_slots_for_high_value_leads() -> None:
+    # rep a is 20% better but at 9 of 10 leads: its price is 0.15 x (0.9 - 0.7) / 0.3 = 0.10 of value
+    reps = [rep("a"), rep("b")]
+    fit = RepFit(rep_lift={"a": 1.2, "b": 1.0})
+    loads = {"a": RepLoad(9), "b": RepLoad(1)}
+    # a cold lead (p 0.1): 0.12 - 0.10 on a < 0.10 on b; a hot one (p 0.8): 0.96 - 0.10 on a > 0.80 on b
+    assert route_lead(lead(p=0.1), reps, loads, NOW, POLICY, fit).rep_id == "b"
+    hot = route_lead(lead(p=0.8, grade="A"), reps, loads, NOW, POLICY, fit)
+    assert hot.rep_id == "a" and any("reserved slots cost 0.100" in r for r in hot.reasons)
+
+
+def test_the_concentration_bound_stops_the_best_rep_from_taking_everything() -> None:
+    # mean open load (6 + 0 + 0) / 3 = 2; bound 3 x 2 + 2 = 8 would allow a; a bound of 1 x 2 + 2 = 4 does not
+    reps = [rep("a", capacity=20), rep("b", capacity=20), rep("c", capacity=20)]
+    fit = RepFit(rep_lift={"a": 1.5})
+    loads = {"a": RepLoad(6)}
+    assert route_lead(lead(), reps, loads, NOW, POLICY, fit).rep_id == "a"
+    even = RoutingPolicy(max_load_multiple=1.0)
+    assert route_lead(lead(), reps, loads, NOW, even, fit).rep_id in {"b", "c"}
+    # with b full, the bound (1 x (6 + 1) / 2 + 2 = 5.5 < 6) is relaxed, and said so
+    full_b = {"a": RepLoad(6), "b": RepLoad(1)}
+    alone = route_lead(lead(), [rep("a", capacity=20), rep("b", capacity=1)], full_b, NOW, even, fit)
+    assert alone.rep_id == "a" and alone.relaxed == ("concentration",)
+
+
+def test_a_nearly_full_team_queues_a_cold_lead_and_still_takes_a_hot_one() -> None:
+    # both reps at 9 of 10 (team at 90% >= 70%): each slot costs 0.10; p 0.05 clears neither, p 0.5 does
+    reps = [rep("a"), rep("b")]
+    loads = {"a": RepLoad(9), "b": RepLoad(9)}
+    cold = route_lead(lead(p=0.05, grade="D"), reps, loads, NOW, POLICY, FIT)
+    assert cold.rep_id is None and "reserved" in cold.reasons[0]
+    assert route_lead(lead(p=0.5, grade="A"), reps, loads, NOW, POLICY, FIT).rep_id in {"a", "b"}
+
+
+def test_the_router_with_a_real_store_fills_the_best_rep_to_capacity_then_moves_on(tmp_path: Path) -> None:
+    reps = [rep("a", capacity=3), rep("b", capacity=3), rep("c", capacity=3)]
+    router = Router(RepDirectory(lambda: reps), SqliteAssignmentStore(tmp_path / "routing.db"), POLICY)
+    fit = RepFit(rep_lift={"a": 1.5, "b": 1.2, "c": 1.0})
+    chosen = [
+        router.route(LeadToRoute(f"l{i}", 0.5, "A", "zh", 8.0), NOW + timedelta(minutes=i), fit).rep_id
+        for i in range(8)
+    ]
+    # a (best) takes 3 = its capacity, then b 3, then c; the store holds no rep above capacity
+    assert chosen == ["a", "a", "a", "b", "b", "b", "c", "c"]
+    assert {r: load.open_leads for r, load in router.state.loads().items()} == {"a": 3, "b": 3, "c": 2}
