@@ -141,6 +141,7 @@ class Runtime:
             self.models.get("lead_score"),
             self.settings,
             clock.now(),
+            [rep.rep_id for rep in self.router.directory.reps()],
         )
 
     def stop(self) -> None:

@@ -95,6 +95,8 @@ class MonitoringCollector(Collector):
                 routing.timezone_match,
                 "Leads routed within the time-zone gap",
             ),
+            ("funnelcast_rep_load_gini", routing.rep_load.load_gini, "Gini of the reps' lead counts"),
+            ("funnelcast_rep_min_share", routing.rep_load.min_share, "The smallest rep's share of leads"),
         ):
             gauge = GaugeMetricFamily(name, help_text)
             if value is not None:

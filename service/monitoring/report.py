@@ -18,6 +18,7 @@ import pandas as pd
 
 from features.training_sets import LEAD_LABEL_DAYS
 from funnelcast.core.drift import InputBins, distribution_of, psi, top_movers
+from funnelcast.core.fairness import fairness
 from funnelcast.core.forecast_accuracy import ForecastSnapshot, accuracy_by_horizon, accuracy_table
 from funnelcast.core.lead_quality import calibration_by_grade, lead_labels, weekly_auc
 from funnelcast.core.reason_terms import term_of
@@ -131,7 +132,11 @@ def feature_drift(
     )
 
 
-def routing_health(served: pd.DataFrame, outcomes: pd.DataFrame, now: datetime) -> RoutingHealth:
+def routing_health(
+    served: pd.DataFrame, outcomes: pd.DataFrame, now: datetime, team: Sequence[str] | None = None
+) -> RoutingHealth:
+    """``team``: every rep who may take leads (a rep with none counts in the Gini and the minimum
+    share); without it, the reps that took some."""
     assigned = served[served["rep_id"].notna()]
     met, due = sla_compliance(
         assigned["deadline"], assigned["lead_id"].map(_first(outcomes, "touched", "lead_id")), now
@@ -143,6 +148,11 @@ def routing_health(served: pd.DataFrame, outcomes: pd.DataFrame, now: datetime) 
         MAX_TIMEZONE_GAP_HOURS,
     )
     shares = rep_shares(assigned["rep_id"])
+    spread = fairness(
+        list(team) if team is not None else sorted(shares),
+        assigned["rep_id"].tolist(),
+        assigned["probability"].to_numpy(float),
+    )
     return RoutingHealth(
         assigned=len(assigned),
         sla_met=met,
@@ -150,8 +160,12 @@ def routing_health(served: pd.DataFrame, outcomes: pd.DataFrame, now: datetime) 
         sla_compliance=met / due if due else None,
         language_match=rates["language"],
         timezone_match=rates["timezone"],
-        # MERGE: load_gini / min_share from funnelcast.core.fairness (routing engineer, issue 16)
-        rep_load=RepLoad(shares=shares),
+        rep_load=RepLoad(
+            shares=shares,
+            value_shares={r: float(s) for r, s in zip(spread.rep_ids, spread.value_share, strict=True)},
+            load_gini=spread.load_gini,
+            min_share=spread.min_share,
+        ),
     )
 
 
@@ -167,6 +181,7 @@ def build_report(
     model_version: str | None,
     now: datetime,
     settings: Settings,
+    team: Sequence[str] | None = None,
 ) -> MonitoringOut:
     frame = pd.DataFrame(outcomes).reindex(columns=_OUTCOME_COLUMNS)
     report = MonitoringOut(
@@ -174,7 +189,7 @@ def build_report(
         lead_quality=lead_quality(served, frame, model_version, now),
         forecast_accuracy=forecast_accuracy(snapshots, frame, now),
         drift=feature_drift(distribution, histogram, model_version),
-        routing=routing_health(served, frame, now),
+        routing=routing_health(served, frame, now, team),
         crossed=[],
     )
     report.crossed = crossings(report, settings)
@@ -188,8 +203,10 @@ def collect_report(
     lead_model: LiveModel | None,
     settings: Settings,
     now: datetime,
+    team: Sequence[str] | None = None,
 ) -> MonitoringOut:
-    """Read the stores (reads only) and build the report for the live lead-score champion."""
+    """Read the stores (reads only) and build the report for the live lead-score champion
+    (``team``: the rep directory's reps, so an idle rep shows in the load spread)."""
     version = lead_model.version if lead_model else None
     distribution = distribution_of(lead_model.model.metadata) if lead_model else []
     return build_report(
@@ -201,4 +218,5 @@ def collect_report(
         version,
         now,
         settings,
+        team,
     )

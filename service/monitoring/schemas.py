@@ -79,9 +79,14 @@ class FeatureDrift(BaseModel):
 
 class RepLoad(BaseModel):
     shares: dict[str, float] = Field(description="rep -> share of the assigned leads")
-    # MERGE: funnelcast.core.fairness (routing, issue 16) computes these; wired at merge
-    load_gini: float | None = Field(None, description="Gini of the reps' loads (not wired yet: null)")
-    min_share: float | None = Field(None, description="Smallest rep share (not wired yet: null)")
+    value_shares: dict[str, float] = Field(
+        description="rep -> share of the assigned leads' expected value (their served probability)"
+    )
+    load_gini: float = Field(
+        description="Gini of the team's lead counts (0: all even; toward 1: one rep takes all); "
+        "reps with no lead count"
+    )
+    min_share: float = Field(description="The smallest rep's share of the assigned leads (0 if one has none)")
 
 
 class RoutingHealth(BaseModel):

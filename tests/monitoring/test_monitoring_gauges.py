@@ -38,7 +38,12 @@ def report() -> MonitoringOut:
             sla_compliance=0.75,
             language_match=1.0,
             timezone_match=0.5,
-            rep_load=RepLoad(shares={"r1": 0.5, "r2": 0.5}),
+            rep_load=RepLoad(
+                shares={"r1": 0.5, "r2": 0.5},
+                value_shares={"r1": 0.5, "r2": 0.5},
+                load_gini=0.0,
+                min_share=0.5,
+            ),
         ),
         crossed=[],
     )
@@ -55,6 +60,7 @@ def test_the_report_is_exported_as_gauges_and_computed_once_per_cache_period() -
     collector = MonitoringCollector(lambda: calls.append(1) or report(), cache_seconds=60)
     text = scrape(collector)
     assert "funnelcast_live_lead_auc 0.75" in text and "funnelcast_sla_compliance 0.75" in text
+    assert "funnelcast_rep_load_gini 0.0" in text and "funnelcast_rep_min_share 0.5" in text
     assert 'funnelcast_rep_lead_share{rep="r1"} 0.5' in text and "funnelcast_monitoring_up 1.0" in text
     scrape(collector)
     assert len(calls) == 1

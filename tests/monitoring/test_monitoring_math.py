@@ -13,6 +13,7 @@ from funnelcast.core.drift import InputBins, bin_counts, bin_index, psi, top_mov
 from funnelcast.core.forecast_accuracy import ForecastSnapshot, accuracy_by_horizon, accuracy_table
 from funnelcast.core.lead_quality import calibration_by_grade, lead_labels, weekly_auc
 from funnelcast.core.routing_health import match_rates, rep_shares, sla_compliance
+from service.monitoring.report import routing_health
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
 
@@ -133,3 +134,23 @@ def test_what_we_said_four_weeks_ago_is_judged_against_the_wins_in_that_week() -
     summary = accuracy_by_horizon(table).set_index("horizon")
     assert summary.loc[1, "wape"] == 0.0 and summary.loc[4, "wape"] == pytest.approx(0.5)
     assert pd.isna(summary.loc[2, "wape"]) and summary.loc[1, "coverage"] == 1.0
+
+
+def test_the_load_spread_counts_a_rep_of_the_team_with_no_lead() -> None:
+    served = pd.DataFrame(
+        {
+            "lead_id": ["l1", "l2", "l3", "l4"],
+            "rep_id": ["r1", "r1", "r2", None],
+            "probability": [0.6, 0.2, 0.2, 0.9],
+            "deadline": [None] * 4,
+            "language_proficiency": [1.0, 1.0, 0.9, None],
+            "timezone_gap_hours": [0.0, 1.0, 2.0, None],
+        }
+    )
+    outcomes = pd.DataFrame(columns=["kind", "lead_id", "opportunity_id", "at", "amount_cny"])
+    now = datetime(2026, 11, 2, tzinfo=UTC)
+    seen = routing_health(served, outcomes, now).rep_load
+    team = routing_health(served, outcomes, now, team=["r1", "r2", "r3"]).rep_load
+    assert seen.min_share == pytest.approx(1 / 3) and seen.load_gini == pytest.approx(1 / 6)
+    assert team.min_share == 0.0 and team.load_gini == pytest.approx(4 / 9)
+    assert team.value_shares == pytest.approx({"r1": 0.8, "r2": 0.2, "r3": 0.0})
