@@ -171,7 +171,7 @@ def model_band(
 
 
 def run_backtest(
-    calibration: list[OriginInputs],
+    calibration: list[tuple[OriginInputs, np.ndarray]],
     origins: list[OriginInputs],
     forecasters: dict[str, PWeek],
     stage_win_rate: np.ndarray,
@@ -180,10 +180,14 @@ def run_backtest(
     baselines: bool = True,
     band: bool = True,
 ) -> Backtest:
-    """Forecast every origin with every forecaster; calibrate the model's band as the module doc says."""
+    """Forecast every origin with every forecaster; calibrate the model's band as the module doc says.
+
+    ``calibration`` pairs each calibration origin with the model's ``p_week`` there, made by a model
+    that did not learn from those deals' outcomes (an in-sample forecast's residuals are too small
+    to size a band that must cover unseen outcomes)."""
     weeks = table.shape[1]
     model = forecasters["model"]
-    cal_p = [(o, model(o.deals)) for o in calibration]
+    cal_p = calibration
     shocks = fit_shocks(cal_p) if band else (0.0, 0.0)
     # past forecasts whose outcomes can calibrate later bands: (origin, level, actual, lo, hi, width, end)
     scored: list[tuple[pd.Timestamp, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []

@@ -129,6 +129,9 @@ class CloseDataset:
     imported: ImportManifest | None = None  # the CRM import the deals came from, if any
     custom_milestones: tuple[str, ...] = ()  # milestones an import declared beyond the canonical 12
     milestones: tuple[str, ...] = MILESTONES  # every milestone the data marks (canonical ones first)
+    # per calibration origin, ``p_week`` of the early-stopped booster, which never saw those deals'
+    # outcomes (``train`` fills it; the band is calibrated on these out-of-sample forecasts)
+    held_out_p_week: dict[pd.Timestamp, np.ndarray] = field(default_factory=dict)
 
     @property
     def service(self) -> str:
@@ -303,6 +306,8 @@ def train(
     early = fit_booster(x[data.train], y[data.train], x[data.valid], y[data.valid], params)
     model.booster = early
     validation = backtest(data, model, validation=True)
+    early_p = forecasters(data, model)["model"]
+    data.held_out_p_week = {t: early_p(data.origin(t).deals) for t in data.calibration_origins()}
     seen = data.train | data.valid
     rounds = refit_rounds(early.best_iteration, int(data.train.sum()), int(seen.sum()))
     model.booster = refit_booster(x[seen], y[seen], params, rounds)
@@ -349,8 +354,14 @@ def backtest(
     over the validation origins (``validation=True``, where the strongest baseline is chosen).
     ``full=False`` scores the model alone, without baselines or bands (what the gate needs)."""
     origins = data.calibration_origins() if validation else data.origins
-    calibration = [] if validation or not full else [data.origin(t) for t in data.calibration_origins()]
     who = forecasters(data, model) if full else {"model": forecasters(data, model)["model"]}
+    calibration = []
+    if full and not validation:
+        for t in data.calibration_origins():
+            o = data.origin(t)
+            # a model not trained by ``train`` on these data has no held-out forecasts: its own
+            held = data.held_out_p_week.get(t)
+            calibration.append((o, held if held is not None else who["model"](o.deals)))
     return run_backtest(
         calibration,
         [data.origin(t) for t in origins],

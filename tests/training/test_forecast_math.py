@@ -22,6 +22,7 @@ from funnelcast.core.forecast_baselines import (
     stage_week_table,
 )
 from funnelcast.core.intervals import conformal_margin, shared_shock_sd, widen
+from training.forecast_backtest import OriginInputs, run_backtest
 
 
 def test_weekly_probabilities_come_from_the_week_classes_and_accumulate_monotonically() -> None:
@@ -125,6 +126,21 @@ def test_a_shared_shock_keeps_the_mean_and_widens_the_spread_of_the_total() -> N
     assert shared.std() > 1.5 * independent.std()  # sd 0.3 of 800 (~240) dwarfs binomial noise (~44)
 
 
+def test_a_margin_from_13_past_totals_aims_at_80_percent_not_at_the_finite_sample_86() -> None:
+    # a quarterly band is calibrated on ~13 known totals: over many such calibrations, the widened
+    # band should cover a new outcome 80% of the time (rounding the rank up gave 86%, the largest score 93%)
+    rng = np.random.default_rng(1)
+    trials, n = 4000, 13
+    y = rng.normal(10.0, 1.0, (trials, n + 1))
+    width = np.full(n, 1.0)
+    covered = 0
+    for t in range(trials):
+        margin = conformal_margin(y[t, :n], 10 - width / 2, 10 + width / 2, width)
+        low, high = widen(np.array([9.5]), np.array([10.5]), np.array([1.0]), margin)
+        covered += int(low[0] <= y[t, n] <= high[0])
+    assert 0.77 <= covered / trials <= 0.83
+
+
 def test_conformal_margin_widens_a_band_that_covered_too_little_and_narrows_one_too_wide() -> None:
     rng = np.random.default_rng(0)
     y = rng.normal(100, 10, 400)
@@ -139,3 +155,37 @@ def test_conformal_margin_widens_a_band_that_covered_too_little_and_narrows_one_
     # the shared shock's size from excess squared error: sd 10% on totals of 1000 with no deal noise
     totals = 1000 * np.exp(rng.normal(0, 0.1, 2000))
     assert shared_shock_sd(totals, np.full(2000, 1000.0), np.zeros(2000)) == pytest.approx(0.1, abs=0.01)
+
+
+def test_the_band_is_sized_by_the_held_out_forecasts_it_is_given_not_by_the_models_own() -> None:
+    # calibration origins where the served (refit) model is exact in sample but a held-out model
+    # was off by a shared swing: the band must be sized by the held-out errors
+    rng = np.random.default_rng(5)
+    weeks, n = 13, 300
+    p = np.full((n, weeks), 0.02)
+
+    def origin(i: int, swing: float) -> OriginInputs:
+        amount = np.full(n, 10.0)
+        actual = np.full(weeks, amount @ p[:, 0] * swing)
+        deals = pd.DataFrame({f"won_within_{weeks}w": np.zeros(n)})
+        return OriginInputs(
+            pd.Timestamp("2026-01-05") + pd.Timedelta(weeks=i),
+            deals,
+            amount,
+            np.zeros(n, int),
+            np.zeros(n),
+            np.full(n, -1),
+            actual,
+            0,
+        )
+
+    calibration = [origin(i, float(np.exp(rng.normal(0, 0.3)))) for i in range(20)]
+    exact = [(o, p * o.actual[0] / (o.amount @ p[:, 0])) for o in calibration]  # in-sample: no error
+    held_out = [(o, p) for o in calibration]
+    model = {"model": lambda rows: p}
+    table, history = np.zeros((6, weeks)), np.zeros((weeks, 0))
+    args = ([origin(30, 1.0)], model, np.zeros(6), table, history)
+    in_sample = run_backtest(exact, *args, baselines=False)
+    out_of_sample = run_backtest(held_out, *args, baselines=False)
+    assert in_sample.shock_sd == 0.0
+    assert 0.15 < out_of_sample.shock_sd < 0.5
