@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,6 +24,7 @@ from service.manager import AccountsAtRisk, score_accounts
 from service.observability import Metrics
 from service.online_features import OnlineFeatures
 from service.pipeline import OfflinePipeline, Pipeline, open_deals, rep_groups_of
+from service.reload_signal import ReloadSignal, follow, reload_signal
 from service.routing.policy import RoutingPolicy
 from service.routing.router import RepDirectory, Router, reps_from_feast
 from service.routing.state import assignment_store
@@ -60,6 +62,8 @@ class Runtime:
     pipeline: Pipeline
     accounts: Refreshed[AccountsAtRisk]
     weekly: WeeklyStore
+    reloads: ReloadSignal
+    stopping: threading.Event
 
     @classmethod
     def start(cls, settings: Settings, rules: list[Rule], metrics: Metrics) -> Runtime:
@@ -71,6 +75,9 @@ class Runtime:
         for name, err in models.start().items():
             log.warning("model not loaded from registry", extra={"model": name, "error": err[:300]})
         models.start_polling(settings.model_poll_seconds)
+        # a reload asked of another worker (or replica) is followed here within a second
+        reloads, stopping = reload_signal(settings), threading.Event()
+        follow(reloads, models.reload, settings.reload_watch_seconds, stopping)
         directory = RepDirectory(lambda: reps_from_feast(store, read_directory(settings).rep_ids))
         router = Router(directory, assignment_store(settings), RoutingPolicy())
         router.ready()  # load the rep directory now; routing degrades (and says so) if it cannot
@@ -96,6 +103,8 @@ class Runtime:
                 timedelta(minutes=10),
             ),
             weekly=weekly_store(settings),
+            reloads=reloads,
+            stopping=stopping,
         )
         language_detector()  # load lingua's models now, not in the first request
         metrics.publish_versions(models.all())
@@ -107,4 +116,5 @@ class Runtime:
         return runtime
 
     def stop(self) -> None:
+        self.stopping.set()
         self.models.stop()

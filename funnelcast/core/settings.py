@@ -69,6 +69,16 @@ class Settings(BaseSettings):
         "this (socket connect and read timeouts, no retries): a hung Redis is a 503 naming it, not a hang.",
     )
     model_poll_seconds: float = Field(30.0, ge=0, description="Poll MLflow aliases this often (0: never).")
+    reload_watch_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="Check the shared model-reload signal this often (0: never; service/reload_signal.py).",
+    )
+    service_workers: int = Field(
+        2,
+        ge=1,
+        description="uvicorn worker processes of `funnelcast serve` (sharing routing state and reloads).",
+    )
     feature_stale_hours: float = Field(
         24 * 30, gt=0, description="Online features older than this flag an answer `degraded`."
     )
