@@ -6,8 +6,8 @@ and all of them in one batch, with varied companies, channels, countries, time z
 times (up to 120 days after the feature snapshot). ``--save FILE`` writes each lead's probability,
 score, grade, reason codes and model input columns; ``--against FILE`` compares with a saved run
 and prints a table of the differences (0 everywhere is the claim). Run it on the old code with
-``--save``, then on the new code with ``--against``:
-``python bench/served_identity.py --save /tmp/before.json``.
+``--save``, then on the new code with ``--against`` (or save both and compare them with
+``--saved AFTER --against BEFORE``): ``python bench/served_identity.py --save /tmp/before.json``.
 """
 
 from __future__ import annotations
@@ -101,10 +101,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--save", type=Path)
     parser.add_argument("--against", type=Path)
+    parser.add_argument("--saved", type=Path, help="compare this saved run (instead of scoring now)")
     args = parser.parse_args()
-    settings = get_settings()
-    batch = leads(settings, args.n, args.seed)
-    runs = {"one by one": scored(settings, batch, True), "one batch": scored(settings, batch, False)}
+    if args.saved:
+        runs = json.loads(args.saved.read_text())
+    else:
+        settings = get_settings()
+        batch = leads(settings, args.n, args.seed)
+        runs = {"one by one": scored(settings, batch, True), "one batch": scored(settings, batch, False)}
     if args.save:
         args.save.write_text(json.dumps(runs))
     table = Table(title=f"served identity: {args.n} leads, in-process score_leads with reasons")
@@ -113,7 +117,8 @@ def main() -> None:
     pairs = [("one batch", runs["one batch"], "one by one", runs["one by one"])]
     if args.against:
         saved = json.loads(args.against.read_text())
-        pairs += [(f"{k} (now)", runs[k], f"{k} ({args.against.name})", saved[k]) for k in runs]
+        now = args.saved.name if args.saved else "now"
+        pairs += [(f"{k} ({now})", runs[k], f"{k} ({args.against.name})", saved[k]) for k in runs]
     for name, new, other_name, old in pairs:
         dp = max(abs(new[k]["probability"] - old[k]["probability"]) for k in new)
         rest = sum(
