@@ -213,7 +213,7 @@ def read_online(
         return [online.online_read(config, fv, keys, list(features)) for fv, features in views]
     version = config.entity_key_serialization_version
     blobs = [serialize_entity_key(k, entity_key_serialization_version=version) for k in keys]
-    found: list[dict[bytes, tuple[str, dict[str, Value]]]] = [{} for _ in views]
+    found: list[dict[bytes, tuple[int, dict[str, Value]]]] = [{} for _ in views]
     conn = online._get_conn(config)
     versioned = config.registry.enable_online_feature_view_versioning
     for start in range(0, len(blobs), _KEYS_PER_STATEMENT):
@@ -222,10 +222,10 @@ def read_online(
         parts, params = [], []
         for v, (fv, features) in enumerate(views):
             table = '"' + compute_table_id(config.project, fv, versioned).replace('"', '""') + '"'
-            # the text of event_ts, not the column: SQLite's declared-type converter would parse a
-            # timestamp per feature, where one per row is enough
+            # Feast stores event_ts as whole epoch seconds; read as a plain number (not through the
+            # declared-type converter, a datetime per feature) and made a time once per row
             parts.append(
-                f"SELECT {v}, entity_key, feature_name, value, CAST(event_ts AS TEXT) FROM {table} "
+                f"SELECT {v}, entity_key, feature_name, value, CAST(event_ts AS INTEGER) FROM {table} "
                 f"WHERE entity_key IN ({marks}) AND feature_name IN ({','.join('?' * len(features))})"
             )
             params += [*chunk, *features]
@@ -235,11 +235,10 @@ def read_online(
     return [[_online_row(rows.get(blob)) for blob in blobs] for rows in found]
 
 
-def _online_row(found: tuple[str, dict[str, Value]] | None) -> OnlineRow:
+def _online_row(found: tuple[int, dict[str, Value]] | None) -> OnlineRow:
     if found is None:
         return None, None
-    stamp = datetime.fromisoformat(found[0])
-    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).astimezone(UTC), found[1]
+    return datetime.fromtimestamp(found[0], UTC), found[1]
 
 
 def entity_keys(join_key: str, ids: list[str]) -> list[EntityKey]:
