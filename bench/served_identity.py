@@ -111,7 +111,8 @@ def main() -> None:
         runs = {"one by one": scored(settings, batch, True), "one batch": scored(settings, batch, False)}
     if args.save:
         args.save.write_text(json.dumps(runs))
-    table = Table(title=f"served identity: {args.n} leads, in-process score_leads with reasons")
+    leads_scored = len(next(iter(runs.values())))
+    table = Table(title=f"served identity: {leads_scored} leads, in-process score_leads with reasons")
     for col in ("run", "compared with", "leads", "max |dp|", "score/grade/reasons differ", "columns differ"):
         table.add_column(col)
     pairs = [("one batch", runs["one batch"], "one by one", runs["one by one"])]
