@@ -7,7 +7,8 @@ re-routes and outcomes of leads scored earlier, the weekly forecast, and the man
 deals, one deal explained, accounts at risk, the dashboard page) at the same time.
 
 Prints one row per minute: requests, errors, p50/p99 of single scores, p99 of manager reads, and
-the server's resident memory (``VmRSS`` of its process) at the end of the minute; then the line
+the server's resident memory (``VmRSS`` summed over uvicorn and its workers) at the end of the
+minute; then the line
 ``soak: errors=N p99_ms=X rss_growth=Y%``, the growth measured from the end of minute 5 (after
 warm-up; minute 1 in a run of under 6 minutes) to the end.
 
@@ -91,10 +92,15 @@ def build_world(data_dir: Path, env: dict[str, str]) -> None:
 
 
 def rss_mb(pid: int) -> float:
-    """Resident memory of process ``pid`` in MB (``VmRSS`` in ``/proc/<pid>/status``)."""
+    """Resident memory in MB of process ``pid`` and its descendants (uvicorn's workers): the sum of
+    their ``VmRSS`` in ``/proc/<pid>/status``."""
+    total = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += rss_mb(int(child))
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+            return total + int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
@@ -227,16 +233,18 @@ async def soak(url: str, pid: int, rate: float, minutes: int, mix: Mix, connecti
     return results, rss
 
 
-def warm_up(url: str, mix: Mix) -> None:
-    """Every kind once, then 300 scores: first-request paths and the live pipeline are built now."""
-    with httpx.Client(base_url=url, timeout=120) as client:
-        for kind in MIX:
-            call = mix.of_kind(kind, 0)
-            headers = dict(h.split(": ", 1) for h in call.headers) | {"Content-Type": "application/json"}
-            client.request(call.method, call.path, content=call.body, headers=headers)
-        for i in range(300):
-            lead = mix._lead(f"warm-{i}")
-            client.post("/v1/leads/score", json=lead, headers={"X-API-Key": "demo-crm-key"})
+def warm_up(url: str, mix: Mix, connections: int = 8) -> None:
+    """Every kind once, then 100 scores, on each of ``connections`` new connections (so every worker
+    gets some): first-request paths and the live pipeline are built now."""
+    for c in range(connections):
+        with httpx.Client(base_url=url, timeout=120) as client:
+            for kind in MIX:
+                call = mix.of_kind(kind, 0)
+                headers = dict(h.split(": ", 1) for h in call.headers) | {"Content-Type": "application/json"}
+                client.request(call.method, call.path, content=call.body, headers=headers)
+            for i in range(100):
+                lead = mix._lead(f"warm-{c}-{i}")
+                client.post("/v1/leads/score", json=lead, headers={"X-API-Key": "demo-crm-key"})
 
 
 def main() -> None:
@@ -247,6 +255,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, help="where the small world lives")
     parser.add_argument("--port", type=int, default=8140)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, help="uvicorn workers (default: settings.service_workers)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     env = dict(os.environ)
@@ -260,6 +269,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as state:
         env |= {"FUNNELCAST_SERVICE_STATE_DIR": state}  # fresh routing state: capacity is not used up
         cmd = [str(BIN / "funnelcast"), "serve", "--port", str(args.port)]
+        cmd += ["--workers", str(args.workers)] if args.workers else []
         log = data_dir / "soak-server.log"  # the server's own log (errors with their tracebacks)
         with process(cmd, env, f"{url}/healthz", log) as server:
             deals = httpx.get(
@@ -276,7 +286,8 @@ def main() -> None:
             warm_up(url, mix)
             results, rss = asyncio.run(soak(url, server.pid, args.rate, args.minutes, mix, args.connections))
     rows = minute_rows(results, rss, args.minutes)
-    table = Table(title=f"soak: {args.rate:g} req/s open loop, {args.minutes} min, 1 uvicorn worker")
+    workers = args.workers or get_settings().service_workers
+    table = Table(title=f"soak: {args.rate:g} req/s open loop, {args.minutes} min, {workers} uvicorn workers")
     for col in rows[0]:
         table.add_column(col, justify="right")
     for row in rows:

@@ -44,7 +44,7 @@ from features.catalog import (
     LANGUAGES,
     PRODUCT_LINE_NAMES,
 )
-from features.windows import bucket_window
+from features.windows import bucket_windows
 
 # Stored in the behaviour and tender views: the UTC day their buckets end on, the last event's
 # time (seconds since the epoch), and per series an array of daily buckets (``<name>_daily``): one
@@ -169,7 +169,7 @@ def local_clock(created_utc: np.ndarray, timezone: np.ndarray) -> LocalClock:
     hour, weekday, year, week, offset = (np.empty(n) for _ in range(5))
     instants = created_utc.astype("datetime64[s]")
     zones = np.array([z if isinstance(z, str) and z else "" for z in timezone], dtype=object)
-    for zone in pd.unique(zones):
+    for zone in dict.fromkeys(zones):  # distinct, in order: pd.unique sets up more than one row needs
         mask = np.flatnonzero(zones == zone)
         tz = ZoneInfo(zone) if zone else UTC
         if len(mask) < _SMALL:
@@ -209,16 +209,25 @@ def _numbers(values: object, n: int, fill: float | None) -> np.ndarray:
     return np.where(np.isnan(out), fill, out) if fill is not None else out
 
 
-def _stored(rows: Mapping[str, object], name: str, days: int, n: int) -> np.ndarray:
-    """``[row, k]`` float matrix of one stored bucket array per row (NaN where the row is missing)."""
-    out = np.full((n, days), np.nan)
-    values = rows.get(name)
-    if values is None:
-        return out
-    for i, value in enumerate(values):  # arrays offline, lists online, None / NaN when absent
-        if value is not None and not (isinstance(value, float) and np.isnan(value)):
-            stored = np.asarray(value, dtype=np.float64)
-            out[i, : min(days, len(stored))] = stored[:days]
+def _stored(rows: Mapping[str, object], names: Sequence[str], days: int, n: int) -> np.ndarray:
+    """``[row, series, k]`` float matrix of the stored bucket arrays of ``names`` (NaN where missing)."""
+    out = np.full((n, len(names), days), np.nan)
+    for s, name in enumerate(names):
+        values = rows.get(name)
+        if values is None:
+            continue
+        # arrays offline, lists online, None / NaN when absent
+        present = [
+            i for i, v in enumerate(values) if v is not None and not (isinstance(v, float) and np.isnan(v))
+        ]
+        lengths = {len(values[i]) for i in present}
+        if len(lengths) == 1:  # the usual case: one conversion for the whole column
+            width = min(days, lengths.pop())
+            out[present, s, :width] = np.array([values[i] for i in present], dtype=np.float64)[:, :width]
+            continue
+        for i in present:
+            stored = np.asarray(values[i], dtype=np.float64)
+            out[i, s, : min(days, len(stored))] = stored[:days]
     return out
 
 
@@ -234,11 +243,14 @@ def trailing_features(rows: Mapping[str, object], created: np.ndarray) -> dict[s
     now_day = np.floor_divide(now_s, 86_400.0)
     out: dict[str, np.ndarray] = {}
     day = _numbers(rows.get(f"company_behavior__{BEHAVIOR_STORED_DAY}"), n, None)
+    names = [f"company_behavior__{daily_column(t)}" for t in BEHAVIOR_EVENT_TYPES]
+    windows = bucket_windows(
+        _stored(rows, names, BEHAVIOR_BUCKET_DAYS, n), day, now_day, BEHAVIOR_WINDOWS_DAYS
+    )
     total = np.zeros(n)
-    for event_type in BEHAVIOR_EVENT_TYPES:
-        buckets = _stored(rows, f"company_behavior__{daily_column(event_type)}", BEHAVIOR_BUCKET_DAYS, n)
-        for window in BEHAVIOR_WINDOWS_DAYS:
-            out[f"company_behavior__{event_type}_{window}d"] = bucket_window(buckets, day, now_day, window)
+    for s, event_type in enumerate(BEHAVIOR_EVENT_TYPES):
+        for w, window in enumerate(BEHAVIOR_WINDOWS_DAYS):
+            out[f"company_behavior__{event_type}_{window}d"] = windows[:, s, w]
         total += out[f"company_behavior__{event_type}_30d"]
     out["company_behavior__events_30d"] = total
     out["company_behavior__intent_combo"] = (
@@ -250,10 +262,12 @@ def trailing_features(rows: Mapping[str, object], created: np.ndarray) -> dict[s
         now_s, _numbers(rows.get(f"company_behavior__{LAST_EVENT_AT}"), n, None)
     )
     day = _numbers(rows.get(f"company_tenders__{TENDER_STORED_DAY}"), n, None)
-    for series, feature in (("tenders", "tenders_{w}d"), ("tender_budget", "tender_budget_{w}d_cny")):
-        buckets = _stored(rows, f"company_tenders__{daily_column(series)}", TENDER_BUCKET_DAYS, n)
-        for window in TENDER_WINDOWS_DAYS:
-            out[f"company_tenders__{feature.format(w=window)}"] = bucket_window(buckets, day, now_day, window)
+    series = (("tenders", "tenders_{w}d"), ("tender_budget", "tender_budget_{w}d_cny"))
+    names = [f"company_tenders__{daily_column(name)}" for name, _ in series]
+    windows = bucket_windows(_stored(rows, names, TENDER_BUCKET_DAYS, n), day, now_day, TENDER_WINDOWS_DAYS)
+    for s, (_, feature) in enumerate(series):
+        for w, window in enumerate(TENDER_WINDOWS_DAYS):
+            out[f"company_tenders__{feature.format(w=window)}"] = windows[:, s, w]
     out["company_tenders__days_since_last_tender"] = _age_days(
         now_s, _numbers(rows.get(f"company_tenders__{LAST_TENDER_AT}"), n, None)
     )
@@ -279,11 +293,11 @@ def lead_model_columns(
             return np.full(n, None, dtype=object)
         return np.array([v if isinstance(v, str) and v else None for v in values], dtype=object)
 
-    created = (
-        pd.DatetimeIndex(pd.to_datetime(np.asarray(rows["created_at"]), utc=True))
-        .tz_localize(None)
-        .to_numpy()
-    )
+    created = np.asarray(rows["created_at"])
+    if created.dtype.kind == "M":  # naive UTC already (the service): pandas' parsing costs more than the rest
+        created = created.astype("datetime64[ns]")
+    else:
+        created = pd.DatetimeIndex(pd.to_datetime(created, utc=True)).tz_localize(None).to_numpy()
     clock = local_clock(created, text("timezone"))
     industry, product = text("company_firmographics__industry"), text("product_interest")
     out: dict[str, np.ndarray] = {

@@ -8,7 +8,7 @@ store over the Parquet feature tables.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -186,6 +186,59 @@ def materialize(
         )
         progress(fv.name)
     return reports
+
+
+OnlineRow = tuple[datetime | None, dict[str, Value] | None]
+_KEYS_PER_STATEMENT = 2_000  # keys bound per statement, times the views: under SQLite's limit
+
+
+def read_online(
+    store: FeatureStore, views: Sequence[tuple[FeatureView, Sequence[str]]], keys: list[EntityKey]
+) -> list[list[OnlineRow]]:
+    """The rows of several views for the same keys: per view, per key, ``(event time, {feature:
+    value})`` as ``OnlineStore.online_read`` gives them (``(None, None)`` where the key has no row).
+
+    On the SQLite store one statement reads every view, and only the features asked for. Feast's own
+    read is a statement per view, returns all of a view's features and has SQLite parse a timestamp
+    for every feature of every row; for one lead that was a third of the serving CPU. Other stores
+    (Redis) are read view by view through Feast.
+    """
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.infra.online_stores.helpers import compute_table_id
+    from feast.infra.online_stores.sqlite import SqliteOnlineStore
+
+    online = store._get_provider().online_store
+    config = store.config
+    if not isinstance(online, SqliteOnlineStore):
+        return [online.online_read(config, fv, keys, list(features)) for fv, features in views]
+    version = config.entity_key_serialization_version
+    blobs = [serialize_entity_key(k, entity_key_serialization_version=version) for k in keys]
+    found: list[dict[bytes, tuple[int, dict[str, Value]]]] = [{} for _ in views]
+    conn = online._get_conn(config)
+    versioned = config.registry.enable_online_feature_view_versioning
+    for start in range(0, len(blobs), _KEYS_PER_STATEMENT):
+        chunk = blobs[start : start + _KEYS_PER_STATEMENT]
+        marks = ",".join("?" * len(chunk))
+        parts, params = [], []
+        for v, (fv, features) in enumerate(views):
+            table = '"' + compute_table_id(config.project, fv, versioned).replace('"', '""') + '"'
+            # Feast stores event_ts as whole epoch seconds; read as a plain number (not through the
+            # declared-type converter, a datetime per feature) and made a time once per row
+            parts.append(
+                f"SELECT {v}, entity_key, feature_name, value, CAST(event_ts AS INTEGER) FROM {table} "
+                f"WHERE entity_key IN ({marks}) AND feature_name IN ({','.join('?' * len(features))})"
+            )
+            params += [*chunk, *features]
+        for v, key, feature, blob, stamp in conn.execute(" UNION ALL ".join(parts), params):
+            row = found[v].setdefault(key, (stamp, {}))[1]
+            row[feature] = Value.FromString(blob)
+    return [[_online_row(rows.get(blob)) for blob in blobs] for rows in found]
+
+
+def _online_row(found: tuple[int, dict[str, Value]] | None) -> OnlineRow:
+    if found is None:
+        return None, None
+    return datetime.fromtimestamp(found[0], UTC), found[1]
 
 
 def entity_keys(join_key: str, ids: list[str]) -> list[EntityKey]:

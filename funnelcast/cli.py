@@ -253,7 +253,10 @@ def train(
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: settings.service_host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: settings.service_port).")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="uvicorn worker processes (default: settings.service_workers, 2)."),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Serve the API (scoring, routing, models, metrics) with uvicorn."""
@@ -291,7 +294,7 @@ def serve(
         factory=True,
         host=host or settings.service_host,
         port=port or settings.service_port,
-        workers=workers,
+        workers=workers or settings.service_workers,
         log_level="warning",
         access_log=False,
         **server_limits(settings),

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from funnelcast.core import clock
-from funnelcast.core.promotions import promotion_signal
 from funnelcast.core.run_log import RunLog
 from funnelcast.core.schedule import Due, due_runs
 from funnelcast.core.settings import Settings
+from service.reload_signal import reload_signal
 
 log = logging.getLogger("funnelcast.scheduler")
 
@@ -68,7 +68,7 @@ def retrain_job(settings: Settings, now: datetime) -> str:
         verdict = "promoted" if run.gate.promoted else "kept champion"
         done.append(f"{run.name} v{run.version} {verdict}")
     if promoted:
-        promotion_signal(settings).bump()  # every worker reloads within promotion_check_seconds
+        reload_signal(settings).announce()  # every worker reloads within reload_watch_seconds
     return "; ".join(done)
 
 

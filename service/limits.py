@@ -19,6 +19,8 @@ them after:
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -113,31 +115,39 @@ async def _refuse(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def head_deadline_protocol(seconds: float) -> type[H11Protocol]:
+class HeadDeadlineH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, closing a connection whose next request head is not in within
+    ``head_seconds``. At module level (not made inside a function) so that uvicorn can pickle it
+    into the worker processes it spawns (``--workers N``)."""
+
+    def __init__(self, *args: Any, head_seconds: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_seconds = head_seconds
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm_head_deadline()
+
+    def _arm_head_deadline(self) -> None:
+        self.loop.call_later(self._head_seconds, self._head_deadline, self.cycle)
+
+    def _head_deadline(self, cycle_when_armed: Any) -> None:
+        # a new request head creates a new cycle; the same one means no head came in time
+        if self.cycle is cycle_when_armed and not self.transport.is_closing():
+            self.transport.close()
+
+
+def head_deadline_protocol(seconds: float) -> Callable[..., H11Protocol]:
     """uvicorn's h11 protocol, closing a connection whose next request head is not in within ``seconds``.
 
     uvicorn times out idle keep-alive connections, but any byte cancels that timer, so a client
     sending a header line now and then holds its connection (and a slot) for ever.
     """
-
-    class HeadDeadlineH11Protocol(H11Protocol):
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm_head_deadline()
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self._arm_head_deadline()
-
-        def _arm_head_deadline(self) -> None:
-            self.loop.call_later(seconds, self._head_deadline, self.cycle)
-
-        def _head_deadline(self, cycle_when_armed: Any) -> None:
-            # a new request head creates a new cycle; the same one means no head came in time
-            if self.cycle is cycle_when_armed and not self.transport.is_closing():
-                self.transport.close()
-
-    return HeadDeadlineH11Protocol
+    return functools.partial(HeadDeadlineH11Protocol, head_seconds=seconds)
 
 
 def server_limits(settings: Settings) -> dict[str, Any]:

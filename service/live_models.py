@@ -16,7 +16,7 @@ import json
 import logging
 import pickle
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -147,28 +147,6 @@ class LiveModels:
 
         self._poller = threading.Thread(target=loop, name="model-poller", daemon=True)
         self._poller.start()
-
-    def start_following(
-        self, generation: Callable[[], int], interval_seconds: float, reloaded: Callable[[], None]
-    ) -> None:
-        """Reload when ``generation()`` (the scheduler's promotion signal) changes, checked every
-        ``interval_seconds``: a promotion reaches every worker within that, whatever the poll."""
-        if interval_seconds <= 0:
-            return
-
-        def loop() -> None:
-            seen: int | None = None
-            while not self._stop.wait(interval_seconds):
-                try:
-                    now_at = generation()
-                    if seen is not None and now_at != seen:
-                        self.reload()
-                        reloaded()
-                    seen = now_at
-                except Exception:  # a check must never kill the thread; the registry poll remains
-                    log.exception("promotion signal check failed")
-
-        threading.Thread(target=loop, name="promotion-follower", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -16,7 +17,6 @@ from feast import FeatureStore
 
 from features.directory import read_directory
 from funnelcast.core import clock
-from funnelcast.core.promotions import promotion_signal
 from funnelcast.core.settings import Settings
 from funnelcast.core.shared_clock import SharedClock, use_clock
 from funnelcast.core.tracking_store import check_tracking_store
@@ -31,6 +31,7 @@ from service.monitoring.served_log import ServedRecorder, served_log
 from service.observability import Metrics
 from service.online_features import OnlineFeatures
 from service.pipeline import OfflinePipeline, Pipeline, open_deals, rep_groups_of
+from service.reload_signal import ReloadSignal, follow, reload_signal
 from service.routing.policy import RoutingPolicy
 from service.routing.router import RepDirectory, Router, reps_from_feast
 from service.routing.state import assignment_store
@@ -70,6 +71,8 @@ class Runtime:
     weekly: WeeklyStore
     ingest: EventIngest
     served: ServedRecorder
+    reloads: ReloadSignal
+    stopping: threading.Event
     clock: SharedClock | None = None  # the external clock (settings.clock = "external"), else None
 
     @classmethod
@@ -83,12 +86,15 @@ class Runtime:
         for name, err in models.start().items():
             log.warning("model not loaded from registry", extra={"model": name, "error": err[:300]})
         models.start_polling(settings.model_poll_seconds)
-        signal = promotion_signal(settings)
-        models.start_following(
-            signal.generation,
-            settings.promotion_check_seconds,
-            lambda: metrics.publish_versions(models.all()),
-        )
+        # a reload asked of another worker (or replica), or the scheduler's promotion, is followed here
+        # within a second
+        reloads, stopping = reload_signal(settings), threading.Event()
+
+        def reload() -> None:
+            models.reload()
+            metrics.publish_versions(models.all())
+
+        follow(reloads, reload, settings.reload_watch_seconds, stopping)
         directory = RepDirectory(lambda: reps_from_feast(store, read_directory(settings).rep_ids))
         router = Router(
             directory,
@@ -120,6 +126,8 @@ class Runtime:
             weekly=weekly_store(settings),
             ingest=EventIngest(store, event_ledger(settings), settings.event_log_dir or settings.raw_dir),
             served=ServedRecorder(served_log(settings)),
+            reloads=reloads,
+            stopping=stopping,
             clock=shared_clock,
         )
         metrics.registry.register(MonitoringCollector(runtime.monitoring_report))
@@ -145,5 +153,6 @@ class Runtime:
         )
 
     def stop(self) -> None:
+        self.stopping.set()
         self.models.stop()
         self.served.close()

@@ -10,7 +10,7 @@ times at that instant, so a lead scored at T reads what its training row at T wo
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,10 +20,11 @@ from features.importers.model_inputs import AttributeCheck, ModelInput, check_re
 from features.request_time import LEAD_MODEL_COLUMNS, LEAD_REQUEST_COLUMNS, lead_model_columns, local_clock
 from funnelcast.core import clock
 from funnelcast.core.grades import grade_of, score_0_100
+from funnelcast.core.model import TabularModel
 from service.lead_locale import Inferred, infer_missing
 from service.live_models import LiveModel
 from service.monitoring.served_log import ServedRecorder
-from service.online_features import OnlineFeatures, feature_service_of
+from service.online_features import CompanyFeatures, OnlineFeatures, feature_service_of
 from service.reasons import reason_codes
 from service.routing.policy import LeadToRoute, RepFit, RoutingDecision
 from service.routing.router import Router
@@ -97,6 +98,43 @@ def checked_inputs(
     return checks
 
 
+@dataclass
+class Predicted:
+    company: list[CompanyFeatures]  # each row's online features and flags
+    columns: dict[str, np.ndarray]  # the model's input columns
+    probabilities: np.ndarray
+    scores: np.ndarray
+    grades: np.ndarray
+
+
+def predict_columns(
+    request: dict[str, Sequence[object] | np.ndarray],
+    company_ids: Sequence[str],
+    tab: TabularModel,
+    features: OnlineFeatures,
+    service: str,
+    now: datetime,
+) -> Predicted:
+    """The champion's probability, score and grade for leads given as request columns
+    (``LEAD_REQUEST_COLUMNS``, ``created_at`` as naive UTC ``datetime64``, plus any columns the
+    request carries), joined with each company's online features of ``service``: the one path of
+    JSON leads (``score_leads``) and of columnar batches (``service.lead_columns``)."""
+    company = features.lead_features(list(company_ids), now, service)
+    for name in {k for comp in company for k in comp.values}:
+        request[name] = [comp.values.get(name) for comp in company]
+    columns = lead_model_columns(request, [c for c in tab.columns if c not in LEAD_MODEL_COLUMNS])
+    probs = tab.predict(columns)
+    scores = score_0_100(probs, tab.metadata["score_quantiles"]).astype(int)
+    grades = grade_of(scores, tab.metadata["grade_cuts"])
+    return Predicted(company, columns, probs, scores, grades)
+
+
+def _labels(column: Sequence[object] | np.ndarray | None, n: int) -> list[str | None]:
+    if column is None:
+        return [None] * n
+    return [value if isinstance(value, str) and value else None for value in column]
+
+
 def score_leads(
     leads: list[LeadIn],
     model: LiveModel | None,
@@ -119,24 +157,20 @@ def score_leads(
     # the champion's own feature service: a _v2 champion reads its new views too, an import's its
     # attribute view (carried by the request)
     service = feature_service_of(tab.metadata)
-    company = features.lead_features([x.company_id for x in leads], now, service)
     carried = features.request_carried(service)
     request: dict[str, list] = {
         name: [check.fields.get(name) for check in checks] for name in LEAD_REQUEST_COLUMNS
     }
     request["created_at"] = [np.datetime64((x.created_at or now).replace(tzinfo=None), "s") for x in leads]
-    for name in {k for comp in company for k in comp.values}:
-        request[name] = [comp.values.get(name) for comp in company]
     for name, column in (carried or {}).items():
         request[column] = [check.values.get(name) for check in checks]
+    predicted = predict_columns(request, [x.company_id for x in leads], tab, features, service, now)
+    company, columns, probs = predicted.company, predicted.columns, predicted.probabilities
+    scores, grades = predicted.scores, predicted.grades
     for comp, check in zip(company, checks, strict=True):
         comp.degraded.extend(check.missing)
         if carried is None:  # the attributes could not be placed: none reached the model
             comp.degraded.extend(f"missing:{name}" for name in check.values)
-    columns = lead_model_columns(request, [c for c in tab.columns if c not in LEAD_MODEL_COLUMNS])
-    probs = tab.predict(columns)
-    scores = score_0_100(probs, tab.metadata["score_quantiles"]).astype(int)
-    grades = grade_of(scores, tab.metadata["grade_cuts"])
     contributions = tab.contributions(columns) if explain else None
     offsets: list[float | None] = [None] * len(leads)
     if router is not None:  # routing compares clocks now, not at creation
@@ -144,6 +178,9 @@ def score_leads(
         zones = np.array([inf.timezone for inf in inferred], dtype=object)
         offsets = [None if np.isnan(o) else float(o) for o in local_clock(now_s, zones).utc_offset_hours]
     fit = rep_fit_of(model) if router is not None else None
+    # the lead's segment as training saw it (the firmographic industry, the product asked about), for
+    # the learned rep x segment lift; a champion without those inputs routes on the rep lift alone
+    industry, product = (_labels(columns.get(name), len(leads)) for name in ("industry", "product_interest"))
     out = []
     for i, lead in enumerate(leads):
         reasons = None
@@ -161,6 +198,8 @@ def score_leads(
                 language=inferred[i].language,
                 utc_offset_hours=offsets[i],
                 exclude_reps=(exclude or {}).get(lead.lead_id, frozenset()),
+                industry=industry[i],
+                product_line=product[i],
             )
             try:
                 routing = router.route(to_route, now, fit)

@@ -75,11 +75,17 @@ class Settings(BaseSettings):
         "load (plus two leads), however much better the learned fit says the rep is (1.0 = even).",
     )
     model_poll_seconds: float = Field(30.0, ge=0, description="Poll MLflow aliases this often (0: never).")
-    promotion_check_seconds: float = Field(
+    reload_watch_seconds: float = Field(
         1.0,
         ge=0,
-        description="Each worker checks the scheduler's promotion signal this often and reloads on a change "
-        "(0: never; the registry poll still runs).",
+        description="Each worker checks the shared model-reload signal (bumped by `POST /v1/models/reload` "
+        "and by the scheduler's retrain after a promotion) this often and reloads on a change (0: never; "
+        "the registry poll still runs; service/reload_signal.py).",
+    )
+    service_workers: int = Field(
+        2,
+        ge=1,
+        description="uvicorn worker processes of `funnelcast serve` (sharing routing state and reloads).",
     )
     feature_stale_hours: float = Field(
         24 * 30, gt=0, description="Online features older than this flag an answer `degraded`."

@@ -108,6 +108,8 @@ class SqliteAssignmentStore:
         # Checkpoints (which fsync) run on a background thread, not inside a request's commit.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._path = path
+        self._loads: dict[str, RepLoad] | None = None  # what ``loads`` read, at ``_loads_version``
+        self._loads_version = -1
         self._closed = threading.Event()
         threading.Thread(target=self._checkpoint_loop, name="routing-wal-checkpoint", daemon=True).start()
 
@@ -131,9 +133,25 @@ class SqliteAssignmentStore:
         return True
 
     def loads(self) -> dict[str, RepLoad]:
+        """Every rep's load, read again only after a commit: every routed lead asks for it, and
+        parsing 60 rows per request was a tenth of the scoring CPU. ``PRAGMA data_version`` moves
+        when another connection (another worker) commits; this connection's own writes drop the
+        copy where they commit."""
         with self._lock:
-            rows = self._db.execute("SELECT rep_id, open_leads, last_assigned_at FROM rep_load").fetchall()
-        return {rep: RepLoad(n, datetime.fromisoformat(last) if last else None) for rep, n, last in rows}
+            version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            if self._loads is None or version != self._loads_version:
+                rows = self._db.execute(
+                    "SELECT rep_id, open_leads, last_assigned_at FROM rep_load"
+                ).fetchall()
+                self._loads = {
+                    rep: RepLoad(n, datetime.fromisoformat(last) if last else None) for rep, n, last in rows
+                }
+                self._loads_version = version
+            return dict(self._loads)
+
+    def _commit(self) -> None:
+        self._db.execute("COMMIT")
+        self._loads = None  # this connection's own write: data_version does not move for it
 
     def try_assign(self, assignment: Assignment, capacity: int) -> bool:
         """Give the lead to the rep if the rep has room; idempotent by lead id (see ``_ASSIGN_LUA``)."""
@@ -169,7 +187,7 @@ class SqliteAssignmentStore:
                         a.grade,
                     ),
                 )
-                self._db.execute("COMMIT")
+                self._commit()
                 return True
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -211,7 +229,7 @@ class SqliteAssignmentStore:
                         "UPDATE assignments SET status = ?, deadline = ? WHERE lead_id = ?",
                         (status, deadline, lead_id),
                     )
-                self._db.execute("COMMIT")
+                self._commit()
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -346,9 +364,11 @@ class RedisAssignmentStore:
             return bool(self._redis.ping())
 
     def loads(self) -> dict[str, RepLoad]:
-        with redis_reachable(where=self._where):
-            load = self._redis.hgetall(self._keys["load"])
-            last = self._redis.hgetall(self._keys["last"])
+        with redis_reachable(where=self._where):  # one round trip for both hashes
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hgetall(self._keys["load"])
+            pipe.hgetall(self._keys["last"])
+            load, last = pipe.execute()
         reps = {k.decode() for k in (*load, *last)}
         return {
             rep: RepLoad(

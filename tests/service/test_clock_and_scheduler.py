@@ -168,7 +168,7 @@ def test_a_promotion_by_the_scheduled_retrain_reaches_every_worker(
         tmp_path,
         scheduler_jobs={"retrain": "0 2 * * sun"},
         scheduler_retrain_models=["lead"],
-        promotion_check_seconds=0.5,
+        reload_watch_seconds=0.5,
     )
     assert train_model(settings, "lead", columns=("local_weekday",)).version == "1"
     # each worker (its own runtime and models) follows the signal in the shared state store

@@ -115,3 +115,16 @@ def test_two_processes_releasing_the_same_300_leads_count_300_releases(where: tu
         released = pool.starmap(_release_all, [(kind, location, leads), (kind, location, leads[::-1])])
     assert sum(released) == 300
     assert store.loads()["r1"].open_leads == 10  # only the leads never released still count
+
+
+def test_loads_read_by_one_worker_show_what_another_worker_assigned_since(where: tuple[str, str]) -> None:
+    first, second = _open(*where), _open(*where)  # two connections, as two worker processes hold
+    now = datetime.now(UTC)
+    assert first.loads() == {}
+    assert second.try_assign(Assignment("l1", "r1", now, None, "open", 0.5, "B"), 5)
+    assert first.loads()["r1"].open_leads == 1  # the other connection's commit is seen
+    assert first.try_assign(Assignment("l2", "r1", now, None, "open", 0.5, "B"), 5)
+    assert first.loads()["r1"].open_leads == 2  # and its own
+    apply_outcome(second, {"kind": "converted"}, "l1", "converted", now)
+    assert first.loads()["r1"].open_leads == 1
+    assert second.loads()["r1"].open_leads == 1

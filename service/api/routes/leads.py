@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query
+from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from funnelcast.core import clock
 from service import schemas
 from service.api.deps import CRM, FeaturesDep, MetricsDep, ModelsDep, RouterDep, ServedDep, champion
 from service.errors import errors, invalid_field
+from service.lead_columns import ARROW_STREAM, InvalidColumn, answer_stream, read_stream, score_columns
 from service.live_models import LiveModels
 from service.monitoring.served_log import ServedRecorder
 from service.observability import Metrics
@@ -101,7 +103,7 @@ def score_batch(
     explain: bool = False,
     route: bool = False,
     accept_language: Annotated[str | None, Header()] = None,
-) -> schemas.LeadBatchOut:
+) -> Response:
     """Score up to 1,000 leads in one call (routing off by default: batches are usually backfills)."""
     ids = [lead.lead_id for lead in body.leads]
     if len(set(ids)) != len(ids):
@@ -119,7 +121,34 @@ def score_batch(
         )
     except InvalidLeadInput as err:
         raise InvalidLeadInput(err.errors, "leads.{i}.") from None
-    return schemas.LeadBatchOut(results=[schemas.LeadScore.of(r) for r in results])
+    return _json(schemas.LeadBatchOut.model_construct(results=[schemas.LeadScore.of(r) for r in results]))
+
+
+@router.post(
+    "/v1/leads/score:columns",
+    response_class=Response,
+    responses={200: {"description": "The scored rows", "content": {ARROW_STREAM: {}}}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {ARROW_STREAM: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def score_lead_columns(request: Request, models: ModelsDep, features: FeaturesDep) -> Response:
+    """Score a backfill given as columns (an Arrow IPC stream, ``service/lead_columns.py``): the
+    same probabilities as the JSON batch, checked and scored column by column; no routing or reasons."""
+    body = await request.body()
+    model = champion(models, "lead_score")
+
+    def scored_stream() -> bytes:  # off the event loop: parsing and scoring block
+        try:
+            leads, predicted = score_columns(read_stream(body), model, features)
+        except InvalidColumn as err:
+            raise invalid_field(err.column, err.why) from None
+        return answer_stream(leads, predicted, model)
+
+    return Response(await run_in_threadpool(scored_stream), media_type=ARROW_STREAM)
 
 
 @router.post("/v1/leads/route", response_model=schemas.LeadScore)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException
 
 from features.importers.model_inputs import inputs_of
 from service import schemas
-from service.api.deps import ADMIN, ANYONE, MetricsDep, ModelsDep
+from service.api.deps import ADMIN, ANYONE, MetricsDep, ModelsDep, RuntimeDep
 from service.errors import errors
 from service.live_models import MODEL_NAMES
 from service.scoring import ModelNotLoaded
@@ -40,8 +40,10 @@ def live_model(name: str, models: ModelsDep) -> schemas.LiveModelDetail:
 
 
 @router.post("/v1/models/reload", response_model=schemas.ReloadOut, dependencies=[ADMIN])
-def reload_models(models: ModelsDep, metrics: MetricsDep) -> schemas.ReloadOut:
-    """Pick up newly promoted champions now (also done by polling every model_poll_seconds)."""
+def reload_models(models: ModelsDep, metrics: MetricsDep, runtime: RuntimeDep) -> schemas.ReloadOut:
+    """Pick up newly promoted champions now, in every worker and replica sharing this routing state
+    (also done by polling every model_poll_seconds)."""
     changed, errors = models.reload()
+    runtime.reloads.announce()  # the other workers follow (service/reload_signal.py)
     metrics.publish_versions(models.all())
     return schemas.ReloadOut(models=schemas.LiveModelOut.listing(models), changed=changed, errors=errors)
