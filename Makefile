@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench services browser clean-data base-images image deploy-test
+.PHONY: install demo test test-slow lint bench services browser clean-data base-images image deploy-test
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -39,7 +39,13 @@ browser:
 	@fc-list :lang=zh | grep -q . || apt-get install -y -q fonts-noto-cjk >/dev/null || echo "fonts-noto-cjk not installed: the zh screenshot will show boxes"
 
 test: install services browser lint
-	$(BIN)/pytest -n 2 --timeout 300
+	$(BIN)/pytest -n 2 --timeout 300 -m "not slow" --durations=15
+
+# End-to-end checks that start several service processes or retrain (two uvicorn workers sharing
+# state and reloads, the external clock across processes, a scheduled promotion): .ci/run runs them
+# after `make test`, so the main suite stays under 10 minutes on 2 cores.
+test-slow: install services
+	$(BIN)/pytest -n 2 --timeout 600 -m slow --durations=10
 
 # The Docker stack, slow, so not in `make test` (.ci/run calls deploy-test after it when Docker can
 # be started). base-images: the official python/redis/postgres images, or Debian-built ones where no

@@ -33,7 +33,7 @@ from service.online_features import OnlineFeatures
 from service.pipeline import OfflinePipeline, Pipeline, open_deals, rep_groups_of
 from service.reload_signal import ReloadSignal, follow, reload_signal
 from service.routing.policy import RoutingPolicy
-from service.routing.router import RepDirectory, Router, reps_from_feast
+from service.routing.router import RepDirectory, RepDirectoryUnavailable, Router, reps_from_feast
 from service.routing.state import assignment_store
 from service.rules import Rule
 from service.snapshots import Refreshed
@@ -149,8 +149,16 @@ class Runtime:
             self.models.get("lead_score"),
             self.settings,
             clock.now(),
-            [rep.rep_id for rep in self.router.directory.reps()],
+            self._team(),
         )
+
+    def _team(self) -> list[str] | None:
+        """The reps who may take leads, for the load spread; unknown (None) while the rep directory
+        cannot be read, so monitoring still answers (the spread then counts the reps seen)."""
+        try:
+            return [rep.rep_id for rep in self.router.directory.reps()]
+        except RepDirectoryUnavailable:
+            return None
 
     def stop(self) -> None:
         self.stopping.set()

@@ -159,10 +159,11 @@ def use_clock(settings: Settings) -> SharedClock | None:
     """Make ``clock.now()`` read what the settings choose; the external store in external mode.
 
     Called once per process at start (the service's lifespan, the scheduler, the CLI), before anything
-    reads the time. Until the live driver's first set, the external clock reads the wall clock.
+    reads the time. Until the live driver's first set, the external clock reads the wall clock. Wall
+    mode leaves the process's clock as it is: the wall clock unless whoever embeds the service (a
+    test, a replay) set its own.
     """
     if settings.clock == "wall":
-        clock.set_clock(None)
         return None
     store = shared_clock(settings)
     clock.set_clock(lambda: store.read() or clock.wall_clock())

@@ -72,7 +72,8 @@ def worker_process(settings: Settings, **env: str) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.mark.integration  # starts a second service process
+@pytest.mark.slow  # starts a second service process
+@pytest.mark.integration
 def test_two_worker_processes_agree_on_the_external_time(
     served_world: Settings, tmp_path: Path, restore_clock: None
 ) -> None:
@@ -158,7 +159,8 @@ def test_the_sla_sweep_reroutes_an_untouched_overdue_lead_and_escalates_it(
         assert again.detail.startswith("0 overdue")
 
 
-@pytest.mark.integration  # trains the lead model twice
+@pytest.mark.slow  # trains the lead model twice
+@pytest.mark.integration
 def test_a_promotion_by_the_scheduled_retrain_reaches_every_worker(
     served_world: Settings, tmp_path: Path
 ) -> None:

@@ -196,3 +196,20 @@ def test_reroute_releases_the_old_rep_and_picks_another(served_world: Settings, 
         )
         assert r.status_code == 200
         assert r.json()["routing"]["rep_id"] not in (None, first)
+
+
+def test_the_leads_segment_reaches_the_routers_learned_lift(served_world: Settings, tmp_path: Path) -> None:
+    # the champion's rep x industry / product-line lift is only used when scoring hands the router
+    # the lead's industry (an online firmographic) and product line (the request's product interest)
+    bodies = [lead(f"seg-{i}", product_interest="switchgear") for i in range(30)]
+    with running(service_settings(served_world, tmp_path)) as http:
+        r = http.post("/v1/leads/score:batch?route=true", json={"leads": bodies}, headers=CRM)
+        assert r.status_code == 200, r.text
+        lifted = [
+            reason
+            for result in r.json()["results"]
+            for reason in result["routing"]["reasons"]
+            if reason.startswith("learned rep lift")
+        ]
+    assert lifted, "no routed lead carried a learned rep lift"
+    assert all(reason.endswith(" / switchgear") for reason in lifted), lifted[:3]

@@ -22,7 +22,7 @@ from tests.conftest import subprocess_server, with_mlflow
 from tests.service.conftest import ADMIN, CRM, free_port, lead, service_settings
 from training.run import train_model
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _environment(settings: Settings) -> dict[str, str]:
