@@ -4,13 +4,11 @@ move its numbers; a GET writes nothing; the weekly check alerts each threshold c
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import nullcontext
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import httpx
@@ -29,28 +27,6 @@ from tests.service.untranslated import latin_words
 
 MANAGER = {"X-API-Key": "demo-manager-key"}
 LEADS = 60
-
-
-@contextmanager
-def webhook_receiver() -> Iterator[tuple[str, list[bytes]]]:
-    """A real HTTP endpoint that keeps every body posted to it."""
-    received: list[bytes] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(self.rfile.read(int(self.headers["Content-Length"])))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    finally:
-        server.shutdown()
 
 
 def dashboard_section_shows_it(base_url: object) -> None:
@@ -86,7 +62,7 @@ def recorded(http: httpx.Client, leads: int) -> dict:
 
 
 def test_monitoring_numbers_move_with_served_leads_outcomes_and_the_weekly_snapshot(
-    served_world: Settings, tmp_path: Path
+    served_world: Settings, tmp_path: Path, webhook: tuple[str, list[dict]]
 ) -> None:
     companies = pd.read_parquet(served_world.raw_dir / "leads.parquet", columns=["company_id"])["company_id"]
     mix = itertools.product(CHANNELS, CONTACT_ROLES, PRODUCT_LINE_NAMES)
@@ -98,7 +74,7 @@ def test_monitoring_numbers_move_with_served_leads_outcomes_and_the_weekly_snaps
     now = [start]
     clock.set_clock(lambda: now[0])
     try:
-        with webhook_receiver() as (url, posted):
+        with nullcontext(webhook) as (url, received):
             settings = service_settings(
                 served_world,
                 tmp_path,
@@ -161,11 +137,12 @@ def test_monitoring_numbers_move_with_served_leads_outcomes_and_the_weekly_snaps
                 before = weekly_store(settings).alerts(None, "monitoring_threshold", 1000)
                 http.get("/v1/monitoring", headers=MANAGER)
                 assert weekly_store(settings).alerts(None, "monitoring_threshold", 1000) == before
-                ours = [p for p in posted if b"monitoring_threshold" in p]
-                assert len(ours) == 1 and b"psi:" in ours[0]  # the first weekly run raised them, once
+                posted = [json.dumps(p, ensure_ascii=False) for p in received]
+                ours = [p for p in posted if "monitoring_threshold" in p]
+                assert len(ours) == 1 and "psi:" in ours[0]  # the first weekly run raised them, once
                 again = check_monitoring(settings, now[0]).raised
                 assert again == [], again
-                assert len([p for p in posted if b"monitoring_threshold" in p]) == 1
+                assert len([p for p in received if "monitoring_threshold" in json.dumps(p)]) == 1
                 metrics = http.get("/metrics").text
                 assert "funnelcast_live_lead_auc 1.0" in metrics and "funnelcast_feature_psi{" in metrics
                 if shutil.which("chromium"):  # as the other page tests: make test installs it
