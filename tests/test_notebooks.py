@@ -25,6 +25,7 @@ def _notebook_settings_from_env(settings: Settings, monkeypatch: pytest.MonkeyPa
         monkeypatch.setenv(key, str(value))
 
 
+@pytest.mark.slow  # runs a whole notebook: make test-slow
 @pytest.mark.integration
 @pytest.mark.parametrize("model", ["lead", "close", "churn"])
 def test_retrain_notebook_runs_and_registers(
@@ -45,6 +46,7 @@ def test_retrain_notebook_runs_and_registers(
 NEW_FEATURE = PROJECT_ROOT / "notebooks" / "new_feature.ipynb"
 
 
+@pytest.mark.slow  # runs a whole notebook: make test-slow
 @pytest.mark.integration
 def test_new_feature_notebook_publishes_v2_logs_its_comparison_and_serving_follows_the_champion(
     tiny_feast: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -16,6 +16,7 @@ from tests.service.conftest import free_port
 
 
 @needs_chromium
+@pytest.mark.slow  # the MLflow UI in headless chromium: make test-slow
 @pytest.mark.integration
 def test_mlflow_ui_shows_a_runs_shap_and_segment_artifacts_in_headless_chromium(
     served_world: Settings,

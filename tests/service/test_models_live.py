@@ -15,6 +15,7 @@ from training.run import train_model
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.slow  # retrains and promotes under load: make test-slow
 def test_a_new_champion_is_picked_up_by_reload_while_requests_are_in_flight(
     served_world: Settings, tmp_path: Path
 ) -> None:
