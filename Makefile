@@ -39,14 +39,14 @@ browser:
 	@fc-list :lang=zh | grep -q . || apt-get install -y -q fonts-noto-cjk >/dev/null || echo "fonts-noto-cjk not installed: the zh screenshot will show boxes"
 
 test: install services browser lint
-	$(BIN)/pytest -n 2 --timeout 300 -m "not slow" --durations=15
+	$(BIN)/pytest -n 2 --dist loadgroup --timeout 300 -m "not slow" --durations=15
 
 # End-to-end checks that start several service processes, retrain or drive a browser (two uvicorn
 # workers sharing state and reloads, the external clock across processes, a scheduled promotion, a
 # reload with requests in flight, the notebooks run whole, the MLflow UI in chromium): .ci/run runs
 # them after `make test`, so the main suite stays near 10 minutes on 2 cores.
 test-slow: install services browser
-	$(BIN)/pytest -n 2 --timeout 600 -m slow --durations=10
+	$(BIN)/pytest -n 2 --dist loadgroup --timeout 600 -m slow --durations=10
 
 # The Docker stack, slow, so not in `make test` (.ci/run calls deploy-test after it when Docker can
 # be started). base-images: the official python/redis/postgres images, or Debian-built ones where no

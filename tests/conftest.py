@@ -27,6 +27,23 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep a module's tests on one xdist worker when they share a module-scoped fixture.
+
+    ``make test`` runs ``--dist loadgroup``: without a group, xdist spreads a module's tests over
+    both workers and each builds the module's world and models (test_training_jobs' three models
+    were trained twice, ~70 s each). Runs before xdist's own hook, which reads the marks.
+    """
+    for item in items:
+        fixtures = getattr(item, "_fixtureinfo", None)
+        if fixtures is None:
+            continue
+        scopes = {d.scope for defs in fixtures.name2fixturedefs.values() for d in defs}
+        if "module" in scopes:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))  # type: ignore[attr-defined]
+
+
 def tiny_params(seed: int = 11) -> WorldParams:
     """~3k leads, ~200 opportunities, 150 accounts: seconds to build, enough to learn from."""
     return replace(WorldParams(seed=seed).scaled(TINY_LEADS / 50_000), n_accounts=150)

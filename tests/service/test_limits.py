@@ -153,13 +153,23 @@ def test_past_the_concurrency_limit_a_request_is_503_at_once_instead_of_held(
             "POST /v1/leads/score HTTP/1.1\r\nHost: x\r\nX-API-Key: demo-crm-key\r\n"
             "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
         )
-        held = [connect(str(http.base_url)) for _ in range(4)]
-        for sock in held:
+        # One connection at a time, each given time to be accepted and its request to start before
+        # the next connects: uvicorn counts open connections when a request arrives, so opening all
+        # four first would have every one of them refused (the order the loop sees them decides).
+        held: list[socket.socket] = []
+        for _ in range(3):
+            sock = connect(str(http.base_url))
             sock.sendall(head.encode() + b'{"lead_id"')  # 10 of 100 bytes: in flight for 10 s
+            held.append(sock)
+            answered, _, _ = select.select(held, [], [], 0.5)
+            assert not answered, "a request under the limit was answered before its body came"
+        fourth = connect(str(http.base_url))
+        fourth.sendall(head.encode() + b'{"lead_id"')
+        held.append(fourth)
         # the one answer before the bodies' deadline: the connection that reached the limit
         answered, _, _ = select.select(held, [], [], 5.0)
-        assert len(answered) == 1, "no connection was refused at the limit"
-        assert answered[0].recv(200).startswith(b"HTTP/1.1 503"), "refused, but not with a 503"
+        assert answered == [fourth], "the connection at the limit was not the one refused"
+        assert fourth.recv(200).startswith(b"HTTP/1.1 503"), "refused, but not with a 503"
         started = time.monotonic()
         refused = http.post("/v1/leads/score", json=lead("past-the-limit"), headers=CRM)
         assert refused.status_code == 503, refused.text[:200]
