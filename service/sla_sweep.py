@@ -7,8 +7,10 @@ the shared routing state, releases each (status ``rerouted``) and routes it agai
 excluded, through the same ``Router`` the service uses; the ``first_touch_sla`` rules' firings are
 stored as alerts and new ones sent to the webhook, as the weekly job does.
 
-The assignment keeps the lead's probability and grade, not its language or time zone, so a swept
-lead is re-routed without those two filters (they pass for an unknown value).
+The assignment keeps what the first route knew of the lead (probability, grade, language, UTC offset,
+industry and product line), so a swept lead is re-routed under the same filters and segment lift.
+An assignment stored before the profile was kept has none: it is re-routed without those filters
+(they pass for an unknown value).
 """
 
 from __future__ import annotations
@@ -93,7 +95,16 @@ def sweep(settings: Settings, now: datetime) -> SweepReport:
                 continue
             excluded = router.release_for_reroute(step.lead_id, now)
             held = by_id[step.lead_id]
-            lead = LeadToRoute(step.lead_id, held.probability, held.grade, None, None, excluded)
+            lead = LeadToRoute(
+                step.lead_id,
+                held.probability,
+                held.grade,
+                held.language,
+                held.utc_offset_hours,
+                excluded,
+                held.industry,
+                held.product_line,
+            )
             decision = router.route(lead, now, fit)
             if decision.rep_id:
                 rerouted[step.lead_id] = decision.rep_id

@@ -137,6 +137,10 @@ class Router:
                 "open",
                 lead.probability,
                 lead.grade,
+                lead.language,
+                lead.utc_offset_hours,
+                lead.industry,
+                lead.product_line,
             )
             if self.state.try_assign(assignment, rep.capacity):
                 return decision

@@ -50,6 +50,15 @@ class Assignment:
     status: str  # open | touched | converted | lost | disqualified | rerouted
     probability: float
     grade: str
+    # what the router knew of the lead, kept so a re-route (the SLA sweep) applies the same language,
+    # time-zone and segment filters as the first route; None for assignments stored before them
+    language: str | None = None
+    utc_offset_hours: float | None = None
+    industry: str | None = None
+    product_line: str | None = None
+
+    def profile(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in PROFILE_FIELDS}
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -63,6 +72,9 @@ class Assignment:
         d["assigned_at"] = datetime.fromisoformat(d["assigned_at"])
         d["deadline"] = datetime.fromisoformat(d["deadline"]) if d["deadline"] else None
         return cls(**d)
+
+
+PROFILE_FIELDS = ("language", "utc_offset_hours", "industry", "product_line")
 
 
 class AssignmentStore(Protocol):
@@ -90,7 +102,7 @@ CREATE TABLE IF NOT EXISTS rep_load (
     rep_id TEXT PRIMARY KEY, open_leads INTEGER NOT NULL DEFAULT 0, last_assigned_at TEXT);
 CREATE TABLE IF NOT EXISTS assignments (
     lead_id TEXT PRIMARY KEY, rep_id TEXT NOT NULL, assigned_at TEXT NOT NULL, deadline TEXT,
-    status TEXT NOT NULL, probability REAL NOT NULL, grade TEXT NOT NULL);
+    status TEXT NOT NULL, probability REAL NOT NULL, grade TEXT NOT NULL, profile TEXT);
 CREATE INDEX IF NOT EXISTS assignments_open ON assignments (status, deadline);
 CREATE TABLE IF NOT EXISTS outcomes (id INTEGER PRIMARY KEY AUTOINCREMENT, recorded_at TEXT NOT NULL,
     body TEXT NOT NULL);
@@ -105,6 +117,9 @@ class SqliteAssignmentStore:
         self._db = open_wal(path)
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(assignments)")}
+        if "profile" not in columns:  # a state file from before the lead's profile was kept
+            self._db.execute("ALTER TABLE assignments ADD COLUMN profile TEXT")
         # Checkpoints (which fsync) run on a background thread, not inside a request's commit.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._path = path
@@ -176,7 +191,7 @@ class SqliteAssignmentStore:
                     if holder is not None:
                         self._release(holder)
                 self._db.execute(
-                    "INSERT OR REPLACE INTO assignments VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT OR REPLACE INTO assignments ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         a.lead_id,
                         a.rep_id,
@@ -185,6 +200,7 @@ class SqliteAssignmentStore:
                         a.status,
                         a.probability,
                         a.grade,
+                        json.dumps(a.profile()),
                     ),
                 )
                 self._commit()
@@ -200,7 +216,9 @@ class SqliteAssignmentStore:
 
     def get(self, lead_id: str) -> Assignment | None:
         with self._lock:
-            row = self._db.execute("SELECT * FROM assignments WHERE lead_id = ?", (lead_id,)).fetchone()
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM assignments WHERE lead_id = ?", (lead_id,)
+            ).fetchone()
         return _assignment(row) if row else None
 
     def update_status(self, lead_id: str, status: str, at: datetime) -> Assignment | None:
@@ -215,7 +233,9 @@ class SqliteAssignmentStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                row = self._db.execute("SELECT * FROM assignments WHERE lead_id = ?", (lead_id,)).fetchone()
+                row = self._db.execute(
+                    f"SELECT {_COLUMNS} FROM assignments WHERE lead_id = ?", (lead_id,)
+                ).fetchone()
                 if row is None:
                     self._db.execute("ROLLBACK")
                     return None, False
@@ -238,7 +258,8 @@ class SqliteAssignmentStore:
     def overdue(self, now: datetime) -> list[Assignment]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM assignments WHERE status = 'open' AND deadline IS NOT NULL AND deadline < ?",
+                f"SELECT {_COLUMNS} FROM assignments "
+                "WHERE status = 'open' AND deadline IS NOT NULL AND deadline < ?",
                 (now.astimezone(UTC).isoformat(),),
             ).fetchall()
         return [_assignment(r) for r in rows]
@@ -256,8 +277,11 @@ class SqliteAssignmentStore:
         return [json.loads(r[0]) for r in rows]
 
 
+_COLUMNS = "lead_id, rep_id, assigned_at, deadline, status, probability, grade, profile"
+
+
 def _assignment(row: tuple) -> Assignment:
-    lead_id, rep_id, assigned_at, deadline, status, probability, grade = row
+    lead_id, rep_id, assigned_at, deadline, status, probability, grade, profile = row
     return Assignment(
         lead_id,
         rep_id,
@@ -266,6 +290,7 @@ def _assignment(row: tuple) -> Assignment:
         status,
         float(probability),
         grade,
+        **(json.loads(profile) if profile else {}),
     )
 
 

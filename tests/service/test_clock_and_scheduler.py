@@ -136,6 +136,14 @@ def test_the_sla_sweep_reroutes_an_untouched_overdue_lead_and_escalates_it(
         now_held = assignment_store(settings).get("sla-late")
         assert now_held is not None and now_held.status == "open"
         assert now_held.rep_id != late["rep_id"]  # another rep has it, with a new deadline
+        # re-routed under the first route's language, time-zone and segment filters, not without them
+        assert now_held.profile() == {
+            "language": "zh",
+            "utc_offset_hours": 8.0,
+            "industry": now_held.industry,
+            "product_line": "switchgear",
+        }
+        assert now_held.industry is not None
         assert (
             now_held.assigned_at == swept_at
             and now_held.deadline is not None

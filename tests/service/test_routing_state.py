@@ -94,6 +94,45 @@ def test_a_lead_scored_again_counts_once_and_moving_it_frees_the_first_rep(where
     assert store.loads()["r1"].open_leads == 0 and store.loads()["r2"].open_leads == 2
 
 
+def test_the_leads_profile_is_kept_through_a_status_change_and_an_old_row_reads_without_one(
+    where: tuple[str, str],
+) -> None:
+    """What the router knew of the lead comes back with the assignment (the SLA sweep re-routes
+    with it), also after a touch rewrote the row; a row stored before the profile reads as None."""
+    store = _open(*where)
+    now = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    kept = Assignment("p", "r1", now, now, "open", 0.5, "B", "ja", 9.0, "utilities", "switchgear")
+    assert store.try_assign(kept, 5)
+    store.update_status("p", "touched", now)
+    back = store.get("p")
+    assert back is not None and back.status == "touched"
+    assert back.profile() == {
+        "language": "ja",
+        "utc_offset_hours": 9.0,
+        "industry": "utilities",
+        "product_line": "switchgear",
+    }
+    assert store.try_assign(Assignment("bare", "r1", now, now, "open", 0.5, "B"), 5)
+    assert set(store.get("bare").profile().values()) == {None}
+
+
+def test_a_state_file_from_before_the_profile_column_opens_and_keeps_its_leads(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE assignments (lead_id TEXT PRIMARY KEY, rep_id TEXT NOT NULL, assigned_at TEXT "
+        "NOT NULL, deadline TEXT, status TEXT NOT NULL, probability REAL NOT NULL, grade TEXT NOT NULL);"
+        "INSERT INTO assignments VALUES ('old', 'r1', '2026-12-01T09:00:00+00:00', NULL, 'open', 0.4, 'C');"
+    )
+    db.commit()
+    db.close()
+    store = SqliteAssignmentStore(path)
+    old = store.get("old")
+    assert old is not None and (old.rep_id, old.grade, old.language) == ("r1", "C", None)
+
+
 def _release_all(kind: str, where: str, leads: list[str]) -> int:
     store = _open(kind, where)
     now = datetime(2026, 12, 1, 9, tzinfo=UTC)
