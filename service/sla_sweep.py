@@ -90,10 +90,9 @@ def sweep(settings: Settings, now: datetime) -> SweepReport:
         fit = rep_fit_of(champion) if champion is not None else RepFit()
         by_id = {a.lead_id: a for a in overdue}
         for step in plan:
-            current = state.get(step.lead_id)
-            if current is None or current.status != "open":  # touched since the read: leave it
+            excluded = router.release_if_untouched(step.lead_id, now)
+            if excluded is None:  # touched (or closed) since the read: leave it
                 continue
-            excluded = router.release_for_reroute(step.lead_id, now)
             held = by_id[step.lead_id]
             lead = LeadToRoute(
                 step.lead_id,

@@ -122,6 +122,14 @@ class Router:
         self.state.update_status(lead_id, "rerouted", now)
         return frozenset({previous.rep_id})
 
+    def release_if_untouched(self, lead_id: str, now: datetime) -> frozenset[str] | None:
+        """Release the lead only if it is still open and untouched, checked and released in one
+        step (the SLA sweep); the reps to exclude next, or None when a touch got there first."""
+        held, released = self.state.transition(lead_id, "rerouted", now, only_from="open")
+        if held is None or not released:
+            return None
+        return frozenset({held.rep_id})
+
     def route(self, lead: LeadToRoute, now: datetime, fit: RepFit) -> RoutingDecision:
         reps = self.directory.reps()
         ranked, relaxed = rank_candidates(lead, reps, self.state.loads(), now, self.policy, fit)

@@ -86,7 +86,9 @@ class AssignmentStore(Protocol):
 
     def update_status(self, lead_id: str, status: str, at: datetime) -> Assignment | None: ...
 
-    def transition(self, lead_id: str, status: str, at: datetime) -> tuple[Assignment | None, bool]: ...
+    def transition(
+        self, lead_id: str, status: str, at: datetime, only_from: str | None = None
+    ) -> tuple[Assignment | None, bool]: ...
 
     def overdue(self, now: datetime) -> list[Assignment]: ...
 
@@ -224,11 +226,15 @@ class SqliteAssignmentStore:
     def update_status(self, lead_id: str, status: str, at: datetime) -> Assignment | None:
         return self.transition(lead_id, status, at)[0]
 
-    def transition(self, lead_id: str, status: str, at: datetime) -> tuple[Assignment | None, bool]:
-        """Move the lead to ``status`` (final states stay final); whether this call freed its place.
+    def transition(
+        self, lead_id: str, status: str, at: datetime, only_from: str | None = None
+    ) -> tuple[Assignment | None, bool]:
+        """Move the lead to ``status`` (final states stay final; with ``only_from``, only a lead in
+        that status moves); whether this call freed its place.
 
         Read and write happen in one ``BEGIN IMMEDIATE`` transaction, so of two processes
-        converting the same lead exactly one sees it open and reports the release.
+        converting the same lead exactly one sees it open and reports the release, and a touch
+        landing while the SLA sweep decides cannot be undone by the sweep's release.
         """
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -240,6 +246,9 @@ class SqliteAssignmentStore:
                     self._db.execute("ROLLBACK")
                     return None, False
                 old = _assignment(row)
+                if only_from is not None and old.status != only_from:
+                    self._db.execute("ROLLBACK")
+                    return old, False
                 released = old.status not in RELEASING and status in RELEASING
                 if released:
                     self._release(old.rep_id)
@@ -320,7 +329,8 @@ redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
 return 1
 """
 )
-# KEYS: load hash, assignments hash; ARGV: lead, new status. Returns {} (no such lead) or
+# KEYS: load hash, assignments hash; ARGV: lead, new status, the only status it may move from ('':
+# any). Returns {} (no such lead) or
 # {released 1/0, assignment json}: the status is read, decided on and written in one script, so
 # two processes converting the same lead cannot both release it.
 _STATUS_LUA = (
@@ -330,6 +340,7 @@ local raw = redis.call('HGET', KEYS[2], ARGV[1])
 if not raw then return {} end
 local a = cjson.decode(raw)
 if RELEASING[a.status] then return {0, raw} end
+if ARGV[3] ~= '' and a.status ~= ARGV[3] then return {0, raw} end
 local released = 0
 if RELEASING[ARGV[2]] then
   if tonumber(redis.call('HGET', KEYS[1], a.rep_id) or '0') > 0 then
@@ -418,11 +429,14 @@ class RedisAssignmentStore:
     def update_status(self, lead_id: str, status: str, at: datetime) -> Assignment | None:
         return self.transition(lead_id, status, at)[0]
 
-    def transition(self, lead_id: str, status: str, at: datetime) -> tuple[Assignment | None, bool]:
-        """Move the lead to ``status`` (final states stay final); whether this call freed its place."""
+    def transition(
+        self, lead_id: str, status: str, at: datetime, only_from: str | None = None
+    ) -> tuple[Assignment | None, bool]:
+        """Move the lead to ``status`` (final states stay final; with ``only_from``, only a lead in
+        that status moves); whether this call freed its place."""
         keys = [self._keys["load"], self._keys["assignments"]]
         with redis_reachable(where=self._where):
-            answer = self._status(keys=keys, args=[lead_id, status])
+            answer = self._status(keys=keys, args=[lead_id, status, only_from or ""])
         if not answer:
             return None, False
         released, raw = answer

@@ -116,6 +116,22 @@ def test_the_leads_profile_is_kept_through_a_status_change_and_an_old_row_reads_
     assert set(store.get("bare").profile().values()) == {None}
 
 
+def test_a_lead_touched_before_the_sweeps_release_keeps_its_rep(where: tuple[str, str]) -> None:
+    """The sweep's release moves only a lead still open: checked and released in one step, so a
+    touch that lands between the sweep's read and its release is not undone."""
+    store = _open(*where)
+    now = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    assert store.try_assign(Assignment("t", "r1", now, now, "open", 0.5, "B"), 5)
+    assert store.try_assign(Assignment("u", "r1", now, now, "open", 0.5, "B"), 5)
+    store.update_status("t", "touched", now)  # the touch lands after the sweep read "t" as overdue
+    held, released = store.transition("t", "rerouted", now, only_from="open")
+    assert (held.status, released) == ("touched", False)
+    assert store.get("t").status == "touched" and store.loads()["r1"].open_leads == 2
+    held, released = store.transition("u", "rerouted", now, only_from="open")
+    assert (held.status, released) == ("rerouted", True)
+    assert store.loads()["r1"].open_leads == 1
+
+
 def test_a_state_file_from_before_the_profile_column_opens_and_keeps_its_leads(tmp_path: Path) -> None:
     import sqlite3
 
