@@ -41,7 +41,7 @@ def run_due_command(
 ) -> None:
     """Run every job that is due now (retries included) once, log it, and print what ran."""
     from funnelcast.cli import utc_option
-    from funnelcast.scheduler import JOBS, run_due
+    from funnelcast.scheduler import JOBS, SchedulerBusy, run_due
 
     settings = _settings(data_dir)
     at = utc_option("--now", now) if now is not None else None
@@ -50,7 +50,11 @@ def run_due_command(
         console.print(f"[red]error:[/red] --job {', '.join(unknown)}: jobs are {', '.join(JOBS)}")
         raise typer.Exit(2)
     jobs = {name: fn for name, fn in JOBS.items() if not job or name in job}
-    results = run_due(settings, at, jobs)
+    try:
+        results = run_due(settings, at, jobs)
+    except SchedulerBusy as busy:
+        console.print(f"[yellow]busy:[/yellow] {busy}; nothing run (try again when it is done)")
+        raise typer.Exit(3) from None
     table = Table(title=f"scheduler: {len(results)} run(s) due")
     for col in ("job", "scheduled for", "attempt", "covers", "outcome", "detail / error", "alerted"):
         table.add_column(col)

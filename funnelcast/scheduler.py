@@ -14,11 +14,14 @@ A promotion reaches every worker through its poll of the registry (``model_poll_
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from funnelcast.core import clock
 from funnelcast.core.run_log import RunLog
@@ -116,19 +119,59 @@ def alert_failure(settings: Settings, due: Due, error: str, now: datetime) -> bo
     return send_alerts(settings.alert_webhook_url, [firing])
 
 
+class SchedulerBusy(RuntimeError):
+    """Another scheduler process is running every job asked for: this one runs nothing."""
+
+
+@contextmanager
+def job_locks(run_log: Path, jobs: list[str]) -> Iterator[list[str]]:
+    """Exclusive locks (``<run log>.<job>.lock``) on each of ``jobs`` this process can take now; the
+    jobs it holds. Per job, so a long retrain in one process (a cron line per job) does not hold up
+    another's SLA sweep, while no two processes run the same job or mark each other's run in flight
+    as interrupted. ``flock`` goes with its process: a scheduler killed mid-run leaves no stale lock
+    (the run log on a local disk)."""
+    run_log.parent.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        held = []
+        for job in jobs:
+            handle = stack.enter_context(open(run_log.with_name(f"{run_log.name}.{job}.lock"), "a"))
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # another scheduler is in this job's step; closing the file drops nothing
+            held.append(job)
+        yield held
+
+
 def run_due(
     settings: Settings, now: datetime | None = None, jobs: Mapping[str, Job] | None = None
 ) -> list[RunResult]:
-    """Run what is due at ``now`` (default: the clock's now) and log it; what ran, in order."""
+    """Run what is due at ``now`` (default: the clock's now) and log it; what ran, in order.
+
+    A job another scheduler process is in the middle of is left to it for this step; when that is
+    every job asked for, ``SchedulerBusy``."""
     now = now or clock.now()
     table = JOBS if jobs is None else jobs
     crons = {job: cron for job, cron in settings.scheduler_jobs.items() if job in table}
     if jobs is None and (unknown := sorted(set(settings.scheduler_jobs) - set(JOBS))):
         log.error("scheduler_jobs names jobs that do not exist: %s (jobs: %s)", unknown, ", ".join(JOBS))
+    with job_locks(settings.scheduler_db, sorted(crons)) as held:
+        if busy := sorted(set(crons) - set(held)):
+            if not held:
+                raise SchedulerBusy(
+                    f"another scheduler is running {', '.join(busy)} on {settings.scheduler_db}"
+                )
+            log.info("left to the scheduler running them: %s", ", ".join(busy))
+        return _run_due_locked(settings, now, table, {job: crons[job] for job in held})
+
+
+def _run_due_locked(
+    settings: Settings, now: datetime, table: Mapping[str, Job], crons: dict[str, str]
+) -> list[RunResult]:
     runs = RunLog(settings.scheduler_db)
     results = []
     try:
-        runs.interrupted(now)
+        runs.interrupted(now, list(crons))
         decided = due_runs(
             crons,
             runs.states(list(crons)),
@@ -169,6 +212,9 @@ def _run_one(settings: Settings, runs: RunLog, due: Due, job: Job, now: datetime
 def loop(settings: Settings, stop: Callable[[], bool] = lambda: False) -> None:
     """Production: one ``run_due`` per tick of ``scheduler_tick_seconds`` until ``stop()``."""
     while not stop():
-        for r in run_due(settings):
-            log.info("job %s %s (attempt %d): %s", r.job, r.outcome, r.attempt, r.detail or r.error)
+        try:
+            for r in run_due(settings):
+                log.info("job %s %s (attempt %d): %s", r.job, r.outcome, r.attempt, r.detail or r.error)
+        except SchedulerBusy as busy:
+            log.warning("%s; this one waits a tick", busy)
         time.sleep(settings.scheduler_tick_seconds)

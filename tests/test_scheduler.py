@@ -128,3 +128,57 @@ def test_a_bad_cron_line_is_refused_naming_the_job(tmp_path: Path) -> None:
 
     with pytest.raises(ValidationError, match=r"scheduler_jobs\.sla_sweep"):
         Settings(data_dir=tmp_path, scheduler_jobs={"sla_sweep": "every five minutes"})
+
+
+def test_a_second_scheduler_leaves_a_job_in_flight_alone_and_runs_the_others(
+    tmp_path: Path, webhook: tuple[str, list[dict]]
+) -> None:
+    """Two scheduler processes on one run log (a cron line per job): while one is in the sweep, the
+    other's ``run-due --job sla_sweep`` runs nothing and says so (exit 3), without marking the run
+    in flight as interrupted; a different job still runs beside it; the sweep's run ends ``ok``."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    settings = settings_for(tmp_path, webhook[0]).model_copy(
+        update={"scheduler_jobs": {"sla_sweep": "0 * * * *", "steady": "0 * * * *"}}
+    )
+    started, release = threading.Event(), threading.Event()
+
+    def slow_sweep(s: Settings, now: datetime) -> str:
+        started.set()
+        release.wait(60)
+        return "swept"
+
+    run_due(settings, T0, {"sla_sweep": slow_sweep, "steady": lambda s, now: "ok"})  # starts watching
+    at = T0 + timedelta(hours=1)
+    first = threading.Thread(target=run_due, args=(settings, at, {"sla_sweep": slow_sweep}))
+    first.start()
+    try:
+        assert started.wait(30)
+        env = {
+            **os.environ,
+            "FUNNELCAST_DATA_DIR": str(tmp_path),
+            "FUNNELCAST_SCHEDULER_JOBS": json.dumps(settings.scheduler_jobs),
+        }
+        command = [str(Path(sys.executable).parent / "funnelcast"), "scheduler", "run-due"]
+        second = subprocess.run(
+            [*command, "--now", at.isoformat(), "--job", "sla_sweep"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert second.returncode == 3, second.stdout + second.stderr
+        assert "another scheduler is running sla_sweep" in " ".join(second.stdout.split())
+        (beside,) = run_due(settings, at, {"sla_sweep": slow_sweep, "steady": lambda s, now: "ok"})
+        assert (beside.job, beside.outcome) == ("steady", "ok")
+        in_flight = [r for r in read_runs(settings.scheduler_db) if r.job == "sla_sweep"]
+        assert [r.outcome for r in in_flight] == ["running"]
+    finally:
+        release.set()
+        first.join(30)
+    (swept,) = [r for r in read_runs(settings.scheduler_db) if r.job == "sla_sweep"]
+    assert (swept.outcome, swept.detail) == ("ok", "swept")

@@ -62,7 +62,8 @@ def _record(row: tuple) -> RunRecord:
 
 
 class RunLog:
-    """The scheduler's side: one connection, used by one scheduler process at a time."""
+    """The scheduler's side: one connection per scheduler process; the job locks in
+    ``funnelcast.scheduler`` keep two processes off the same job."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,12 +111,15 @@ class RunLog:
             self.watch(job, scheduled_for)
         return int(cur.lastrowid or 0)
 
-    def interrupted(self, at: datetime) -> int:
-        """Runs still ``running`` when a scheduler starts a step were cut off (one scheduler runs at a
-        time): they become failures, so they are retried and alerted like any other."""
+    def interrupted(self, at: datetime, jobs: list[str]) -> int:
+        """Runs of ``jobs`` still ``running`` when a scheduler starts a step were cut off (the caller
+        holds these jobs' locks, so no live process is running them): they become failures, so they
+        are retried and alerted like any other."""
+        marks = ", ".join("?" for _ in jobs)
         cur = self._db.execute(
-            "UPDATE runs SET outcome = 'failed', ended_at = ?, error = ? WHERE outcome = 'running'",
-            (at.isoformat(), "interrupted: the scheduler stopped during the run"),
+            "UPDATE runs SET outcome = 'failed', ended_at = ?, error = ? "
+            f"WHERE outcome = 'running' AND job IN ({marks})",
+            (at.isoformat(), "interrupted: the scheduler stopped during the run", *jobs),
         )
         return cur.rowcount
 
