@@ -9,7 +9,8 @@ training include every logged event, with nothing else to configure.
 A part is written in two steps so the caller can make the log and the online store agree: ``stage``
 writes it under a temporary name and fsyncs it; ``commit`` renames it into place and fsyncs the
 directory (a rename is atomic: a reader sees the whole part or none of it); ``discard`` drops it.
-Staged parts left by a process that died before committing are never read (``*.parquet`` only).
+Staged parts left by a process that died before committing are never read (``*.parquet`` only);
+``service.ingest_journal`` commits or drops them when the service starts again.
 Logged tables that are not canonical (``OPPORTUNITY_CHANGES``: close-date and amount changes, which
 the canonical ``opportunities`` table holds only as the latest value) are kept the same way.
 """
@@ -64,14 +65,17 @@ class StagedPart:
 
     def commit(self) -> None:
         os.replace(self.temporary, self.final)
-        _fsync_dir(self.final.parent)
+        fsync_dir(self.final.parent)
 
     def discard(self) -> None:
         self.temporary.unlink(missing_ok=True)
 
 
-def stage(raw_dir: Path, table: str, frame: pd.DataFrame, at: datetime) -> StagedPart:
-    """Write ``frame`` (``table``'s columns plus ``event_id``) as a fsync'd part not yet visible."""
+def stage(
+    raw_dir: Path, table: str, frame: pd.DataFrame, at: datetime, batch: str | None = None
+) -> StagedPart:
+    """Write ``frame`` (``table``'s columns plus ``event_id``) as a fsync'd part not yet visible; its
+    name ends with ``batch`` (the ingest journal finds a cut-off batch's parts by it)."""
     schema = CANONICAL_TABLES.get(table) or LOGGED_ONLY[table]
     if table in CANONICAL_TABLES:
         body = validate_table(table, frame)
@@ -81,7 +85,7 @@ def stage(raw_dir: Path, table: str, frame: pd.DataFrame, at: datetime) -> Stage
     body = body.append_column(EVENT_ID, ids)
     folder = parts_dir(raw_dir, table)
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"part-{at:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}.parquet"
+    name = f"part-{at:%Y%m%dT%H%M%S%f}-{batch or uuid.uuid4().hex[:12]}.parquet"
     final = folder / name
     temporary = folder / f".{name}.tmp"
     with open(temporary, "wb") as sink:
@@ -91,7 +95,17 @@ def stage(raw_dir: Path, table: str, frame: pd.DataFrame, at: datetime) -> Stage
     return StagedPart(temporary, final)
 
 
-def _fsync_dir(folder: Path) -> None:
+def batch_parts(raw_dir: Path, batch: str) -> tuple[list[StagedPart], list[Path]]:
+    """One batch's parts in every logged table: those still staged, and those committed."""
+    staged, committed = [], []
+    for folder in raw_dir.glob(f"*{PARTS_SUFFIX}"):
+        for temporary in folder.glob(f".part-*-{batch}.parquet.tmp"):
+            staged.append(StagedPart(temporary, folder / temporary.name[1:].removesuffix(".tmp")))
+        committed.extend(folder.glob(f"part-*-{batch}.parquet"))
+    return staged, committed
+
+
+def fsync_dir(folder: Path) -> None:
     """Make a rename in ``folder`` durable (the directory entry itself is fsync'd)."""
     fd = os.open(folder, os.O_RDONLY)
     try:

@@ -1,12 +1,16 @@
 """The event ids already taken in: what makes a replayed event change nothing.
 
 ``claim(stream, ids)`` atomically records the ids not seen before and returns exactly those, so two
-replicas (or two threads) posting the same id apply it once. An ingest that then fails ``release``s
-what it claimed, so the client's retry is taken in, not refused as a duplicate. Ids are per stream
-(``behavior``, ``opportunity``): the two endpoints' ids are the CRM's and need not be disjoint.
+replicas (or two threads) posting the same id apply it once. An ingest that then fails releases
+what it claimed (``release_batch``), so the client's retry is taken in, not refused as a duplicate.
+Ids are per stream (``behavior``, ``opportunity``): the two endpoints' ids are the CRM's and need
+not be disjoint.
 
 SQLite in WAL mode beside the routing state by default (``<service_dir>/events.db``); Redis keys
 (``SET NX``) when the online store is Redis, so every replica sharing that Redis shares the ledger.
+
+Each claim carries the batch that made it, so a batch cut off by a killed process can be undone
+later by id *and* batch (``release_batch``): an id an earlier batch took in stays taken.
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ _CHUNK = 500  # ids per statement: under SQLite's bound-parameter limit
 
 
 class EventLedger(Protocol):
-    def claim(self, stream: str, ids: Sequence[str]) -> list[str]: ...
+    def claim(self, stream: str, ids: Sequence[str], batch: str = "") -> list[str]: ...
 
-    def release(self, stream: str, ids: Sequence[str]) -> None: ...
+    def release_batch(self, stream: str, ids: Sequence[str], batch: str) -> int: ...
 
     def ping(self) -> bool: ...
 
@@ -35,11 +39,14 @@ class SqliteEventLedger:
         self._db = open_wal(path)
         self._db.execute("PRAGMA synchronous=FULL")  # a claimed id is on disk before the 200
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS seen (stream TEXT, event_id TEXT, PRIMARY KEY (stream, event_id))"
+            "CREATE TABLE IF NOT EXISTS seen (stream TEXT, event_id TEXT, batch TEXT, "
+            "PRIMARY KEY (stream, event_id))"
         )
+        if "batch" not in {row[1] for row in self._db.execute("PRAGMA table_info(seen)")}:
+            self._db.execute("ALTER TABLE seen ADD COLUMN batch TEXT")  # a ledger from before batches
         self._lock = threading.Lock()
 
-    def claim(self, stream: str, ids: Sequence[str]) -> list[str]:
+    def claim(self, stream: str, ids: Sequence[str], batch: str = "") -> list[str]:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -55,23 +62,38 @@ class SqliteEventLedger:
                         )
                     )
                 new = [i for i in dict.fromkeys(ids) if i not in known]
-                self._db.executemany("INSERT INTO seen VALUES (?, ?)", [(stream, i) for i in new])
+                self._db.executemany(
+                    "INSERT INTO seen (stream, event_id, batch) VALUES (?, ?, ?)",
+                    [(stream, i, batch) for i in new],
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             return new
 
-    def release(self, stream: str, ids: Sequence[str]) -> None:
+    def release_batch(self, stream: str, ids: Sequence[str], batch: str) -> int:
         with self._lock:
-            self._db.executemany(
-                "DELETE FROM seen WHERE stream = ? AND event_id = ?", [(stream, i) for i in ids]
+            cur = self._db.executemany(
+                "DELETE FROM seen WHERE stream = ? AND event_id = ? AND batch = ?",
+                [(stream, i, batch) for i in ids],
             )
+            return cur.rowcount
 
     def ping(self) -> bool:
         with self._lock:
             self._db.execute("SELECT 1").fetchone()
         return True
+
+
+# KEYS: the ids' keys; ARGV[1]: the batch. Deletes the keys that batch set; how many.
+_RELEASE_IF_BATCH = """
+local n = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then n = n + redis.call('DEL', key) end
+end
+return n
+"""
 
 
 class RedisEventLedger:
@@ -85,19 +107,21 @@ class RedisEventLedger:
     def _key(self, stream: str, event_id: str) -> str:
         return f"{self._prefix}:{stream}:{event_id}"
 
-    def claim(self, stream: str, ids: Sequence[str]) -> list[str]:
+    def claim(self, stream: str, ids: Sequence[str], batch: str = "") -> list[str]:
         unique = list(dict.fromkeys(ids))
         with redis_reachable("event ledger", self._where):
             pipe = self._redis.pipeline(transaction=False)  # type: ignore[attr-defined]
             for event_id in unique:
-                pipe.set(self._key(stream, event_id), 1, nx=True)
+                pipe.set(self._key(stream, event_id), batch or "1", nx=True)
             answers = pipe.execute()
         return [i for i, fresh in zip(unique, answers, strict=True) if fresh]
 
-    def release(self, stream: str, ids: Sequence[str]) -> None:
-        if ids:
-            with redis_reachable("event ledger", self._where):
-                self._redis.delete(*(self._key(stream, i) for i in ids))  # type: ignore[attr-defined]
+    def release_batch(self, stream: str, ids: Sequence[str], batch: str) -> int:
+        if not ids:
+            return 0
+        with redis_reachable("event ledger", self._where):
+            keys = [self._key(stream, i) for i in ids]
+            return int(self._redis.eval(_RELEASE_IF_BATCH, len(keys), *keys, batch))  # type: ignore[attr-defined]
 
     def ping(self) -> bool:
         with redis_reachable("event ledger", self._where):

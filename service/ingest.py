@@ -15,9 +15,12 @@ same row and overwrite each other's fold):
 Any failure in 2-5 (the online store down, a full disk) discards the staged parts, releases the
 claimed ids and answers 503 (``IngestUnavailable``): nothing of the batch is in the log, the ledger or
 the online store (step 4 is the last write that can fail for a store reason, and it is one
-transaction), and the client's retry is taken in as new. A process killed between 4 and 5 leaves the
-online row folded and the ids claimed, without the log part: that batch is then missing offline until
-the CRM resends it (not detected yet).
+transaction), and the client's retry is taken in as new.
+
+A process killed mid-batch: before step 1 the batch's intent is fsync'd in the ingest journal
+(``service.ingest_journal``), the claims carry the batch's name and so do its parts. When the service
+starts again, ``recover`` commits a dead process's staged parts (so what was staged is logged) and
+releases the claims of a batch that wrote nothing (so the CRM's retry is taken in, not refused).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from features.store import OnlineStoreUnavailable, entity_keys, online_store_fau
 from funnelcast.core import clock
 from service.event_ledger import EventLedger
 from service.event_schemas import BehaviorEventIn, OpportunityEventIn
+from service.ingest_journal import IngestJournal, Recovered, recover
 
 log = logging.getLogger("funnelcast.ingest")
 
@@ -66,12 +70,23 @@ class _Plan:
 
 
 class EventIngest:
-    def __init__(self, store: FeatureStore, ledger: EventLedger, raw_dir: Path) -> None:
+    def __init__(self, store: FeatureStore, ledger: EventLedger, raw_dir: Path, journal_dir: Path) -> None:
         self.store = store
         self.ledger = ledger
         self.raw_dir = raw_dir
+        self.journal_dir = journal_dir
         self._lock = threading.Lock()
         self._views: dict[str, OnlineView] = {}
+        self._journal: IngestJournal | None = None  # made at the first batch (or ``recover``)
+
+    def recover(self) -> Recovered:
+        """Finish what dead processes left half-done (at start, before the first batch)."""
+        return recover(self.journal_dir, self.ledger, self.raw_dir)
+
+    def _intents(self) -> IngestJournal:
+        if self._journal is None:
+            self._journal = IngestJournal(self.journal_dir)
+        return self._journal
 
     def behavior(self, events: Sequence[BehaviorEventIn]) -> IngestResult:
         return self._take_in("behavior", events, self._behavior_plan)
@@ -82,37 +97,53 @@ class EventIngest:
     def _take_in(
         self, stream: str, events: Sequence[Any], plan_of: Callable[[list[Any]], _Plan]
     ) -> IngestResult:
+        ids = [e.event_id for e in events]
         with self._lock:
             try:
-                fresh = set(self.ledger.claim(stream, [e.event_id for e in events]))
-            except Exception as err:
-                raise _unavailable("event ledger", err) from err
-            first: dict[str, Any] = {}
-            for event in events:
-                if event.event_id in fresh:
-                    first.setdefault(event.event_id, event)
-            taken = list(first.values())
-            if not taken:
-                return IngestResult(0, len(events))
-            staged: list[StagedPart] = []
+                batch = self._intents().start(stream, list(dict.fromkeys(ids)))
+            except OSError as err:
+                raise _unavailable("ingest journal", err) from err
             try:
-                plan = plan_of(taken)
-                now = clock.now()
-                staged = [stage(self.raw_dir, table, frame, now) for table, frame in plan.log.items()]
-                plan.write()
-                for part in staged:
-                    part.commit()
-            except Exception as err:
-                for part in staged:
-                    part.discard()
-                try:
-                    self.ledger.release(stream, list(fresh))
-                except Exception as release_err:  # ids stay claimed: the retry is refused as a duplicate
-                    log.error(
-                        "event ids not released", extra={"stream": stream, "error": str(release_err)[:200]}
-                    )
-                raise _unavailable("online store or event log", err) from err
-            return IngestResult(len(taken), len(events) - len(taken), plan.not_online)
+                return self._take_in_batch(stream, events, ids, batch, plan_of)
+            finally:
+                self._intents().finish(batch)
+
+    def _take_in_batch(
+        self,
+        stream: str,
+        events: Sequence[Any],
+        ids: list[str],
+        batch: str,
+        plan_of: Callable[[list[Any]], _Plan],
+    ) -> IngestResult:
+        try:
+            fresh = set(self.ledger.claim(stream, ids, batch))
+        except Exception as err:
+            raise _unavailable("event ledger", err) from err
+        first: dict[str, Any] = {}
+        for event in events:
+            if event.event_id in fresh:
+                first.setdefault(event.event_id, event)
+        taken = list(first.values())
+        if not taken:
+            return IngestResult(0, len(events))
+        staged: list[StagedPart] = []
+        try:
+            plan = plan_of(taken)
+            now = clock.now()
+            staged = [stage(self.raw_dir, table, frame, now, batch) for table, frame in plan.log.items()]
+            plan.write()
+            for part in staged:
+                part.commit()
+        except Exception as err:
+            for part in staged:
+                part.discard()
+            try:
+                self.ledger.release_batch(stream, list(fresh), batch)
+            except Exception as release_err:  # ids stay claimed: the retry is refused as a duplicate
+                log.error("event ids not released", extra={"stream": stream, "error": str(release_err)[:200]})
+            raise _unavailable("online store or event log", err) from err
+        return IngestResult(len(taken), len(events) - len(taken), plan.not_online)
 
     def _behavior_plan(self, events: list[BehaviorEventIn]) -> _Plan:
         by_company: dict[str, list[BehaviorEvent]] = {}

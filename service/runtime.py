@@ -124,12 +124,21 @@ class Runtime:
                 timedelta(minutes=10),
             ),
             weekly=weekly_store(settings),
-            ingest=EventIngest(store, event_ledger(settings), settings.event_log_dir or settings.raw_dir),
+            ingest=EventIngest(
+                store,
+                event_ledger(settings),
+                settings.event_log_dir or settings.raw_dir,
+                settings.service_dir / "ingest-journal",
+            ),
             served=ServedRecorder(served_log(settings)),
             reloads=reloads,
             stopping=stopping,
             clock=shared_clock,
         )
+        try:
+            runtime.ingest.recover()  # batches a killed process left half-done
+        except Exception as err:  # the ledger down: left for the next start, events still come in
+            log.error("ingest recovery failed; retried at the next start: %s", err)
         metrics.registry.register(MonitoringCollector(runtime.monitoring_report))
         language_detector()  # load lingua's models now, not in the first request
         metrics.publish_versions(models.all())

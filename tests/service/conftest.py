@@ -3,6 +3,9 @@ a free port in a background thread (real HTTP, real Feast, real MLflow, real SQL
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import socket
 import threading
 import time
@@ -92,3 +95,20 @@ def lead(lead_id: str = "t1", **fields: object) -> dict[str, object]:
     }
     body.update(fields)
     return {k: v for k, v in body.items() if v is not None}
+
+
+def server_environment(settings: Settings) -> dict[str, str]:
+    """``settings`` as the ``FUNNELCAST_*`` variables a server process reads them from."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FUNNELCAST_")}
+    for name, value in settings.model_dump(mode="json", exclude_defaults=True).items():
+        text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        env[f"FUNNELCAST_{name.upper()}"] = text
+    return env
+
+
+@pytest.fixture
+def own_world(served_world: Settings, tmp_path: Path) -> Settings:
+    """The served world's data folder copied (raw tables, online store, registry, directory): events a
+    test posts never reach the session's shared online store."""
+    shutil.copytree(served_world.data_dir, tmp_path / "data")
+    return service_settings(served_world, tmp_path, data_dir=tmp_path / "data", event_log_dir=None)

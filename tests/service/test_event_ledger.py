@@ -1,4 +1,4 @@
-"""The event ledger on both stores: an id is taken in once, across threads, until released."""
+"""The event ledger on both stores: an id is taken in once, across threads, until its batch releases it."""
 
 from __future__ import annotations
 
@@ -23,12 +23,17 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> EventLedger:
     return RedisEventLedger(client, prefix, "127.0.0.1:6379")
 
 
-def test_an_id_is_claimed_once_per_stream_and_again_after_a_release(ledger: EventLedger) -> None:
-    assert ledger.claim("behavior", ["a", "b", "a"]) == ["a", "b"]
-    assert ledger.claim("behavior", ["b", "c"]) == ["c"]
-    assert ledger.claim("opportunity", ["a"]) == ["a"]  # the other endpoint's ids are its own
-    ledger.release("behavior", ["a", "c"])
-    assert ledger.claim("behavior", ["a", "b", "c"]) == ["a", "c"]
+def test_an_id_is_claimed_once_per_stream_and_again_after_its_batch_releases_it(
+    ledger: EventLedger,
+) -> None:
+    assert ledger.claim("behavior", ["a", "b", "a"], "batch1") == ["a", "b"]
+    assert ledger.claim("behavior", ["b", "c"], "batch2") == ["c"]
+    assert ledger.claim("opportunity", ["a"], "batch3") == ["a"]  # the other endpoint's ids are its own
+    # batch 2 (cut off) releases what it claimed: "c", not "b", which batch 1 took in
+    assert ledger.release_batch("behavior", ["b", "c"], "batch2") == 1
+    assert ledger.claim("behavior", ["a", "b", "c"], "batch4") == ["c"]
+    assert ledger.release_batch("behavior", ["a", "c"], "batch1") == 1  # "c" is batch 4's now
+    assert ledger.claim("behavior", ["a", "c"], "batch5") == ["a"]
 
 
 def test_eight_threads_replaying_the_same_ids_take_each_in_exactly_once(ledger: EventLedger) -> None:

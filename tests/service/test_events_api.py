@@ -6,12 +6,9 @@ session's shared online store.
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
-import pytest
 
 from features.directory import read_directory
 from features.event_log import logged_parts, read_logged
@@ -19,14 +16,7 @@ from features.schema import read_table
 from features.store import latest_feature_time, open_store
 from funnelcast.core.settings import Settings
 from service.online_features import online_frame
-from tests.service.conftest import CRM, lead, running, service_settings
-
-
-@pytest.fixture
-def own_world(served_world: Settings, tmp_path: Path) -> Settings:
-    """The served world's data folder copied (raw tables, online store, registry, directory)."""
-    shutil.copytree(served_world.data_dir, tmp_path / "data")
-    return service_settings(served_world, tmp_path, data_dir=tmp_path / "data", event_log_dir=None)
+from tests.service.conftest import CRM, lead, running
 
 
 def _company_with_leads(settings: Settings) -> str:

@@ -4,8 +4,6 @@ lead once, whichever worker scored it."""
 
 from __future__ import annotations
 
-import json
-import os
 import sqlite3
 import sys
 import time
@@ -19,19 +17,10 @@ import pytest
 
 from funnelcast.core.settings import Settings
 from tests.conftest import subprocess_server, with_mlflow
-from tests.service.conftest import ADMIN, CRM, free_port, lead, service_settings
+from tests.service.conftest import ADMIN, CRM, free_port, lead, server_environment, service_settings
 from training.run import train_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _environment(settings: Settings) -> dict[str, str]:
-    """``settings`` as the ``FUNNELCAST_*`` variables a server process reads them from."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FUNNELCAST_")}
-    for name, value in settings.model_dump(mode="json", exclude_defaults=True).items():
-        text = json.dumps(value) if isinstance(value, dict | list) else str(value)
-        env[f"FUNNELCAST_{name.upper()}"] = text
-    return env
 
 
 @contextmanager
@@ -39,7 +28,7 @@ def two_workers(settings: Settings) -> Iterator[str]:
     """``funnelcast serve`` with its default worker count (two), on a free port."""
     port = free_port()
     command = [str(Path(sys.executable).parent / "funnelcast"), "serve", "--port", str(port)]
-    with subprocess_server(command, _environment(settings), f"http://127.0.0.1:{port}/readyz") as ready:
+    with subprocess_server(command, server_environment(settings), f"http://127.0.0.1:{port}/readyz") as ready:
         yield ready.removesuffix("/readyz")
 
 
