@@ -58,6 +58,12 @@ def read_logged(raw_dir: Path, table: str) -> pd.DataFrame | None:
     return pa.concat_tables([pq.read_table(p) for p in parts]).to_pandas()
 
 
+def read_logged_only(raw_dir: Path) -> dict[str, pd.DataFrame]:
+    """The logged tables that are not canonical (``LOGGED_ONLY``) that hold any event, by name."""
+    found = {table: read_logged(raw_dir, table) for table in LOGGED_ONLY}
+    return {table: frame for table, frame in found.items() if frame is not None}
+
+
 @dataclass
 class StagedPart:
     temporary: Path

@@ -3,7 +3,9 @@
 The milestone-close model scores every open opportunity each Monday, so the rows are exactly those
 moments: Mondays 00:00 UTC strictly after the deal was created, while it is still open (up to and
 including its ``closed_at``), and not after ``as_of``. Each row describes the deal from stage,
-milestone and activity events at or before the Monday, plus the deal's fixed attributes.
+milestone and activity events at or before the Monday, plus the deal's attributes: its amount and
+expected close date as the latest change logged through the API (``opportunity_changes``) at or
+before the Monday set them, else as the ``opportunities`` table holds them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from features.catalog import (
     MILESTONES,
     STAGES,
 )
+from features.event_log import OPPORTUNITY_CHANGES
 from features.jobs.raw import RawTables, require
 from features.jobs.timeline import (
     days_between,
@@ -101,6 +104,27 @@ def build_custom_milestones(raw: RawTables, as_of: pd.Timestamp) -> pd.DataFrame
     return feature_table(KEY, opp_index.to_numpy(dtype=object)[rows], q_ts, columns)
 
 
+def _in_force(
+    changes: pd.DataFrame, field: str, column: str, ids: np.ndarray, q_ts: np.ndarray, table: np.ndarray
+) -> np.ndarray:
+    """Each row's ``column`` as the latest ``field`` change at or before the row's time set it (the
+    API's ``close_date_change`` / ``amount_change``, logged in ``opportunity_changes``), else the
+    ``opportunities`` table's value: what the online fold wrote at the change, point in time."""
+    made = changes.loc[changes["field"] == field, [KEY, "ts", column]].dropna()
+    if made.empty:
+        return table
+    made = pd.DataFrame(
+        {KEY: made[KEY].astype(object).to_numpy(), "t": to_ns(made["ts"]), "value": made[column].to_numpy()}
+    ).sort_values("t", kind="stable")
+    rows = pd.DataFrame({KEY: ids, "t": q_ts, "row": np.arange(len(ids))}).sort_values("t", kind="stable")
+    found = pd.merge_asof(rows, made, on="t", by=KEY, direction="backward").sort_values("row")
+    value = found["value"]
+    out = table.copy()
+    hit = value.notna().to_numpy()
+    out[hit] = to_ns(value[hit]) if out.dtype.kind == "M" else value[hit].to_numpy(dtype=out.dtype)
+    return out
+
+
 def build_opportunity_snapshots(raw: RawTables, as_of: pd.Timestamp) -> pd.DataFrame:
     """One row per open opportunity per Monday, from events at or before that Monday only.
 
@@ -172,7 +196,13 @@ def build_opportunity_snapshots(raw: RawTables, as_of: pd.Timestamp) -> pd.DataF
         columns[f"{mood}_7d"] = trailing_counts(ac_codes[sel], ac_ts[sel], rows, q_ts, 7)
 
     opp = opportunities.iloc[rows]
+    changes = raw.get(OPPORTUNITY_CHANGES)
     amount = opp["amount_cny"].to_numpy(dtype=np.float64)
+    expected_close = to_ns(opp["expected_close_at"])
+    if changes is not None and not changes.empty:
+        ids = opp[KEY].to_numpy(dtype=object)
+        amount = _in_force(changes, "amount", "amount_cny", ids, q_ts, amount)
+        expected_close = _in_force(changes, "close_date", "close_date", ids, q_ts, expected_close)
     product_line = opp["product_line"].to_numpy(dtype=object)
     columns["amount_cny"] = amount
     columns["log_amount"] = np.log10(1.0 + amount)
@@ -180,7 +210,7 @@ def build_opportunity_snapshots(raw: RawTables, as_of: pd.Timestamp) -> pd.DataF
     columns["product_line"] = product_line
     columns["commodity"] = pd.Series(product_line).map(COMMODITY_OF_PRODUCT_LINE).to_numpy(dtype=object)
     columns["exposure"] = pd.Series(product_line).map(EXPOSURE_OF_PRODUCT_LINE).to_numpy(dtype=np.float64)
-    columns["days_to_expected_close"] = days_between(to_ns(opp["expected_close_at"]), q_ts)
+    columns["days_to_expected_close"] = days_between(expected_close, q_ts)
     columns["owner_rep_id"] = opp["owner_rep_id"].to_numpy(dtype=object)
     columns["company_id"] = opp["company_id"].to_numpy(dtype=object)
 

@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.event_log import read_logged_only
 from features.importers.manifest import ATTRIBUTE_VIEW, load_manifests, read_attributes
 from features.jobs.account_health import build_account_health
 from features.jobs.attributes import build_attribute_table
@@ -86,7 +87,9 @@ def build_all(
     holds for ``opportunity_custom_milestones``, written when the deals reached milestones beyond
     the canonical twelve (a bundle mapping's own list).
     """
-    raw = read_raw(settings.raw_dir)
+    # the canonical tables (with the events logged through the API), plus the close-date and amount
+    # changes the API logged, which the canonical ``opportunities`` table holds only as the latest value
+    raw = {**read_raw(settings.raw_dir), **read_logged_only(settings.raw_dir)}
     imports = load_manifests(settings.raw_dir)
     if as_of is not None:
         now = utc_timestamp(as_of)

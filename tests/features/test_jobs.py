@@ -884,3 +884,43 @@ def test_build_all_writes_every_table_as_zstd_parquet_with_utc_microsecond_times
         assert parquet.metadata.num_rows == count > 0
         assert parquet.schema_arrow.field("event_timestamp").type == pa.timestamp("us", tz="UTC")
         assert parquet.metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+def test_amount_and_close_date_changes_logged_by_the_api_apply_from_their_time_as_the_online_fold_does() -> (
+    None
+):
+    """``opportunity_changes`` (the API's close-date and amount changes) reach the offline rows point
+    in time: a row sees the latest change at or before it, and the row the online fold makes at a
+    change equals the offline row at that moment (offline equals online)."""
+    from datetime import datetime
+
+    from features.event_log import OPPORTUNITY_CHANGES
+    from features.online_events import OpportunityEvent, fold_opportunity
+
+    world = opportunity_world()
+    changes = pd.DataFrame(
+        {
+            "opportunity_id": ["o1", "o1", "o1"],
+            "ts": [ts("2024-01-10"), ts("2024-01-16"), ts("2024-01-22")],
+            "field": ["amount", "close_date", "close_date"],
+            "close_date": [pd.NaT, ts("2024-03-01"), ts("2024-03-11")],
+            "amount_cny": [5000.0, None, None],
+            "event_id": ["e1", "e2", "e3"],
+        }
+    )
+    out = build_opportunity_snapshots({**world, OPPORTUNITY_CHANGES: changes}, ts("2024-03-01"))
+    plain = build_opportunity_snapshots(world, ts("2024-03-01"))
+    o1 = out[out["opportunity_id"] == "o1"].set_index("event_timestamp")
+    assert o1["amount_cny"].tolist() == [999.0, 5000.0, 5000.0, 5000.0]
+    assert o1["days_to_expected_close"].tolist() == [28.0, 21.0, 49.0, 42.0]  # Feb 5, Feb 5, Mar 11, Mar 11
+    assert out[out["opportunity_id"] == "o2"].equals(plain[plain["opportunity_id"] == "o2"])
+    # the fold of the Jan 22 change onto the Jan 15 row is the Jan 22 row
+    stored = o1.loc[ts("2024-01-15")].to_dict()
+    change = OpportunityEvent(
+        "o1", "close_date_change", datetime.fromisoformat("2024-01-22T00:00:00+00:00"),
+        close_date=datetime.fromisoformat("2024-03-11T00:00:00+00:00"),
+    )  # fmt: skip
+    folded, at = fold_opportunity(stored, ts("2024-01-15").to_pydatetime(), [change])
+    assert at == ts("2024-01-22")
+    assert folded["days_to_expected_close"] == o1.loc[ts("2024-01-22"), "days_to_expected_close"]
+    assert folded["amount_cny"] == o1.loc[ts("2024-01-22"), "amount_cny"]

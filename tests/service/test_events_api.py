@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import pandas as pd
 
 from features.directory import read_directory
 from features.event_log import logged_parts, read_logged
@@ -174,6 +175,17 @@ def test_opportunity_events_fold_into_the_deal_row_the_pipeline_reads(own_world:
     assert row[p + "days_to_expected_close"] > 100
     for table in ("stage_events", "milestone_events", "activities", "opportunity_changes"):
         assert len(logged_parts(own_world.raw_dir, table)) == 1
+    # the next build reads the log: the deal's next weekly row carries the same changes offline
+    from features.jobs.run import build_all
+
+    build_all(own_world, as_of=pd.Timestamp(at) + pd.Timedelta(days=7))
+    rows = pd.read_parquet(own_world.feature_dir / "opportunity_snapshots.parquet")
+    offline = rows[rows["opportunity_id"] == deal].sort_values("event_timestamp").iloc[-1]
+    assert offline["event_timestamp"] > pd.Timestamp(at)
+    assert offline["amount_cny"] == 123_456.0 and offline["stage_index"] == 4
+    assert offline["ms_procurement_committee_approved"] == 1
+    expected = (pd.Timestamp("2027-03-31", tz="UTC") - offline["event_timestamp"]) / pd.Timedelta(days=1)
+    assert offline["days_to_expected_close"] == expected
 
 
 def test_online_store_down_is_a_503_and_nothing_is_written(own_world: Settings) -> None:
