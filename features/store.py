@@ -290,6 +290,6 @@ def _missing_online(store: FeatureStore, fv: FeatureView, ids: list[str]) -> lis
     missing: list[str] = []
     for i in range(0, len(ids), _READ_CHUNK):
         chunk = ids[i : i + _READ_CHUNK]
-        rows = online.online_read(store.config, fv, entity_keys(key, chunk), feature)
+        rows = online.online_read(store.config, fv, entity_keys(key, chunk), list(feature))  # Redis appends
         missing += [e for e, (ts, _) in zip(chunk, rows, strict=True) if row_time(ts) is None]
     return missing

@@ -207,8 +207,8 @@ class OnlineView:
         """Each id's row (feature -> value) and time, or (None, None) without one."""
         if fault := online_store_fault(self.store):
             raise OnlineStoreUnavailable(fault)
-        found = self.online.online_read(
-            self.store.config, self.view, entity_keys(self.key, ids), self.features
+        found = self.online.online_read(  # a copy: Feast's Redis store appends its "_ts:" key to it
+            self.store.config, self.view, entity_keys(self.key, ids), list(self.features)
         )
         out: dict[str, tuple[dict[str, object] | None, datetime | None]] = {}
         for entity, (ts, values) in zip(ids, found, strict=True):

@@ -62,3 +62,58 @@ def test_on_redis_an_unknown_account_is_404_and_a_known_one_is_answered(on_redis
         found = http.get(f"/v1/accounts/{account}/churn", headers=MANAGER)
         assert found.status_code == 200, found.text
         assert 0 < found.json()["p_churn"] < 1
+
+
+ADMIN = {"X-API-Key": "demo-admin-key"}
+
+
+def test_on_redis_a_live_day_runs_events_clock_routing_outcomes_and_monitoring(on_redis: Settings) -> None:
+    """Everything a live run touches, with every store on Redis (the documented deployment): the
+    external clock, the event ledger and the online fold, routing state and outcomes, monitoring."""
+    from datetime import timedelta
+
+    from tests.service.test_events_api import INTENT
+
+    project = on_redis.feast_project
+    settings = on_redis.model_copy(
+        update={
+            "clock": "external",
+            "routing_store": "redis",
+            "routing_redis_url": f"redis://127.0.0.1:6379/{REDIS_DB}",
+            "routing_redis_prefix": f"{project}:routing",  # removed with the project's keys
+        }
+    )
+    company = str(pd.read_parquet(settings.feature_dir / "company_behavior.parquet").company_id.iloc[0])
+    now = latest_feature_time(settings) + timedelta(hours=1)
+    with running(settings) as http:
+        moved = http.put("/v1/clock", json={"now": now.isoformat()}, headers=ADMIN)
+        assert moved.status_code == 200, moved.text
+        clock = http.get("/v1/clock", headers=CRM).json()
+        assert clock["set"] is True and clock["mode"] == "external" and "redis" in clock["where"].lower()
+
+        def score(lead_id: str) -> dict:
+            body = lead(lead_id, company_id=company)
+            answer = http.post("/v1/leads/score?explain=false", json=body, headers=CRM)
+            assert answer.status_code == 200, answer.text
+            return answer.json()
+
+        before = score("live-redis-1")
+        assert before["routing"]["rep_id"]
+        events = [
+            {"event_id": f"r-{t}-{i}", "company_id": company, "event_type": t, "at": now.isoformat()}
+            for t, n in INTENT.items()
+            for i in range(n)
+        ]
+        taken = http.post("/v1/events", json={"events": events}, headers=CRM).json()
+        assert taken == {"accepted": 20, "duplicates": 0, "not_online": 0}
+        assert http.post("/v1/events", json={"events": events}, headers=CRM).json()["duplicates"] == 20
+        after = score("live-redis-2")
+        assert after["probability"] > before["probability"]  # the intent combination, read from Redis
+
+        touched = {"kind": "touched", "lead_id": "live-redis-1"}
+        assert http.post("/v1/outcomes", json=touched, headers=CRM).json()["lead_status"] == "touched"
+        report = http.get("/v1/monitoring", headers=MANAGER)
+        assert report.status_code == 200, report.text
+    with redis.Redis(db=REDIS_DB) as client:  # the routing state and the ledger were on Redis
+        assert client.exists(f"{project}:events:behavior:r-pricing_view-0")
+        assert any(client.scan_iter(match=f"{project}:routing*".encode()))
