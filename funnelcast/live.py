@@ -6,9 +6,12 @@ cut into steps of ``step_hours`` of world time. One step, in order:
 1. behaviour events and new leads of the step in time order: events are posted (``POST /v1/events``,
    batches) up to each lead's creation, the clock is moved there (``PUT /v1/clock``) and the lead is
    scored and routed (``POST /v1/leads/score``); the rep the service chose is journalled;
-2. the outcomes the world draws from those reps (``features.world.live.lead_outcomes``) that fall in
-   the step: touches, conversions, and disqualification when the 30-day window closes unconverted
-   (``POST /v1/outcomes``, idempotent by ``outcome_id``);
+2. deal progress of the deals open at the world's end (``POST /v1/opportunities/events``: activities,
+   milestones, stage changes; ``features.world.live.advance_deals``), then the outcomes of the step
+   (``POST /v1/outcomes``, idempotent by ``outcome_id``): touches, conversions and disqualification
+   when the 30-day window closes unconverted, drawn from the reps the service chose
+   (``features.world.live.lead_outcomes``), and the deals won or lost with their amounts. Leads that
+   convert do not become new deals here (the API has no call that creates one);
 3. the clock moves to the step's end and the scheduler runs what is due (``funnelcast.scheduler.run_due``:
    materialisation, SLA sweep, weekly scoring, retraining) on the world's time;
 4. the state file records the step as finished; with ``speed`` > 0 the driver waits so that world
@@ -38,11 +41,15 @@ from features.schema import read_table
 from features.world.live import (
     CONVERSION_DAYS,
     ChannelDrift,
+    DealWeek,
     LiveWeek,
     LiveWorld,
+    OpenDeals,
+    advance_deals,
     draw_week,
     lead_outcomes,
     live_world_from_tables,
+    open_deals,
 )
 from features.world.params import WorldParams
 from funnelcast.core.settings import Settings
@@ -85,6 +92,14 @@ def load_live_world(settings: Settings, seed: int) -> LiveWorld:
     rep_effects = pd.read_parquet(settings.oracle_dir / "reps.parquet")
     params = WorldParams(seed=seed)  # every generated world ends at WORLD_END
     return live_world_from_tables(seed, params.end, tables, rep_effects, params.lead)
+
+
+def load_open_deals(settings: Settings, world: LiveWorld) -> OpenDeals:
+    """The deals open at the world's end, from its opportunity tables."""
+    names = ("opportunities", "milestone_events", "activities", "commodity_prices")
+    tables = {name: read_table(name, settings.raw_dir) for name in names}
+    params = WorldParams(seed=world.seed)
+    return open_deals(world, tables, params.opportunity, params.rep)
 
 
 @dataclass
@@ -147,6 +162,8 @@ class StepReport:
     events_duplicate: int = 0
     leads_scored: int = 0
     leads_unrouted: int = 0
+    deal_events_posted: int = 0
+    deal_events_accepted: int = 0
     outcomes_posted: int = 0
     outcomes_recorded: int = 0
     jobs: list[str] = field(default_factory=list)
@@ -178,6 +195,9 @@ class LiveRun:
         if 168 % step_hours:
             raise ValueError("step_hours must divide a week (168 hours)")
         self.world = world or load_live_world(settings, seed)
+        self._deals: list[OpenDeals] = [load_open_deals(settings, self.world)]
+        self._deal_weeks: list[DealWeek] = []
+        self.opportunity = WorldParams(seed=seed).opportunity
         self.state = LiveState.open(state_path, seed, step_hours)
         self.step = pd.Timedelta(hours=step_hours)
         self.steps_per_week = 168 // step_hours
@@ -197,6 +217,20 @@ class LiveRun:
         if w not in self._weeks:
             self._weeks[w] = draw_week(self.world, w)
         return self._weeks[w]
+
+    def deal_week(self, w: int) -> DealWeek:
+        """Week ``w`` of the deals open at the world's end (each week follows from the one before)."""
+        while len(self._deal_weeks) <= w:
+            k = len(self._deal_weeks)
+            rest, week = advance_deals(self.world, self._deals[k], k, self.opportunity)
+            self._deals.append(rest)
+            self._deal_weeks.append(week)
+        return self._deal_weeks[w]
+
+    def deal_events_in(self, step: int) -> pd.DataFrame:
+        ev = self.deal_week(step // self.steps_per_week).events
+        lo, hi = self.step_bounds(step)
+        return ev[(ev["at"] >= lo) & (ev["at"] < hi)]
 
     def step_bounds(self, step: int) -> tuple[pd.Timestamp, pd.Timestamp]:
         lo = self.world.start + step * self.step
@@ -257,6 +291,13 @@ class LiveRun:
                     if rep_id is not None:
                         body["rep_id"] = rep_id
                     bodies.append(body)
+        closed = self.deal_week(w).closed
+        closed = closed[(closed["at"] >= lo) & (closed["at"] < hi)]
+        for r in closed.itertuples(index=False):
+            bodies.append({
+                "outcome_id": f"{r.outcome}-{r.opportunity_id}", "kind": f"opportunity_{r.outcome}",
+                "opportunity_id": r.opportunity_id, "amount_cny": float(r.amount_cny), "at": r.at.isoformat(),
+            })  # fmt: skip
         return sorted(bodies, key=lambda b: str(b["at"]))
 
     # -- HTTP
@@ -294,6 +335,21 @@ class LiveRun:
             report.events_posted += len(body)
             report.events_accepted += int(out["accepted"])
             report.events_duplicate += int(out["duplicates"])
+
+    def post_deal_events(self, events: pd.DataFrame, report: StepReport) -> None:
+        fields = ("activity_type", "sentiment", "milestone", "stage")
+        for lo in range(0, len(events), EVENT_BATCH):
+            chunk = events.iloc[lo : lo + EVENT_BATCH]
+            body = [
+                {"event_id": r["event_id"], "kind": r["kind"], "opportunity_id": r["opportunity_id"],
+                 "at": r["at"].isoformat(), **{f: r[f] for f in fields if isinstance(r[f], str)}}
+                for r in chunk.to_dict("records")
+            ]  # fmt: skip
+            self.set_clock(chunk["at"].max())
+            answer = self.client.post("/v1/opportunities/events", json={"events": body}, headers=self.crm)
+            out = self._check(answer, "opportunity events")
+            report.deal_events_posted += len(body)
+            report.deal_events_accepted += int(out["accepted"])
 
     def score(self, lead: pd.Series, report: StepReport) -> None:
         if lead["lead_id"] in self.state.decisions:
@@ -337,6 +393,7 @@ class LiveRun:
             done = max(done, upto)
             self.score(lead, report)
         self.post_events(events.iloc[done:], report)
+        self.post_deal_events(self.deal_events_in(step), report)
         self.post_outcomes(self.outcome_bodies(step), report)
         self.set_clock(hi)
         t1 = time.perf_counter()

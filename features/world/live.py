@@ -17,11 +17,25 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.catalog import INDUSTRIES, LANGUAGES, PRODUCT_LINE_NAMES
+from features.catalog import (
+    ACTIVITY_TYPES,
+    COMMODITY_OF_PRODUCT_LINE,
+    EXPOSURE_OF_PRODUCT_LINE,
+    INDUSTRIES,
+    LANGUAGES,
+    LEGAL_PREREVIEW_INDEX,
+    MILESTONES,
+    PRODUCT_LINE_NAMES,
+    SENTIMENTS,
+    STAGE_START_MILESTONE_COUNT,
+    STAGES,
+)
 from features.timezones import utc_offset_hours
 from features.world.companies import headcount_at
 from features.world.leads import generate_leads, rep_match_factor
-from features.world.params import LeadMechanism
+from features.world.markets import weekly_swing
+from features.world.opportunities import N_MILESTONES, SKILL_BAND, DealState, advance_one_week
+from features.world.params import LeadMechanism, OpportunityMechanism, RepMechanism
 from features.world.reps import RepEffects, online_matrix, proficiency_matrix, rep_offsets
 
 CONVERSION_DAYS = 30  # a lead converts within 30 days of creation or not at all (the world's label)
@@ -224,3 +238,138 @@ def _hours_until_online(reps: pd.DataFrame, rep: np.ndarray, created: pd.Datetim
     h_on = nxt[h_arrive, rep]
     start = hours[h_on]
     return np.where(h_on == h_arrive, 0.0, (start - created).total_seconds().to_numpy() / 3600)
+
+
+@dataclass(frozen=True)
+class OpenDeals:
+    """The deals open at the world's end, in the state the opportunity chain reads (``DealState``)."""
+
+    ids: np.ndarray
+    amount: np.ndarray
+    state: DealState
+    swing_rate: np.ndarray  # per deal: its commodity's historical share of weeks with a >5% swing
+
+
+@dataclass(frozen=True)
+class DealWeek:
+    """One week of the open deals: their events (kind, opportunity_id, at, and the kind's field) and
+    the deals that closed (opportunity_id, outcome won|lost, at, amount_cny)."""
+
+    events: pd.DataFrame
+    closed: pd.DataFrame
+
+
+def open_deals(
+    world: LiveWorld, tables: dict[str, pd.DataFrame], mechanism: OpportunityMechanism, rep: RepMechanism
+) -> OpenDeals:
+    """The world's open deals at its end, their chain state read back from what the CRM tables show:
+    milestones passed (a skipped legal pre-review counted), idle weeks since the last activity,
+    last week's resistant signals, weeks open, size, tenders open at creation, the owner's skill."""
+    end = world.start
+    opp = tables["opportunities"]
+    opp = opp[opp["outcome"] == "open"].reset_index(drop=True)
+    ids = opp["opportunity_id"].to_numpy()
+    ms = tables["milestone_events"]
+    ms = ms[ms["opportunity_id"].isin(ids)]
+    top = ms.assign(i=ms["milestone"].map(MILESTONES.index)).groupby("opportunity_id")["i"].agg(["max", list])
+    top = top.reindex(ids)
+    pos = np.nan_to_num(top["max"].to_numpy(dtype=float), nan=-1).astype(np.int64) + 1
+    had_legal = np.array([isinstance(x, list) and LEGAL_PREREVIEW_INDEX in x for x in top["list"]])
+    acts = tables["activities"]
+    acts = acts[acts["opportunity_id"].isin(ids)]
+    last = acts.groupby("opportunity_id")["ts"].max().reindex(ids)
+    created = pd.DatetimeIndex(opp["created_at"])
+    since = (end - pd.DatetimeIndex(last.fillna(opp.set_index("opportunity_id")["created_at"]))).days
+    week_ago = acts[(acts["ts"] >= end - pd.Timedelta(days=7)) & (acts["sentiment"] == "resistant")]
+    codes = opp["company_id"].str[1:].astype(np.int64).to_numpy()
+    headcount = headcount_at(world.companies, codes, opp["created_at"])
+    tenders = world.tenders
+    key = tenders["company_id"] + "|" + tenders["category"]
+    open_at = opp.merge(
+        pd.DataFrame({"k": key, "p": tenders["published_at"], "d": tenders["deadline_at"]}),
+        left_on=opp["company_id"] + "|" + opp["product_line"],
+        right_on="k",
+        how="left",
+    )
+    hit = (open_at["p"] <= open_at["created_at"]) & (open_at["created_at"] < open_at["d"])
+    open_tender = hit.groupby(open_at["opportunity_id"]).any().reindex(ids).fillna(False).to_numpy()
+    owner = pd.Index(world.reps["rep_id"]).get_indexer(opp["owner_rep_id"])
+    skill = np.where(owner >= 0, world.effects.skill[np.maximum(owner, 0)], 0.0)
+    band = np.round(skill / SKILL_BAND) * SKILL_BAND
+    prices = tables["commodity_prices"]
+    mondays = pd.date_range(end - pd.Timedelta(weeks=104), end, freq="W-MON")
+    swings = weekly_swing(prices, mondays, mechanism.swing_threshold)
+    rate = {c: float(np.mean(s)) for c, s in swings.items()}
+    state = DealState(
+        pos=np.minimum(pos, N_MILESTONES - 1),
+        skipped_legal=(pos > LEGAL_PREREVIEW_INDEX + 1) & ~had_legal,
+        idle_weeks=np.asarray(since // 7, dtype=np.int64),
+        resistant_last=week_ago.groupby("opportunity_id").size().reindex(ids).fillna(0).to_numpy(np.int64),
+        weeks_open=np.asarray((end - created).days // 7, dtype=np.int64),
+        size_decades=np.round(4 * np.log10(np.maximum(headcount, 1) / 200.0)) / 4,
+        open_tender=open_tender.astype(float),
+        exposure=np.array([EXPOSURE_OF_PRODUCT_LINE[p] for p in opp["product_line"]]),
+        owner_advance=rep.opportunity_advance_per_skill * band,
+        owner_loss=rep.opportunity_loss_per_skill * band,
+    )
+    swing_rate = np.array([rate.get(COMMODITY_OF_PRODUCT_LINE[p], 0.0) for p in opp["product_line"]])
+    return OpenDeals(ids=ids, amount=opp["amount_cny"].to_numpy(float), state=state, swing_rate=swing_rate)
+
+
+def advance_deals(
+    world: LiveWorld, deals: OpenDeals, week: int, mechanism: OpportunityMechanism
+) -> tuple[OpenDeals, DealWeek]:
+    """One week of every deal still open, by the batch chain (``advance_one_week``), from a random
+    stream of (seed, week); commodity swings drawn at each commodity's historical rate."""
+    rng = np.random.default_rng([world.seed, LIVE_STREAM, 1_000_000 + week])
+    lo = world.week_start(week)
+    n = len(deals.ids)
+    swing = rng.random(n) < deals.swing_rate
+    new, out = advance_one_week(deals.state, swing.astype(float), rng, mechanism)
+    week_s = 7 * 86_400
+    rows: list[dict[str, object]] = []
+    a_deal = np.repeat(np.arange(n), out.activities)
+    rank = np.arange(len(a_deal)) - np.repeat(np.cumsum(out.activities) - out.activities, out.activities)
+    r_rep = np.repeat(out.resistant, out.activities)
+    p_rep = np.repeat(out.positive, out.activities)
+    sentiment = np.where(rank < r_rep, 2, np.where(rank < r_rep + p_rep, 0, 1))
+    a_type = rng.integers(0, len(ACTIVITY_TYPES), len(a_deal))
+    a_at = lo + pd.to_timedelta(np.floor(rng.random(len(a_deal)) * week_s), unit="s")
+    for d, t, s_, at in zip(a_deal, a_type, sentiment, a_at, strict=True):
+        rows.append({"kind": "activity", "opportunity_id": deals.ids[d], "at": at,
+                     "activity_type": ACTIVITY_TYPES[t], "sentiment": SENTIMENTS[s_]})  # fmt: skip
+    hit = np.flatnonzero(out.reached >= 0)
+    m_at = lo + pd.to_timedelta(np.floor(rng.random(len(hit)) * week_s), unit="s")
+    stage_of = (
+        np.searchsorted(np.array(STAGE_START_MILESTONE_COUNT), np.arange(N_MILESTONES + 1), "right") - 1
+    )
+    for d, at in zip(hit, m_at, strict=True):
+        reached = int(out.reached[d])
+        rows.append(
+            {"kind": "milestone", "opportunity_id": deals.ids[d], "at": at, "milestone": MILESTONES[reached]}
+        )
+        before, after = stage_of[deals.state.pos[d]], stage_of[min(new.pos[d], N_MILESTONES)]
+        if after != before:
+            rows.append(
+                {"kind": "stage_change", "opportunity_id": deals.ids[d], "at": at, "stage": STAGES[after]}
+            )
+    done = np.flatnonzero(out.won | out.lost)
+    c_at = lo + pd.to_timedelta(np.floor(rng.random(len(done)) * week_s), unit="s")
+    closed = pd.DataFrame(
+        {
+            "opportunity_id": deals.ids[done],
+            "outcome": np.where(out.won[done], "won", "lost"),
+            "at": c_at,
+            "amount_cny": deals.amount[done],
+        }
+    )
+    events = pd.DataFrame(
+        rows, columns=["kind", "opportunity_id", "at", "activity_type", "sentiment", "milestone", "stage"]
+    )
+    events = events.sort_values("at", kind="stable", ignore_index=True)
+    events.insert(0, "event_id", [f"w{week}-oe{i}" for i in range(len(events))])
+    keep = np.ones(n, dtype=bool)
+    keep[done] = False
+    idx = np.flatnonzero(keep)
+    rest = OpenDeals(deals.ids[idx], deals.amount[idx], new.take(idx), deals.swing_rate[idx])
+    return rest, DealWeek(events=events, closed=closed)

@@ -17,10 +17,11 @@ import pandas as pd
 import pytest
 
 from features.event_log import read_logged
-from features.world.live import draw_week, lead_outcomes
+from features.world.live import advance_deals, draw_week, lead_outcomes
+from features.world.params import WorldParams
 from funnelcast.core import clock
 from funnelcast.core.settings import Settings
-from funnelcast.live import LiveRun, LiveState, load_live_world, parse_drift
+from funnelcast.live import LiveRun, LiveState, load_live_world, load_open_deals, parse_drift
 from service.routing.state import SqliteAssignmentStore
 from tests.service.conftest import CRM, running, service_settings
 
@@ -103,6 +104,32 @@ def test_channel_drift_halves_that_channels_chance_from_its_week_only(live_world
         parse_drift("channel_halves")
 
 
+def test_open_deals_move_on_by_the_batch_chain_the_same_way_for_a_seed(
+    tiny_world,  # type: ignore[no-untyped-def]
+    live_world,  # type: ignore[no-untyped-def]
+) -> None:
+    settings, _ = tiny_world
+    mechanism = WorldParams(seed=SEED).opportunity
+    start = load_open_deals(settings, live_world)
+    assert len(start.ids) > 20 and (start.state.pos < 12).all()
+    runs = []
+    for _ in range(2):
+        deals, weeks = start, []
+        for w in range(4):
+            deals, week = advance_deals(live_world, deals, w, mechanism)
+            weeks.append(week)
+        runs.append(weeks)
+    for a, b in zip(*runs, strict=True):
+        pd.testing.assert_frame_equal(a.events, b.events)
+        pd.testing.assert_frame_equal(a.closed, b.closed)
+    closed = pd.concat([w.closed for w in runs[0]])
+    events = pd.concat([w.events for w in runs[0]])
+    assert closed["opportunity_id"].is_unique and set(closed["outcome"]) <= {"won", "lost"}
+    assert set(closed["opportunity_id"]) <= set(start.ids) and (closed["amount_cny"] > 0).all()
+    assert {"activity", "milestone"} <= set(events["kind"]) and events["event_id"].is_unique
+    assert (events["at"] >= live_world.start).all() and (events["at"] < live_world.week_start(4)).all()
+
+
 @pytest.fixture
 def live_service(served_world: Settings, tmp_path: Path) -> Iterator[Settings]:
     """The served world's data copied, served with the external clock (the driver moves it)."""
@@ -159,5 +186,6 @@ def test_a_live_run_stopped_and_resumed_loses_and_doubles_nothing_and_a_replayed
         (again,) = list(replay.run(weeks=1))
         assert again.step == 6 and again.events_posted > 0 and again.outcomes_posted > 0
         assert (again.events_accepted, again.leads_scored, again.outcomes_recorded) == (0, 0, 0)
+        assert again.deal_events_posted > 0 and again.deal_events_accepted == 0
         assert again.events_duplicate == again.events_posted
         assert _stored(settings) == (events, outcomes, assigned)
