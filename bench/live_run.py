@@ -26,15 +26,11 @@ Run: ``python bench/live_run.py [--world-scale 1.0] [--weeks 12] [--workdir DIR]
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import shutil
 import socket
 import sys
 import time
-from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -71,16 +67,6 @@ JOBS = {
     "retrain": "0 2 1-7 * sun",
 }
 RETRAIN = ["lead"]
-
-
-def quiet(runner: Callable[[datetime], list[str]]) -> Callable[[datetime], list[str]]:
-    """The scheduler with Feast's materialisation banners (printed to stdout) kept off the tables."""
-
-    def run(now: datetime) -> list[str]:
-        with contextlib.redirect_stdout(io.StringIO()):
-            return runner(now)
-
-    return run
 
 
 def settings_for(root: Path, seed: int) -> Settings:
@@ -183,9 +169,7 @@ def main() -> None:
         subprocess_server(command, env, f"{base}/healthz"),
         httpx.Client(base_url=base, timeout=120) as client,
     ):
-        run = LiveRun(
-            settings, base, state, args.seed, args.step_hours, drift, quiet(scheduler_runner(settings))
-        )
+        run = LiveRun(settings, base, state, args.seed, args.step_hours, drift, scheduler_runner(settings))
         t0 = time.perf_counter()
         reports = []
         weeks_done = 0

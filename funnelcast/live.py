@@ -25,6 +25,8 @@ duplicate the service ignores.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import time
@@ -421,10 +423,13 @@ class LiveRun:
 
 
 def scheduler_runner(settings: Settings) -> Callable[[datetime], list[str]]:
-    """``funnelcast.scheduler.run_due`` at the world's time, as one line per run."""
+    """``funnelcast.scheduler.run_due`` at the world's time, as one line per run; Feast's
+    materialisation banners (printed to stdout) are kept off the run's progress display."""
     from funnelcast.scheduler import run_due
 
     def run(now: datetime) -> list[str]:
-        return [f"{r.job}:{r.outcome}" for r in run_due(settings, now)]
+        with contextlib.redirect_stdout(io.StringIO()):
+            results = run_due(settings, now)
+        return [f"{r.job}:{r.outcome}" for r in results]
 
     return run
