@@ -313,6 +313,7 @@ def main() -> None:
         console.print(f"monitoring thresholds crossed now: {crossed}")
         if drift is not None:
             by = f.groupby(["week", f["channel"] == drift.channel])["live_conv"].mean().unstack()
+            by.index = by.index + 1  # weeks 1-based as in the tables above (--drift counts from 0)
             console.print(f"conversion of {drift.channel} (True) vs other channels by week:\n{by.round(3)}")
         runs = client.get("/v1/scheduler/runs", params={"limit": 1000}, headers=MANAGER).json()
         items = runs if isinstance(runs, list) else runs.get("runs", [])
