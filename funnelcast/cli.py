@@ -360,6 +360,15 @@ def _register_ui() -> None:
 _register_ui()
 
 
+def _register_live() -> None:
+    from funnelcast.cli_live import world_live
+
+    world_app.command("live")(world_live)
+
+
+_register_live()
+
+
 def _register_scheduler() -> None:
     from funnelcast.cli_scheduler import scheduler_app
 

@@ -250,6 +250,9 @@ class LeadBatchOut(BaseModel):
 class OutcomeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["touched", "converted", "disqualified", "opportunity_won", "opportunity_lost"]
+    outcome_id: str | None = Field(
+        None, pattern=ID_PATTERN, description="The CRM's id of this report: a replay changes nothing"
+    )
     lead_id: str | None = Field(None, pattern=ID_PATTERN)
     opportunity_id: str | None = Field(None, pattern=ID_PATTERN)
     rep_id: str | None = Field(None, pattern=ID_PATTERN)
@@ -266,7 +269,7 @@ class OutcomeIn(BaseModel):
 
 
 class OutcomeOut(BaseModel):
-    recorded: bool
+    recorded: bool = Field(description="False: an outcome_id recorded before (a replay, nothing changed)")
     released_capacity: bool
     lead_status: str | None
 

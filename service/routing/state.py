@@ -92,7 +92,7 @@ class AssignmentStore(Protocol):
 
     def overdue(self, now: datetime) -> list[Assignment]: ...
 
-    def record_outcome(self, outcome: dict[str, Any]) -> None: ...
+    def record_outcome(self, outcome: dict[str, Any]) -> bool: ...
 
     def outcomes(self) -> list[dict[str, Any]]: ...
 
@@ -108,6 +108,7 @@ CREATE TABLE IF NOT EXISTS assignments (
 CREATE INDEX IF NOT EXISTS assignments_open ON assignments (status, deadline);
 CREATE TABLE IF NOT EXISTS outcomes (id INTEGER PRIMARY KEY AUTOINCREMENT, recorded_at TEXT NOT NULL,
     body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outcome_ids (outcome_id TEXT PRIMARY KEY);
 """
 
 
@@ -273,12 +274,28 @@ class SqliteAssignmentStore:
             ).fetchall()
         return [_assignment(r) for r in rows]
 
-    def record_outcome(self, outcome: dict[str, Any]) -> None:
+    def record_outcome(self, outcome: dict[str, Any]) -> bool:
+        """Append the outcome; one carrying an ``outcome_id`` seen before is not appended (False)."""
+        outcome_id = outcome.get("outcome_id")
         with self._lock:
-            self._db.execute(
-                "INSERT INTO outcomes (recorded_at, body) VALUES (?, ?)",
-                (clock.now().isoformat(), json.dumps(outcome, default=str)),
-            )
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if outcome_id is not None:
+                    cur = self._db.execute(
+                        "INSERT OR IGNORE INTO outcome_ids (outcome_id) VALUES (?)", (outcome_id,)
+                    )
+                    if cur.rowcount == 0:
+                        self._commit()
+                        return False
+                self._db.execute(
+                    "INSERT INTO outcomes (recorded_at, body) VALUES (?, ?)",
+                    (clock.now().isoformat(), json.dumps(outcome, default=str)),
+                )
+                self._commit()
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return True
 
     def outcomes(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -357,6 +374,14 @@ return {released, new}
 )
 
 
+# KEYS: outcome id set, outcomes list; ARGV: outcome id, body. 1 appended, 0 a replay.
+_RECORD_LUA = """
+if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[2])
+return 1
+"""
+
+
 @contextmanager
 def redis_reachable(what: str = "routing state", where: str = "") -> Iterator[None]:
     """A Redis client error (refused, timed out, reset) as ``RoutingStateUnavailable`` naming ``what``
@@ -391,9 +416,10 @@ class RedisAssignmentStore:
 
         self._redis = redis.Redis.from_url(url, **fail_fast(timeout_seconds))
         self._where = _without_password(url)
-        self._keys = {k: f"{prefix}:{k}" for k in ("load", "last", "assignments", "outcomes")}
+        self._keys = {k: f"{prefix}:{k}" for k in ("load", "last", "assignments", "outcomes", "outcome_ids")}
         self._assign = self._redis.register_script(_ASSIGN_LUA)
         self._status = self._redis.register_script(_STATUS_LUA)
+        self._record = self._redis.register_script(_RECORD_LUA)
 
     def ping(self) -> bool:
         with redis_reachable(where=self._where):
@@ -452,9 +478,19 @@ class RedisAssignmentStore:
                 out.append(a)
         return out
 
-    def record_outcome(self, outcome: dict[str, Any]) -> None:
+    def record_outcome(self, outcome: dict[str, Any]) -> bool:
+        """Append the outcome; one carrying an ``outcome_id`` seen before is not appended (False).
+
+        The id check and the append are one Lua script, so two workers given the same replayed
+        outcome append it once."""
+        outcome_id = outcome.get("outcome_id")
+        body = json.dumps(outcome, default=str)
         with redis_reachable(where=self._where):
-            self._redis.rpush(self._keys["outcomes"], json.dumps(outcome, default=str))
+            if outcome_id is None:
+                self._redis.rpush(self._keys["outcomes"], body)
+                return True
+            keys = [self._keys["outcome_ids"], self._keys["outcomes"]]
+            return bool(self._record(keys=keys, args=[outcome_id, body]))
 
     def outcomes(self) -> list[dict[str, Any]]:
         with redis_reachable(where=self._where):
@@ -471,13 +507,20 @@ LEAD_OUTCOMES = ("touched", "converted", "disqualified")
 
 def apply_outcome(
     store: AssignmentStore, record: dict[str, Any], lead_id: str | None, kind: str, at: datetime
-) -> tuple[str | None, bool]:
-    """Append the outcome; a lead outcome also moves its status. Returns (status, capacity released)."""
-    store.record_outcome(record)
+) -> tuple[str | None, bool, bool]:
+    """Append the outcome; a lead outcome also moves its status. Returns (status, capacity released,
+    recorded).
+
+    A replayed outcome (its ``outcome_id`` recorded before) changes nothing: the lead's current
+    status is returned and no capacity is released."""
+    recorded = store.record_outcome(record)
     if not (lead_id and kind in LEAD_OUTCOMES):
-        return None, False
+        return None, False, recorded
+    if not recorded:
+        current = store.get(lead_id)
+        return (current.status if current else None), False, False
     after, released = store.transition(lead_id, kind, at)  # one atomic step: counted once
-    return (after.status if after else None), released
+    return (after.status if after else None), released, True
 
 
 def assignment_store(settings: Settings) -> AssignmentStore:

@@ -67,6 +67,18 @@ def test_outcomes_release_capacity_once_and_touch_keeps_it(where: tuple[str, str
     assert store.outcomes() == [{"kind": "converted", "lead_id": "a"}]
 
 
+def test_a_replayed_outcome_id_is_stored_once_and_releases_nothing(where: tuple[str, str]) -> None:
+    store = _open(*where)
+    now = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    assert store.try_assign(Assignment("a", "r1", now, now, "open", 0.5, "B"), 5)
+    body = {"kind": "converted", "lead_id": "a", "outcome_id": "o-a"}
+    assert apply_outcome(store, body, "a", "converted", now) == ("converted", True, True)
+    assert apply_outcome(store, body, "a", "converted", now) == ("converted", False, False)
+    store.record_outcome({"kind": "touched", "lead_id": "a"})  # no id: appended every time
+    store.record_outcome({"kind": "touched", "lead_id": "a"})
+    assert [o["kind"] for o in store.outcomes()] == ["converted", "touched", "touched"]
+
+
 def test_overdue_lists_open_leads_past_their_deadline(where: tuple[str, str]) -> None:
     kind, location = where
     store = _open(kind, location)
@@ -154,7 +166,9 @@ def _release_all(kind: str, where: str, leads: list[str]) -> int:
     now = datetime(2026, 12, 1, 9, tzinfo=UTC)
     released = 0
     for lead_id in leads:
-        _, freed = apply_outcome(store, {"kind": "converted", "lead_id": lead_id}, lead_id, "converted", now)
+        _, freed, _ = apply_outcome(
+            store, {"kind": "converted", "lead_id": lead_id}, lead_id, "converted", now
+        )
         released += freed
     return released
 

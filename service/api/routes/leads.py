@@ -178,15 +178,17 @@ def reroute(
 
 @router.post("/v1/outcomes", response_model=schemas.OutcomeOut)
 def outcome(body: schemas.OutcomeIn, rep_router: RouterDep) -> schemas.OutcomeOut:
-    """Record a touch, conversion, disqualification, win or loss; lead outcomes release capacity."""
+    """Record a touch, conversion, disqualification, win or loss; lead outcomes release capacity.
+
+    Idempotent by ``outcome_id`` when the CRM sends one: a replay answers ``recorded: false``."""
     if body.kind in LEAD_OUTCOMES and not body.lead_id:
         raise invalid_field("lead_id", "required for lead outcomes")
     if body.kind.startswith("opportunity_") and not body.opportunity_id:
         raise invalid_field("opportunity_id", "required for opportunity outcomes")
     at = body.at or clock.now()
     record = body.model_dump(mode="json") | {"at": at.isoformat()}
-    status, released = apply_outcome(rep_router.state, record, body.lead_id, body.kind, at)
-    return schemas.OutcomeOut(recorded=True, released_capacity=released, lead_status=status)
+    status, released, recorded = apply_outcome(rep_router.state, record, body.lead_id, body.kind, at)
+    return schemas.OutcomeOut(recorded=recorded, released_capacity=released, lead_status=status)
 
 
 def _json(body: BaseModel) -> Response:
