@@ -138,16 +138,12 @@ def main() -> None:
 def features_build(data_dir: DataDir = None) -> None:
     """Turn the canonical tables into feature tables (Parquet) for the Feast offline store."""
     from features.jobs.run import FEATURE_JOBS, build_all
+    from funnelcast.cli_import import count_table
 
     settings = _settings(data_dir)
     with _steps(len(FEATURE_JOBS), "feature tables") as advance:
         rows = build_all(settings, progress=advance)
-    table = Table(title=f"feature tables → {settings.feature_dir}")
-    table.add_column("table")
-    table.add_column("rows", justify="right")
-    for name, n in rows.items():
-        table.add_row(name, f"{n:,}")
-    console.print(table)
+    console.print(count_table(f"feature tables → {settings.feature_dir}", "table", rows))
 
 
 @features_app.command("apply")

@@ -94,11 +94,11 @@ def import_export(
     print_report(report, settings, console)
 
 
-def count_table(title: str, what: str, rows: dict[str, int]) -> Table:
-    """A two-column table: each name and its row count."""
+def count_table(title: str, what: str, rows: dict[str, int], counted: str = "rows") -> Table:
+    """A two-column table: each name and its count (of rows, unless ``counted`` says otherwise)."""
     table = Table(title=title)
     table.add_column(what)
-    table.add_column("rows", justify="right")
+    table.add_column(counted, justify="right")
     for name, n in rows.items():
         table.add_row(name, f"{n:,}")
     return table

@@ -12,7 +12,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 console = Console()
 
@@ -39,6 +38,7 @@ def world_live(
     """Play the world forward against the service: events, leads scored and routed by it, outcomes
     drawn from the reps it chose, the scheduler on the world's clock. Resumable with --state."""
     from funnelcast.cli import _settings
+    from funnelcast.cli_import import count_table
     from funnelcast.live import LiveRun, LiveRunError, parse_drift, scheduler_runner
 
     settings = _settings(data_dir)
@@ -83,12 +83,8 @@ def world_live(
         raise typer.Exit(1) from err
     finally:
         run.close()
-    table = Table(title=f"world live seed={seed}: {run.state.finished_steps} steps done, state {path}")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    for name, value in totals.items():
-        table.add_row(name, f"{value:,}")
-    console.print(table)
+    title = f"world live seed={seed}: {run.state.finished_steps} steps done, state {path}"
+    console.print(count_table(title, "what", totals, counted="count"))
 
 
 def httpx_error() -> type[Exception]:
