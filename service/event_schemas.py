@@ -7,13 +7,12 @@ kind's fields only and the error names that kind (``events.2.milestone.milestone
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from features.catalog import ACTIVITY_TYPES, BEHAVIOR_EVENT_TYPES, MILESTONES, SENTIMENTS, STAGES
-from service.schemas import CREATED_AT_RANGE, ID_PATTERN, _iso_text, as_utc
+from service.schemas import ID_PATTERN, _iso_text, in_time_range
 
 MAX_EVENTS = 1000
 EventType = Literal[BEHAVIOR_EVENT_TYPES]  # type: ignore[valid-type]
@@ -21,15 +20,6 @@ Stage = Literal[STAGES]  # type: ignore[valid-type]
 Milestone = Literal[MILESTONES]  # type: ignore[valid-type]
 ActivityType = Literal[ACTIVITY_TYPES]  # type: ignore[valid-type]
 Sentiment = Literal[SENTIMENTS]  # type: ignore[valid-type]
-
-
-def _in_range(value: datetime) -> datetime:
-    """UTC, and inside the span the feature tables' timestamps (pandas nanoseconds) can hold."""
-    utc = as_utc(value)
-    assert utc is not None
-    if not CREATED_AT_RANGE[0] <= utc < CREATED_AT_RANGE[1]:
-        raise ValueError("must fall between 1970-01-01 and 2262-04-10 (UTC)")
-    return utc
 
 
 class _Event(BaseModel):
@@ -41,7 +31,7 @@ class _Event(BaseModel):
     at: AwareDatetime = Field(description="When it happened, ISO 8601 with a UTC offset")
 
     _text = field_validator("at", mode="before")(_iso_text)
-    _utc = field_validator("at")(_in_range)
+    _utc = field_validator("at")(in_time_range)
 
 
 class BehaviorEventIn(_Event):
@@ -80,7 +70,7 @@ class CloseDateChangeIn(_OpportunityEvent):
     close_date: AwareDatetime = Field(description="The rep's new expected close date")
 
     _close_text = field_validator("close_date", mode="before")(_iso_text)
-    _close_utc = field_validator("close_date")(_in_range)
+    _close_utc = field_validator("close_date")(in_time_range)
 
 
 class AmountChangeIn(_OpportunityEvent):

@@ -69,6 +69,16 @@ def as_utc(value: datetime | None) -> datetime | None:
 CREATED_AT_RANGE = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2262, 4, 10, tzinfo=UTC))
 
 
+def in_time_range(value: datetime | None) -> datetime | None:
+    """UTC, and inside the span pandas' nanosecond timestamps hold: the feature tables, the request-
+    time features and monitoring read every stored time through pandas, so a time outside it (a
+    lead created or an outcome reported in 1433) is no one's and is refused at the door."""
+    value = as_utc(value)
+    if value is not None and not CREATED_AT_RANGE[0] <= value < CREATED_AT_RANGE[1]:
+        raise ValueError("must fall between 1970-01-01 and 2262-04-10 (UTC)")
+    return value
+
+
 class LeadIn(BaseModel):
     """What the CRM knows about a lead when it is created."""
 
@@ -99,15 +109,7 @@ class LeadIn(BaseModel):
 
     _text = field_validator("created_at", mode="before")(_iso_text)
 
-    @field_validator("created_at")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        value = as_utc(value)
-        # the request-time features read the lead's local calendar through pandas (nanoseconds
-        # since 1970): a creation time outside that range is no lead's and would fail there
-        if value is not None and not CREATED_AT_RANGE[0] <= value < CREATED_AT_RANGE[1]:
-            raise ValueError("must fall between 1970-01-01 and 2262-04-10 (UTC)")
-        return value
+    _in_range = field_validator("created_at")(in_time_range)
 
     @field_validator("country")
     @classmethod
@@ -261,11 +263,7 @@ class OutcomeIn(BaseModel):
     amount_cny: float | None = Field(None, ge=0, strict=True, allow_inf_nan=False)
 
     _text = field_validator("at", mode="before")(_iso_text)
-
-    @field_validator("at")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        return as_utc(value)
+    _in_range = field_validator("at")(in_time_range)
 
 
 class OutcomeOut(BaseModel):

@@ -51,7 +51,8 @@ def realised_rows(snapshot: ForecastSnapshot, wins: pd.DataFrame, now: datetime)
     """
     deals = snapshot.deals
     mine = wins[wins["opportunity_id"].isin(deals.keys())].copy()
-    at = pd.to_datetime(mine["at"], utc=True)
+    at = pd.to_datetime(mine["at"], utc=True, errors="coerce")  # a time pandas cannot hold: left out
+    mine, at = mine[at.notna()], at[at.notna()]
     fallback = mine["opportunity_id"].map(lambda d: float(deals[d].get("amount", np.nan)))
     mine["amount"] = pd.to_numeric(mine["amount"], errors="coerce").fillna(fallback).fillna(0.0)
     start = pd.Timestamp(snapshot.as_of)

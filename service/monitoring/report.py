@@ -50,7 +50,8 @@ from service.weekly_store import WeeklyStore
 def _first(outcomes: pd.DataFrame, kind: str, key: str) -> pd.Series:
     """The first time each ``key`` (lead or deal) reported ``kind``."""
     rows = outcomes[(outcomes["kind"] == kind) & outcomes[key].notna()]
-    return pd.to_datetime(rows["at"], utc=True).groupby(rows[key]).min()
+    # coerce: an outcome stored before its time was range-checked must not take the report down
+    return pd.to_datetime(rows["at"], utc=True, errors="coerce").groupby(rows[key]).min()
 
 
 def _none(value: Any) -> Any:

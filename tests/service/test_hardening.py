@@ -57,6 +57,14 @@ def test_times_at_the_edge_of_the_calendar_are_a_422_naming_the_field(
         for i, when in enumerate(("0001-01-01T00:00:00Z", "9999-12-31T23:59:59", "1969-12-31T23:00:00Z")):
             r = http.post("/v1/leads/score", json=lead(f"far-{i}", created_at=when), headers=CRM)
             assert_names(r, 422, "created_at")  # no lead's creation time; the local calendar fails
+            # no outcome's time either: stored, it took monitoring down (pandas cannot hold it)
+            r = http.post("/v1/outcomes", json={"kind": "touched", "lead_id": "x", "at": when}, headers=CRM)
+            assert_names(r, 422, "at")
+        r = http.post(
+            "/v1/outcomes", json={"kind": "touched", "lead_id": "x", "at": "1433-10-12"}, headers=CRM
+        )
+        assert_names(r, 422, "at")
+        assert http.get("/v1/monitoring", headers=MANAGER).status_code == 200
         for when in ("1900-01-01", "1600-06-01T00:00:00Z", "0001-01-01"):  # before the data / pandas
             r = http.get("/v1/forecast/weekly", params={"as_of": when}, headers=MANAGER)
             assert_names(r, 422, "as_of", "first opportunity")
