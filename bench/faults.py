@@ -67,7 +67,8 @@ def build_world(root: Path) -> Settings:
     from features.jobs.run import build_all
     from features.store import apply_definitions, open_store
     from features.world.generate import generate_world
-    from features.world.params import WorldParams
+    from features.world.params import WorldParams, monday_of
+    from funnelcast.core import clock
 
     settings = Settings(
         data_dir=root / "world",
@@ -76,7 +77,8 @@ def build_world(root: Path) -> Settings:
         mlflow_artifact_root=root / "artifacts",
         model_poll_seconds=0,
     )
-    params = replace(WorldParams(seed=11).scaled(3_000 / 50_000), n_accounts=150)
+    # ending this week, as `world generate` does: served at the wall clock, its features are fresh
+    params = replace(WorldParams(seed=11, end=monday_of(clock.now())).scaled(3_000 / 50_000), n_accounts=150)
     generate_world(params, settings.raw_dir, settings.oracle_dir)
     build_all(settings)
     apply_definitions(open_store(settings), settings)

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from funnelcast.core import clock
 from funnelcast.core.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -76,23 +77,32 @@ def world_generate(
     leads: Annotated[
         int | None, typer.Option(min=200, help="Number of leads (overrides --scale for leads).")
     ] = None,
+    end: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="The world's last day, moved back to its week's Monday (default: this week's Monday, "
+            "so the demo's features are fresh; a seed and an end always give the same world).",
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Generate the seeded synthetic world and its oracle, then print a summary."""
     from features.world.generate import STEPS, generate_world
-    from features.world.params import WorldParams
+    from features.world.params import WorldParams, monday_of
 
     settings = _settings(data_dir)
-    params = WorldParams(seed=settings.seed if seed is None else seed).scaled(
-        settings.world_scale if scale is None else scale
-    )
+    params = WorldParams(
+        seed=settings.seed if seed is None else seed, end=monday_of(end or clock.now())
+    ).scaled(settings.world_scale if scale is None else scale)
     if leads is not None:
         params = replace(params, n_leads=leads)
     with _steps(len(STEPS), "world") as advance:
         summary = generate_world(params, settings.raw_dir, settings.oracle_dir, progress=advance)
     from funnelcast.cli_import import count_table
 
-    title = f"world seed={params.seed} in {summary.seconds:.1f}s → {settings.raw_dir}"
+    ending = f"ending {params.end:%Y-%m-%d}"
+    title = f"world seed={params.seed} {ending} in {summary.seconds:.1f}s → {settings.raw_dir}"
     console.print(count_table(title, "table", summary.rows))
     rates = Table(title="base rates and oracle AUCs")
     rates.add_column("measure")

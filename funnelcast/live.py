@@ -53,7 +53,7 @@ from features.world.live import (
     live_world_from_tables,
     open_deals,
 )
-from features.world.params import WorldParams
+from features.world.params import WorldParams, world_end_of
 from funnelcast.core.settings import Settings
 
 EVENT_BATCH = 1000
@@ -92,7 +92,7 @@ def load_live_world(settings: Settings, seed: int) -> LiveWorld:
     names = ("companies", "tenders", "reps", "rep_languages", "leads")
     tables = {name: read_table(name, settings.raw_dir) for name in names}
     rep_effects = pd.read_parquet(settings.oracle_dir / "reps.parquet")
-    params = WorldParams(seed=seed)  # every generated world ends at WORLD_END
+    params = WorldParams(seed=seed, end=world_end_of(settings.oracle_dir))
     return live_world_from_tables(seed, params.end, tables, rep_effects, params.lead)
 
 

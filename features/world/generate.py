@@ -17,7 +17,7 @@ from features.world.companies import generate_companies, headcount_at
 from features.world.leads import generate_leads
 from features.world.markets import generate_commodity_prices, generate_tenders, weekly_swing
 from features.world.opportunities import simulate_opportunities
-from features.world.params import FIT_MATRIX, WorldParams
+from features.world.params import FIT_MATRIX, WorldParams, write_world_manifest
 from features.world.reps import generate_rep_effects, generate_reps
 
 STEPS = ("reps & companies", "markets", "leads & behaviour", "opportunities", "accounts", "write")
@@ -138,6 +138,7 @@ def generate_world(
     for name, frame in oracles.items():
         frame.to_parquet(oracle_dir / f"{name}.parquet", index=False, compression="zstd")
         summary.rows[f"oracle/{name}"] = len(frame)
+    write_world_manifest(oracle_dir, params)
     progress(STEPS[5])
 
     summary.base_rates, summary.oracle_auc = _base_rates_and_aucs(lw.oracle, lw.leads, ow, aw)

@@ -6,7 +6,10 @@ Changing a number here changes the world; nothing else in ``features/world`` har
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 
@@ -145,6 +148,28 @@ class ChurnMechanism:
 
 
 WORLD_END = pd.Timestamp("2026-11-02", tz="UTC")  # a Monday: weekly snapshots line up with it
+WORLD_MANIFEST = "world.json"  # beside the oracle: the seed and end a world was generated with
+
+
+def monday_of(at: datetime) -> pd.Timestamp:
+    """Monday 00:00 UTC of ``at``'s week: where a world generated at ``at`` ends (the demo world
+    ends in the week it is made, so its features are as fresh as a CRM export of that week)."""
+    t = pd.Timestamp(at).tz_convert("UTC") if pd.Timestamp(at).tzinfo else pd.Timestamp(at, tz="UTC")
+    return (t - pd.Timedelta(days=t.weekday())).normalize()
+
+
+def write_world_manifest(oracle_dir: Path, params: WorldParams) -> None:
+    (oracle_dir / WORLD_MANIFEST).write_text(
+        json.dumps({"seed": params.seed, "end": params.end.isoformat()}, indent=2) + "\n"
+    )
+
+
+def world_end_of(oracle_dir: Path) -> pd.Timestamp:
+    """The end a generated world was made with (``WORLD_END`` for a world older than its manifest)."""
+    path = oracle_dir / WORLD_MANIFEST
+    if not path.exists():
+        return WORLD_END
+    return pd.Timestamp(json.loads(path.read_text())["end"]).tz_convert("UTC")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from features.world.params import WORLD_END
+from funnelcast.core import clock
 from funnelcast.core.settings import Settings
 from service.app import create_app
 from service.limits import server_limits
@@ -71,12 +73,19 @@ def running(
 
 def service_settings(base: Settings, tmp_path: Path, **update: object) -> Settings:
     """``base`` with its own routing state, model cache and event log (events a test posts stay out of
-    the session world's raw tables), and no alias polling unless asked."""
+    the session world's raw tables), and no alias polling unless asked.
+
+    The test worlds end on the fixed ``WORLD_END`` (a seed always gives the same world) while the
+    service reads the wall clock, so the staleness limit counts from the world's end: its features
+    are as fresh as on its last day, whatever today's date (a world 30 days old read stale and
+    failed these tests from 2026-12-02 on)."""
+    age_hours = max(0.0, (clock.now() - WORLD_END).total_seconds() / 3600)
     return base.model_copy(
         update={
             "service_state_dir": tmp_path / "service",
             "event_log_dir": tmp_path / "event_log",
             "model_poll_seconds": 0,
+            "feature_stale_hours": base.feature_stale_hours + age_hours,
             **update,
         }
     )
