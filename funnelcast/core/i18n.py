@@ -64,6 +64,12 @@ UI: dict[str, tuple[str, str]] = {
     "coverage": ("Inside P10–P90", "落在 P10–P90 内"),
     "said_4w": ("What we said 4 weeks before", "4周前的预测"),
     "booked": ("Booked", "实际签约"),
+    "segments": (
+        "Recent leads: conversion seen vs predicted, by segment",
+        "近期线索：各细分实际与预测转化对比",
+    ),
+    "segment": ("Segment", "细分"),
+    "shift": ("Seen ÷ predicted, vs the typical segment", "实际÷预测（相对同类细分）"),
     "drift": ("Inputs that moved most vs training", "相对训练变化最大的输入"),
     "input": ("Input", "输入"),
     "psi": ("Stability index (PSI)", "稳定性指数"),
@@ -132,6 +138,28 @@ NAMES: dict[str, dict[str, tuple[str, str]]] = {
         "TIMING": ("timing", "时间"),
         "GEOGRAPHY": ("geography and language", "地域与语言"),
         "OTHER": ("other inputs", "其他输入"),
+    },
+    # the lead fields segment calibration splits by, and their levels
+    "segment": {
+        "channel": ("channel", "渠道"),
+        "contact_role": ("contact role", "联系人角色"),
+        "product_interest": ("product interest", "意向产品"),
+    },
+    "channel": {
+        "web_form": ("web form", "网页表单"),
+        "trade_show": ("trade show", "展会"),
+        "paid_search": ("paid search", "付费搜索"),
+        "social_ads": ("social ads", "社交广告"),
+        "referral": ("referral", "转介绍"),
+        "outbound": ("outbound", "主动外呼"),
+        "wechat": ("WeChat", "微信"),
+    },
+    "contact_role": {
+        "influencer": ("influencer", "影响者"),
+        "purchaser": ("purchaser", "采购"),
+        "user": ("user", "使用者"),
+        "decision_maker": ("decision maker", "决策者"),
+        "veto": ("veto holder", "否决者"),
     },
     "commodity": {
         "copper": ("copper", "铜"),

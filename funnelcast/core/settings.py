@@ -144,6 +144,27 @@ class Settings(BaseSettings):
     monitoring_max_forecast_wape: float = Field(
         0.5, gt=0, description="Alert when a horizon's forecast WAPE (all deals) exceeds this."
     )
+    monitoring_segment_days: int = Field(
+        21,
+        ge=1,
+        le=366,
+        description="Segment calibration reads the leads served in this many trailing days (three weeks: "
+        "a channel with 7% of the leads converting at half shows beyond 3 standard errors about three "
+        "weeks in, at the demo world's volume).",
+    )
+    monitoring_max_segment_shift: float = Field(
+        0.3,
+        gt=0,
+        lt=1,
+        description="Alert when a segment (channel=web) converts more than this share below the model's "
+        "prediction relative to the other leads (or as far above it).",
+    )
+    monitoring_segment_min_expected: float = Field(
+        20.0, gt=0, description="A segment is judged once this many of its conversions could have shown."
+    )
+    monitoring_segment_min_z: float = Field(
+        3.0, gt=0, description="A segment's shift must be this many standard errors from none to alert."
+    )
     clock: Literal["wall", "external"] = Field(
         "wall",
         description="Where 'now' comes from: the wall clock (production), or a time the live driver sets "

@@ -65,6 +65,16 @@ class MonitoringCollector(Collector):
             calib.add_metric([g.grade, "predicted"], g.predicted)
             calib.add_metric([g.grade, "actual"], g.actual)
         yield calib
+        shift = GaugeMetricFamily(
+            "funnelcast_segment_shift",
+            "Conversion seen over predicted of a segment level, next to its segment's median level "
+            "(1 = as predicted), over the trailing segment window",
+            labels=["segment", "level"],
+        )
+        for seg in r.lead_quality.segments:
+            if seg.shift is not None:
+                shift.add_metric([seg.segment, seg.level], seg.shift)
+        yield shift
         wape = GaugeMetricFamily(
             "funnelcast_forecast_wape", "Forecast WAPE by horizon (weeks)", labels=["horizon"]
         )

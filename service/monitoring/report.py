@@ -9,6 +9,7 @@ route and the weekly job's threshold check both call it, so they see the same nu
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ from funnelcast.core.lead_quality import calibration_by_grade, lead_labels, week
 from funnelcast.core.reason_terms import term_of
 from funnelcast.core.routing_filters import MAX_TIMEZONE_GAP_HOURS, MIN_LANGUAGE_PROFICIENCY
 from funnelcast.core.routing_health import match_rates, rep_shares, sla_compliance
+from funnelcast.core.segment_calibration import segment_calibration
 from funnelcast.core.settings import Settings
 from service.live_models import LiveModel
 from service.monitoring.schemas import (
@@ -37,10 +39,11 @@ from service.monitoring.schemas import (
     MonitoringOut,
     RepLoad,
     RoutingHealth,
+    SegmentShift,
     WeekDrift,
     WeekQuality,
 )
-from service.monitoring.served_log import ServedLog
+from service.monitoring.served_log import SEGMENT_FIELDS, ServedLog
 from service.monitoring.thresholds import crossings
 from service.reasons import GROUPS
 from service.routing.state import AssignmentStore
@@ -58,8 +61,15 @@ def _none(value: Any) -> Any:
     return None if value is None or (isinstance(value, float) and not np.isfinite(value)) else value
 
 
+def _segment_levels(served: pd.DataFrame) -> pd.DataFrame:
+    """The served log's ``segments`` JSON as one column per segment field."""
+    raw = served["segments"] if "segments" in served else pd.Series(None, index=served.index)
+    parsed = [json.loads(v) if isinstance(v, str) else {} for v in raw]
+    return pd.DataFrame(parsed, index=served.index, columns=list(SEGMENT_FIELDS))
+
+
 def lead_quality(
-    served: pd.DataFrame, outcomes: pd.DataFrame, version: str | None, now: datetime
+    served: pd.DataFrame, outcomes: pd.DataFrame, version: str | None, now: datetime, segment_days: int
 ) -> LeadQuality:
     labels = lead_labels(
         served["served_at"],
@@ -70,11 +80,16 @@ def lead_quality(
     )
     weeks = weekly_auc(served["served_at"], served["probability"], labels)
     calibration = calibration_by_grade(served["grade"], served["probability"], labels)
+    segments = segment_calibration(
+        _segment_levels(served), served["served_at"], served["probability"], labels, now, segment_days
+    )
     return LeadQuality(
         model_version=version,
         label_days=LEAD_LABEL_DAYS,
         weeks=[WeekQuality(**{k: _none(v) for k, v in r.items()}) for r in weeks.to_dict("records")],
         calibration=[GradeCalibration(**r) for r in calibration.to_dict("records")],
+        segment_days=segment_days,
+        segments=[SegmentShift(**{k: _none(v) for k, v in r.items()}) for r in segments.to_dict("records")],
     )
 
 
@@ -187,7 +202,7 @@ def build_report(
     frame = pd.DataFrame(outcomes).reindex(columns=_OUTCOME_COLUMNS)
     report = MonitoringOut(
         now=now,
-        lead_quality=lead_quality(served, frame, model_version, now),
+        lead_quality=lead_quality(served, frame, model_version, now, settings.monitoring_segment_days),
         forecast_accuracy=forecast_accuracy(snapshots, frame, now),
         drift=feature_drift(distribution, histogram, model_version),
         routing=routing_health(served, frame, now, team),

@@ -22,11 +22,28 @@ class GradeCalibration(BaseModel):
     actual: float = Field(description="Share that converted within the label window")
 
 
+class SegmentShift(BaseModel):
+    segment: str = Field(description="The lead field the leads are split by, e.g. `channel`")
+    level: str
+    leads: int = Field(description="Leads of this level served in the trailing segment window")
+    predicted: float = Field(description="Sum of their predicted conversion probabilities")
+    observed: float = Field(description="Their conversions seen so far (within the label window)")
+    shift: float | None = Field(
+        description="(observed / predicted) of this level over the same of the other leads; 1 = as predicted"
+    )
+    z: float | None = Field(description="Standard errors from no shift")
+
+
 class LeadQuality(BaseModel):
     model_version: str | None
     label_days: int
     weeks: list[WeekQuality]
     calibration: list[GradeCalibration]
+    segment_days: int = Field(description="The trailing days the segment calibration reads")
+    segments: list[SegmentShift] = Field(
+        description="Per segment level, conversion seen against predicted, relative to the other leads: "
+        "a change in how a kind of lead converts, visible before its label window closes"
+    )
 
 
 class AccuracyRow(BaseModel):

@@ -31,6 +31,7 @@ from funnelcast.core.settings import Settings
 from service.routing.state import open_wal, redis_reachable
 
 if TYPE_CHECKING:
+    from service.schemas import LeadIn
     from service.scoring import ScoredLead
 
 log = logging.getLogger("funnelcast.monitoring")
@@ -47,9 +48,12 @@ class ServedLead:
     deadline: str | None
     language_proficiency: float | None
     timezone_gap_hours: float | None
+    segments: str | None = None  # JSON {field: level} of SEGMENT_FIELDS the request gave
 
 
 SERVED_COLUMNS = list(ServedLead.__dataclass_fields__)
+# the request's categorical fields that segment calibration splits leads by
+SEGMENT_FIELDS = ("channel", "contact_role", "product_interest")
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,12 @@ class ServedLog(Protocol):
     def histogram(self, model_version: str) -> dict[str, dict[str, np.ndarray]]: ...
 
 
+_INSERT_LEAD = (
+    f"INSERT OR IGNORE INTO served_leads ({', '.join(SERVED_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(SERVED_COLUMNS))})"
+)
+
+
 class SqliteServedLog:
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
@@ -90,8 +100,11 @@ class SqliteServedLog:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS served_leads (lead_id TEXT PRIMARY KEY, served_at TEXT,"
             " probability REAL, grade TEXT, model_version TEXT, rep_id TEXT, deadline TEXT,"
-            " language_proficiency REAL, timezone_gap_hours REAL)"
+            " language_proficiency REAL, timezone_gap_hours REAL, segments TEXT)"
         )
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(served_leads)")}
+        if "segments" not in columns:  # a log written before segment calibration
+            self._db.execute("ALTER TABLE served_leads ADD COLUMN segments TEXT")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS served_bins (model_version TEXT, week TEXT, input TEXT, bin INTEGER,"
             " n INTEGER, PRIMARY KEY (model_version, week, input, bin))"
@@ -103,7 +116,7 @@ class SqliteServedLog:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany("INSERT OR IGNORE INTO served_leads VALUES (?,?,?,?,?,?,?,?,?)", rows)
+                self._db.executemany(_INSERT_LEAD, rows)
                 self._db.executemany(
                     "INSERT INTO served_bins VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
                     increments,
@@ -115,7 +128,7 @@ class SqliteServedLog:
 
     def leads(self) -> pd.DataFrame:
         with self._lock:
-            rows = self._db.execute("SELECT * FROM served_leads").fetchall()
+            rows = self._db.execute(f"SELECT {', '.join(SERVED_COLUMNS)} FROM served_leads").fetchall()
         return pd.DataFrame(rows, columns=SERVED_COLUMNS)
 
     def histogram(self, model_version: str) -> dict[str, dict[str, np.ndarray]]:
@@ -273,4 +286,10 @@ def served_lead(result: ScoredLead, at: datetime) -> ServedLead:
         deadline=deadline.isoformat() if deadline else None,
         language_proficiency=chosen.language_proficiency if chosen else None,
         timezone_gap_hours=chosen.timezone_gap_hours if chosen else None,
+        segments=segments_of(result.lead),
     )
+
+
+def segments_of(lead: LeadIn) -> str | None:
+    levels = {name: value for name in SEGMENT_FIELDS if isinstance(value := getattr(lead, name, None), str)}
+    return json.dumps(levels, sort_keys=True) if levels else None

@@ -1,11 +1,15 @@
 """Which monitoring thresholds (``Settings.monitoring_*``) a report crosses (pure).
 
 Each crossing has a stable key (``lead_auc``, ``psi:<input>``, ``sla``, ``match:language``,
-``forecast_wape:h<k>``) so the weekly job can alert a crossing once and again only after it clears.
+``forecast_wape:h<k>``, ``segment:<field>=<level>``) so the weekly job can alert a crossing once and
+again only after it clears.
 """
 
 from __future__ import annotations
 
+import pandas as pd
+
+from funnelcast.core.segment_calibration import SEGMENT_COLUMNS, shifted_segments
 from funnelcast.core.settings import Settings
 from service.monitoring.schemas import Crossing, MonitoringOut
 
@@ -20,6 +24,19 @@ def crossings(report: MonitoringOut, settings: Settings) -> list[Crossing]:
         and latest.roc_auc < settings.monitoring_min_lead_auc
     ):
         out.append(Crossing(key="lead_auc", value=latest.roc_auc, threshold=settings.monitoring_min_lead_auc))
+    q = report.lead_quality
+    table = pd.DataFrame([row.model_dump() for row in q.segments], columns=SEGMENT_COLUMNS)
+    table = table.astype({"shift": float, "z": float})
+    for row in shifted_segments(
+        table,
+        settings.monitoring_segment_min_expected,
+        settings.monitoring_max_segment_shift,
+        settings.monitoring_segment_min_z,
+    ).itertuples():
+        threshold = 1 - settings.monitoring_max_segment_shift
+        if row.shift > 1:
+            threshold = 1 / threshold
+        out.append(Crossing(key=f"segment:{row.segment}={row.level}", value=row.shift, threshold=threshold))
     for d in report.drift.inputs:
         if (
             d.psi is not None

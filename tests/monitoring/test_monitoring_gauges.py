@@ -16,6 +16,7 @@ from service.monitoring.schemas import (
     MonitoringOut,
     RepLoad,
     RoutingHealth,
+    SegmentShift,
     WeekQuality,
 )
 from service.monitoring.served_log import RedisServedLog
@@ -28,7 +29,18 @@ def report() -> MonitoringOut:
     week = WeekQuality(week=T0, leads=10, resolved=8, converted=3, roc_auc=0.75)
     return MonitoringOut(
         now=T0,
-        lead_quality=LeadQuality(model_version="1", label_days=30, weeks=[week], calibration=[]),
+        lead_quality=LeadQuality(
+            model_version="1",
+            label_days=30,
+            weeks=[week],
+            calibration=[],
+            segment_days=14,
+            segments=[
+                SegmentShift(
+                    segment="channel", level="web", leads=9, predicted=3, observed=1, shift=0.5, z=-2
+                )
+            ],
+        ),
         forecast_accuracy=ForecastAccuracy(snapshots=0, by_horizon=[], rows=[]),
         drift=FeatureDrift(model_version="1", week=None, inputs=[], top_movers=[], weeks=[]),
         routing=RoutingHealth(
@@ -61,6 +73,7 @@ def test_the_report_is_exported_as_gauges_and_computed_once_per_cache_period() -
     text = scrape(collector)
     assert "funnelcast_live_lead_auc 0.75" in text and "funnelcast_sla_compliance 0.75" in text
     assert "funnelcast_rep_load_gini 0.0" in text and "funnelcast_rep_min_share 0.5" in text
+    assert 'funnelcast_segment_shift{level="web",segment="channel"} 0.5' in text
     assert 'funnelcast_rep_lead_share{rep="r1"} 0.5' in text and "funnelcast_monitoring_up 1.0" in text
     scrape(collector)
     assert len(calls) == 1

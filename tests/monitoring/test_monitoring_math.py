@@ -1,5 +1,5 @@
 """The monitoring math on small hand-checkable inputs: PSI, labels, weekly AUC, calibration by
-grade, SLA compliance and match rates, forecast accuracy."""
+grade, segment calibration, SLA compliance and match rates, forecast accuracy."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from funnelcast.core.drift import InputBins, bin_counts, bin_index, psi, top_mov
 from funnelcast.core.forecast_accuracy import ForecastSnapshot, accuracy_by_horizon, accuracy_table
 from funnelcast.core.lead_quality import calibration_by_grade, lead_labels, weekly_auc
 from funnelcast.core.routing_health import match_rates, rep_shares, sla_compliance
+from funnelcast.core.segment_calibration import segment_calibration, shifted_segments
 from service.monitoring.report import routing_health
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
@@ -154,3 +155,41 @@ def test_the_load_spread_counts_a_rep_of_the_team_with_no_lead() -> None:
     assert seen.min_share == pytest.approx(1 / 3) and seen.load_gini == pytest.approx(1 / 6)
     assert team.min_share == 0.0 and team.load_gini == pytest.approx(4 / 9)
     assert team.value_shares == pytest.approx({"r1": 0.8, "r2": 0.2, "r3": 0.0})
+
+
+def _leads_by_channel(rng: np.random.Generator, rates: dict[str, float], n: int, seen: float) -> pd.DataFrame:
+    """``n`` leads per channel predicted at 0.2 each, converting at ``rate`` x 0.2, of which only
+    ``seen`` have had time to show (leads younger than their label window)."""
+    rows = []
+    for channel, rate in rates.items():
+        converted = rng.random(n) < 0.2 * rate * seen
+        rows.append(pd.DataFrame({"channel": channel, "p": 0.2, "y": converted.astype(float)}))
+    frame = pd.concat(rows, ignore_index=True)
+    frame["served_at"] = T0 - timedelta(days=3)
+    return frame
+
+
+def test_a_channel_converting_at_half_its_prediction_is_flagged_before_its_window_closes() -> None:
+    rng = np.random.default_rng(7)
+    frame = _leads_by_channel(rng, {"web": 0.5, "event": 1.0, "referral": 1.0, "partner": 1.0}, 2000, 0.4)
+    table = segment_calibration(frame[["channel"]], frame["served_at"], frame["p"], frame["y"], T0, 14)
+    by = table.set_index("level")
+    assert by.loc["web", "shift"] == pytest.approx(0.5, abs=0.1)  # censoring (seen 0.4) cancels
+    assert by.loc["event", "shift"] == pytest.approx(1.0, abs=0.12)  # the median: not risen
+    assert by.loc["web", "z"] < -5
+    flagged = shifted_segments(table, min_expected=20, max_shift=0.3, min_z=3)
+    assert flagged["level"].tolist() == ["web"]
+
+
+def test_a_thin_level_or_one_served_before_the_window_is_not_judged() -> None:
+    rng = np.random.default_rng(8)
+    frame = _leads_by_channel(rng, {"web": 0.5, "event": 1.0}, 60, 0.4)  # ~2.4 web conversions expected
+    table = segment_calibration(frame[["channel"]], frame["served_at"], frame["p"], frame["y"], T0, 14)
+    assert shifted_segments(table, min_expected=20, max_shift=0.3, min_z=3).empty
+    old = _leads_by_channel(rng, {"web": 0.5, "event": 1.0}, 2000, 1.0)
+    old["served_at"] = T0 - timedelta(days=20)
+    assert segment_calibration(old[["channel"]], old["served_at"], old["p"], old["y"], T0, 14).empty
+    # a lead with no level for the segment is in the rest of every level, never a level of its own
+    frame.loc[:9, "channel"] = None
+    levels = segment_calibration(frame[["channel"]], frame["served_at"], frame["p"], frame["y"], T0, 14)
+    assert sorted(levels["level"]) == ["event", "web"] and levels["leads"].sum() == len(frame) - 10

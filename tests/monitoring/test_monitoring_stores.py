@@ -4,6 +4,7 @@ state swaps atomically. Reopening the store (a restart, another worker) reads th
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -36,7 +37,7 @@ def settings_of(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Call
 
 
 def served(lead_id: str, p: float) -> ServedLead:
-    return ServedLead(lead_id, T0.isoformat(), p, "A", "1", "r1", None, 1.0, 0.0)
+    return ServedLead(lead_id, T0.isoformat(), p, "A", "1", "r1", None, 1.0, 0.0, '{"channel": "web"}')
 
 
 def test_the_first_serving_of_a_lead_is_kept_and_histograms_add_up(
@@ -49,6 +50,7 @@ def test_the_first_serving_of_a_lead_is_kept_and_histograms_add_up(
     again = served_log(settings_of())  # a restart, or another worker
     leads = again.leads().set_index("lead_id")
     assert leads["probability"].to_dict() == {"l1": 0.9, "l2": 0.1}
+    assert leads.loc["l1", "segments"] == '{"channel": "web"}'  # what segment calibration splits by
     assert again.histogram("1")["2026-11-02"]["channel"].tolist() == [2, 0, 5]
     assert again.histogram("2")["2026-11-02"]["channel"].tolist() == [9]
 
@@ -73,3 +75,23 @@ def test_a_week_rerun_replaces_its_snapshot_and_crossings_swap(settings_of: Call
     assert store.swap_crossings({"sla", "psi:channel"}) == set()
     assert store.swap_crossings({"sla"}) == {"sla", "psi:channel"}
     assert weekly_store(settings_of()).swap_crossings(set()) == {"sla"}
+
+
+def test_a_served_log_written_before_segments_is_read_and_written_after_the_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "service" / "monitoring.db"
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE served_leads (lead_id TEXT PRIMARY KEY, served_at TEXT, probability REAL,"
+            " grade TEXT, model_version TEXT, rep_id TEXT, deadline TEXT, language_proficiency REAL,"
+            " timezone_gap_hours REAL)"
+        )
+        old.execute(
+            "INSERT INTO served_leads VALUES ('l0', ?, 0.3, 'B', '1', 'r1', NULL, 1.0, 0.0)",
+            (T0.isoformat(),),
+        )
+    log = served_log(Settings(data_dir=tmp_path))
+    log.record([served("l1", 0.9)], None)
+    leads = log.leads().set_index("lead_id")
+    assert leads["probability"].to_dict() == {"l0": 0.3, "l1": 0.9}
+    assert leads["segments"].isna().tolist() == [True, False]

@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from features.catalog import COMMODITIES, MILESTONES, PRODUCT_LINE_NAMES
+from features.catalog import CHANNELS, COMMODITIES, CONTACT_ROLES, MILESTONES, PRODUCT_LINE_NAMES
 from features.world.reps import _REGION_TEAMS
 from funnelcast.core import i18n
 from funnelcast.core.forecast_baselines import BASELINES
 from funnelcast.core.risk import deal_reasons
 from service.auth import SESSION_LIFETIME, new_session, session_role
+from service.monitoring.served_log import SEGMENT_FIELDS
 from service.rules import RuleContext, evaluate, load_rules
 from tests.service.untranslated import latin_words
 
@@ -35,6 +36,9 @@ def test_every_slug_the_world_shows_has_a_name_in_both_languages() -> None:
         "baseline": BASELINES,
         "region": tuple(region for region, _ in _REGION_TEAMS),
         "team": tuple(team for _, teams in _REGION_TEAMS for team, _ in teams),
+        "channel": CHANNELS,
+        "contact_role": CONTACT_ROLES,
+        "segment": SEGMENT_FIELDS,
     }
     for kind, slugs in kinds.items():
         assert set(slugs) <= set(i18n.NAMES[kind]), kind

@@ -41,6 +41,7 @@ def dashboard_section_shows_it(base_url: object) -> None:
             page.wait_for_selector("body[data-monitoring]", timeout=60_000)
             assert "1.000" in page.inner_text("#mon-quality")  # the week's live AUC
             assert page.locator("#mon-drift tbody tr").count() == 5
+            assert page.locator("#mon-segments tbody tr").count() >= 2  # channel, role, product levels
             if lang == "zh":
                 texts = page.evaluate(VISIBLE_TEXTS)
                 assert {t: latin_words(t) for t in texts if latin_words(t)} == {}
@@ -117,6 +118,12 @@ def test_monitoring_numbers_move_with_served_leads_outcomes_and_the_weekly_snaps
                 grades = {g["grade"]: g for g in judged["lead_quality"]["calibration"]}
                 assert sum(g["leads"] for g in grades.values()) == LEADS
                 assert judged["routing"]["sla_met"] >= 1
+                # segment calibration splits the same leads by the request's channel (60 leads:
+                # web_form, trade_show and paid_search in this mix), each conversion counted once
+                channels = [g for g in judged["lead_quality"]["segments"] if g["segment"] == "channel"]
+                assert sorted(g["level"] for g in channels) == ["paid_search", "trade_show", "web_form"]
+                assert sum(g["leads"] for g in channels) == LEADS
+                assert sum(g["observed"] for g in channels) == LEADS // 2
 
                 # the weekly job stores what it said; a win a week later is judged against it
                 assert score_weekly(settings, now=start).deals > 0
@@ -140,6 +147,13 @@ def test_monitoring_numbers_move_with_served_leads_outcomes_and_the_weekly_snaps
                 posted = [json.dumps(p, ensure_ascii=False) for p in received]
                 ours = [p for p in posted if "monitoring_threshold" in p]
                 assert len(ours) == 1 and "psi:" in ours[0]  # the first weekly run raised them, once
+                listed = http.get(
+                    "/v1/alerts", params={"rule": "monitoring_threshold", "since_days": 366}, headers=MANAGER
+                )
+                assert listed.status_code == 200, listed.text
+                assert {a["entity"] for a in listed.json()["alerts"]} == {
+                    a["entity"] for a in weekly_store(settings).alerts(None, "monitoring_threshold", 1000)
+                }
                 again = check_monitoring(settings, now[0]).raised
                 assert again == [], again
                 assert len([p for p in received if "monitoring_threshold" in json.dumps(p)]) == 1

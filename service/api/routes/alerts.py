@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from service.api.deps import MANAGER, RulesDep, WeeklyDep
 from service.errors import errors, invalid_field
 from service.manager import since_days_ago
+from service.monitoring.alerting import RULE as MONITORING_RULE
 
 router = APIRouter(tags=["rules"], dependencies=[MANAGER])
 
@@ -23,6 +24,7 @@ def alerts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> JSONResponse:
     """Fired rules from the weekly scoring job, newest first."""
-    if rule is not None and rule not in {r.name for r in rules}:
+    # the configured rules, and monitoring's own (the weekly check's threshold crossings)
+    if rule is not None and rule not in {r.name for r in rules} | {MONITORING_RULE}:
         raise invalid_field("rule", f"unknown rule {rule!r}")
     return JSONResponse({"alerts": weekly.alerts(since_days_ago(since_days), rule, limit)})
