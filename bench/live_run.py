@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import shutil
 import socket
 import sys
@@ -85,8 +86,8 @@ def settings_for(root: Path, seed: int) -> Settings:
     )
 
 
-def prepare(workdir: Path, scale: float, seed: int, console: Console) -> tuple[Path, float]:
-    """The run folder, fresh from the pristine copy (built first when missing); build seconds."""
+def build_world(run: Path, scale: float, seed: int) -> None:
+    """Generate the world into ``run``, build its features and models, ready to serve."""
     from dataclasses import replace
 
     from features.jobs.run import build_all
@@ -95,20 +96,34 @@ def prepare(workdir: Path, scale: float, seed: int, console: Console) -> tuple[P
     from features.world.params import WorldParams
     from tests.conftest import serve_ready
 
+    settings = settings_for(run, seed)
+    params = WorldParams(seed=seed).scaled(scale)
+    params = replace(params, n_accounts=max(150, params.n_accounts))
+    generate_world(params, settings.raw_dir, settings.oracle_dir)
+    build_all(settings)
+    apply_definitions(open_store(settings), settings)
+    serve_ready(settings)
+
+
+def prepare(workdir: Path, scale: float, seed: int, console: Console) -> tuple[Path, float]:
+    """The run folder, fresh from the pristine copy (built first when missing); build seconds."""
     run, pristine = workdir / "run", workdir / f"pristine-{scale:g}-{seed}"
     seconds = 0.0
     if not pristine.exists():
         if run.exists():
             shutil.rmtree(run)
         t0 = time.perf_counter()
-        settings = settings_for(run, seed)
-        params = WorldParams(seed=seed).scaled(scale)
-        params = replace(params, n_accounts=max(150, params.n_accounts))
-        with console.status(f"building the world (scale {scale:g}: {params.n_leads:,} leads) ..."):
-            generate_world(params, settings.raw_dir, settings.oracle_dir)
-            build_all(settings)
-            apply_definitions(open_store(settings), settings)
-            serve_ready(settings)
+        with console.status(f"building the world (scale {scale:g}) ..."):
+            # in a process of its own: the run folder is deleted and copied back below, and a
+            # handle this process kept (MLflow caches its SQLite store per URI) would then point
+            # at a deleted file, every write 'a readonly database' (the scheduled retrain's)
+            builder = multiprocessing.get_context("spawn").Process(
+                target=build_world, args=(run, scale, seed)
+            )
+            builder.start()
+            builder.join()
+            if builder.exitcode != 0:
+                raise SystemExit(f"building the world failed (exit {builder.exitcode})")
         seconds = time.perf_counter() - t0
         shutil.copytree(run, pristine, symlinks=True)
     if run.exists():
@@ -128,6 +143,57 @@ def bootstrap_diff(
 
 def g_ids(run: LiveRun, week: int) -> list[str]:
     return run.week(week).leads["lead_id"].tolist()
+
+
+def drift_table(
+    run: LiveRun,
+    client: httpx.Client,
+    f: pd.DataFrame,
+    aucs: list[tuple[int, float, float]],
+    channel: str,
+    drift_week: int,
+) -> Table:
+    """Week by week: the drifted channel's conversion beside the others', live AUC beside the
+    oracle's, the model that served, and the monitoring alerts the scheduled weekly check raised."""
+    alerts = client.get(
+        "/v1/alerts",
+        params={"rule": "monitoring_threshold", "since_days": 366, "limit": 1000},
+        headers=MANAGER,
+    ).json()["alerts"]
+    raised: dict[int, list[str]] = {}
+    for a in alerts:
+        at = pd.Timestamp(a["fired_at"])
+        raised.setdefault(int((at - run.world.week_start(0)) // pd.Timedelta(weeks=1)), []).append(
+            a["entity"]
+        )
+    table = Table(title=f"drift: {channel} converts at half from week {drift_week + 1}")
+    for col in (
+        "week",
+        f"{channel} conv",
+        "other conv",
+        "live AUC",
+        "oracle AUC",
+        "gap",
+        "model",
+        "alerts raised",
+    ):
+        table.add_column(col, justify="right")
+    for w, live_auc, oracle_auc in aucs:
+        g = f[f["week"] == w]
+        hit = g["channel"] == channel
+        versions = sorted({str(run.state.decisions[i]["model_version"]) for i in g_ids(run, w)
+                           if i in run.state.decisions})  # fmt: skip
+        table.add_row(
+            str(w + 1) + (" *" if w >= drift_week else ""),
+            f"{g.loc[hit, 'live_conv'].mean():.3f}",
+            f"{g.loc[~hit, 'live_conv'].mean():.3f}",
+            f"{live_auc:.3f}",
+            f"{oracle_auc:.3f}",
+            f"{oracle_auc - live_auc:+.3f}",
+            ",".join(versions),
+            ", ".join(sorted(raised.get(w, []))) or "-",
+        )
+    return table
 
 
 def _auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -312,9 +378,7 @@ def main() -> None:
         crossed = ", ".join(f"{c['key']}={c['value']:.3f}" for c in mon.get("crossed", [])) or "none"
         console.print(f"monitoring thresholds crossed now: {crossed}")
         if drift is not None:
-            by = f.groupby(["week", f["channel"] == drift.channel])["live_conv"].mean().unstack()
-            by.index = by.index + 1  # weeks 1-based as in the tables above (--drift counts from 0)
-            console.print(f"conversion of {drift.channel} (True) vs other channels by week:\n{by.round(3)}")
+            console.print(drift_table(run, client, f, rows, drift.channel, drift.week))
         runs = client.get("/v1/scheduler/runs", params={"limit": 1000}, headers=MANAGER).json()
         items = runs if isinstance(runs, list) else runs.get("runs", [])
         st = Table(title="scheduler runs (GET /v1/scheduler/runs)")

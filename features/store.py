@@ -284,12 +284,12 @@ def _missing_online(store: FeatureStore, fv: FeatureView, ids: list[str]) -> lis
     """Those of ``ids`` the online store holds no row for."""
     if not ids:
         return []
-    online = store._get_provider().online_store
     feature = [fv.features[0].name]
     key = fv.entity_columns[0].name
     missing: list[str] = []
     for i in range(0, len(ids), _READ_CHUNK):
         chunk = ids[i : i + _READ_CHUNK]
-        rows = online.online_read(store.config, fv, entity_keys(key, chunk), list(feature))  # Redis appends
+        # read_online: on SQLite one feature per key, not every feature of the row decoded
+        [rows] = read_online(store, [(fv, feature)], entity_keys(key, chunk))
         missing += [e for e, (ts, _) in zip(chunk, rows, strict=True) if row_time(ts) is None]
     return missing
