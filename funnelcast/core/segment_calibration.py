@@ -1,4 +1,4 @@
-"""Segment calibration (pure): does one segment of recent leads convert as the model said, next to the rest?
+"""Segment calibration (pure): does one level of recent leads convert as the model said, next to its peers?
 
 Feature drift (PSI) sees a change in what leads look like; it cannot see a change in how a kind of
 lead converts: when one channel's conversion halves, its leads look the same, and the weekly ROC-AUC
@@ -50,16 +50,17 @@ def segment_calibration(
     for name in segments.columns:
         level_of = segments[name].to_numpy(object)[recent]
         levels = sorted({v for v in level_of if isinstance(v, str) and v})
-        predicted = np.array([p[level_of == level].sum() for level in levels], dtype=float)
-        observed = np.array([y[level_of == level].sum() for level in levels], dtype=float)
+        masks = [level_of == level for level in levels]
+        predicted = np.array([p[m].sum() for m in masks], dtype=float)
+        observed = np.array([y[m].sum() for m in masks], dtype=float)
         reference = _weighted_median(observed / np.where(predicted > 0, predicted, np.nan), predicted)
-        for level, lp, ly in zip(levels, predicted, observed, strict=True):
+        for level, mask, lp, ly in zip(levels, masks, predicted, observed, strict=True):
             expected = lp * reference
             rows.append(
                 {
                     "segment": name,
                     "level": level,
-                    "leads": int((level_of == level).sum()),
+                    "leads": int(mask.sum()),
                     "predicted": float(lp),
                     "observed": float(ly),
                     "shift": float(ly / expected) if expected > 0 else float("nan"),
@@ -82,7 +83,8 @@ def shifted_segments(
     table: pd.DataFrame, min_expected: float, max_shift: float, min_z: float
 ) -> pd.DataFrame:
     """The levels to flag: enough expected conversions seen so far, converting more than
-    ``max_shift`` away from the rest (below ``1 - max_shift`` or above ``1 / (1 - max_shift)``),
+    ``max_shift`` away from the segment's median level (below ``1 - max_shift`` or above
+    ``1 / (1 - max_shift)``),
     and beyond ``min_z`` standard errors."""
     if table.empty:
         return table
