@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from funnelcast.core.timestamps import utc_times
+
 WEEK = timedelta(days=7)
 
 
@@ -51,7 +53,7 @@ def realised_rows(snapshot: ForecastSnapshot, wins: pd.DataFrame, now: datetime)
     """
     deals = snapshot.deals
     mine = wins[wins["opportunity_id"].isin(deals.keys())].copy()
-    at = pd.to_datetime(mine["at"], utc=True, errors="coerce")  # a time pandas cannot hold: left out
+    at = utc_times(mine["at"], coerce=True)  # a time pandas cannot hold: left out
     mine, at = mine[at.notna()], at[at.notna()]
     fallback = mine["opportunity_id"].map(lambda d: float(deals[d].get("amount", np.nan)))
     mine["amount"] = pd.to_numeric(mine["amount"], errors="coerce").fillna(fallback).fillna(0.0)

@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from funnelcast.core.timestamps import utc_times
+
 
 def week_start(at: pd.Series) -> pd.Series:
     """Monday 00:00 UTC of each time's ISO week."""
-    t = pd.to_datetime(at, utc=True)
+    t = utc_times(at)
     return (t - pd.to_timedelta(t.dt.weekday, unit="D")).dt.normalize()
 
 
@@ -29,9 +31,9 @@ def lead_labels(
     window_days: int,
 ) -> pd.Series:
     """1 converted within the window, 0 disqualified first or the window over, NaN not yet known."""
-    served = pd.to_datetime(served_at, utc=True)
-    conv = pd.to_datetime(converted_at, utc=True)
-    disq = pd.to_datetime(disqualified_at, utc=True)
+    served = utc_times(served_at)
+    conv = utc_times(converted_at)
+    disq = utc_times(disqualified_at)
     window = pd.Timedelta(days=window_days)
     won = conv.notna() & (conv <= served + window) & (disq.isna() | (conv <= disq))
     closed = (served + window <= pd.Timestamp(now)) | disq.notna() | conv.notna()

@@ -6,12 +6,14 @@ from datetime import datetime
 
 import pandas as pd
 
+from funnelcast.core.timestamps import utc_times
+
 
 def sla_compliance(deadline: pd.Series, first_touch: pd.Series, now: datetime) -> tuple[int, int]:
     """(met, due): of the leads whose deadline has passed or that were touched, how many were
     touched by their deadline. A lead still inside its deadline and untouched is not yet due."""
-    d = pd.to_datetime(deadline, utc=True)
-    t = pd.to_datetime(first_touch, utc=True)
+    d = utc_times(deadline)
+    t = utc_times(first_touch)
     has = d.notna()
     due = has & (t.notna() | (d < pd.Timestamp(now)))
     met = due & t.notna() & (t <= d)

@@ -25,6 +25,8 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from funnelcast.core.timestamps import utc_times
+
 SEGMENT_COLUMNS = ["segment", "level", "leads", "predicted", "observed", "shift", "z"]
 
 
@@ -41,7 +43,7 @@ def segment_calibration(
     ``segments``: one column per segment (``channel``, ...), a level per lead or missing;
     ``converted``: 1 when the lead converted within its label window by ``now``, else 0 or NaN.
     """
-    at = pd.to_datetime(served_at, utc=True, errors="coerce")
+    at = utc_times(served_at, coerce=True)
     stamp = pd.Timestamp(now)
     recent = ((at > stamp - pd.Timedelta(days=recent_days)) & (at <= stamp)).to_numpy()
     p = probability.to_numpy(float)[recent]

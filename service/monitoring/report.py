@@ -27,6 +27,7 @@ from funnelcast.core.routing_filters import MAX_TIMEZONE_GAP_HOURS, MIN_LANGUAGE
 from funnelcast.core.routing_health import match_rates, rep_shares, sla_compliance
 from funnelcast.core.segment_calibration import segment_calibration
 from funnelcast.core.settings import Settings
+from funnelcast.core.timestamps import utc_times
 from service.live_models import LiveModel
 from service.monitoring.schemas import (
     AccuracyRow,
@@ -54,7 +55,7 @@ def _first(outcomes: pd.DataFrame, kind: str, key: str) -> pd.Series:
     """The first time each ``key`` (lead or deal) reported ``kind``."""
     rows = outcomes[(outcomes["kind"] == kind) & outcomes[key].notna()]
     # coerce: an outcome stored before its time was range-checked must not take the report down
-    return pd.to_datetime(rows["at"], utc=True, errors="coerce").groupby(rows[key]).min()
+    return utc_times(rows["at"], coerce=True).groupby(rows[key]).min()
 
 
 def _none(value: Any) -> Any:

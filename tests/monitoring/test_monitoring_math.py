@@ -14,6 +14,7 @@ from funnelcast.core.forecast_accuracy import ForecastSnapshot, accuracy_by_hori
 from funnelcast.core.lead_quality import calibration_by_grade, lead_labels, weekly_auc
 from funnelcast.core.routing_health import match_rates, rep_shares, sla_compliance
 from funnelcast.core.segment_calibration import segment_calibration, shifted_segments
+from funnelcast.core.timestamps import utc_times
 from service.monitoring.report import routing_health
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
@@ -84,6 +85,27 @@ def test_sla_counts_only_due_leads_and_match_rates_use_the_routing_filters() -> 
         "r1": pytest.approx(2 / 3),
         "r2": pytest.approx(1 / 3),
     }
+
+
+def test_stored_times_with_and_without_a_fraction_of_a_second_are_all_read() -> None:
+    # isoformat() drops the fraction of an exact second: a deadline at 07:00 beside a wall-clock one.
+    # pandas infers one format from the first string; the other raised (a 500 on GET /v1/monitoring,
+    # found by the soak) or, coerced, silently became NaT and the outcome was lost.
+    exact, fraction = T0.isoformat(), (T0 + timedelta(microseconds=123)).isoformat()
+    deadline = pd.Series([fraction, exact, exact])
+    touched = pd.Series([fraction, exact, None])
+    assert sla_compliance(deadline, touched, now=T0 + timedelta(hours=1)) == (2, 3)
+    labels = lead_labels(
+        pd.Series([fraction, exact]), pd.Series([exact, fraction]), pd.Series([None, None]), T0, 30
+    )
+    assert labels.tolist() == [1.0, 1.0]
+    assert utc_times(
+        pd.Series([fraction, exact, "9999-12-31T23:59:59+14:00"]), coerce=True
+    ).notna().tolist() == [
+        True,
+        True,
+        False,
+    ]
 
 
 def test_what_we_said_four_weeks_ago_is_judged_against_the_wins_in_that_week() -> None:
