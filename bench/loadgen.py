@@ -44,12 +44,13 @@ class Result:
     latency: float  # seconds from the scheduled send to the last byte of the answer
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    """Read one HTTP/1.1 response (Content-Length or chunked body); its status code."""
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """Read one HTTP/1.1 response (Content-Length or chunked body); its status code, and whether the
+    server said ``Connection: close`` (then, as any HTTP/1.1 client, send nothing more on it)."""
     status_line = await reader.readline()
     if not status_line:
         raise ConnectionError("connection closed by the server")
-    length, chunked = 0, False
+    length, chunked, close = 0, False, False
     while True:
         line = await reader.readline()
         if line in (b"\r\n", b""):
@@ -60,13 +61,15 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
             length = int(value)
         elif name == b"transfer-encoding" and b"chunked" in value.lower():
             chunked = True
+        elif name == b"connection" and b"close" in value.lower():
+            close = True
     if chunked:
         while size := int((await reader.readline()).split(b";")[0], 16):
             await reader.readexactly(size + 2)
         await reader.readline()
     else:
         await reader.readexactly(length)
-    return int(status_line.split()[1])
+    return int(status_line.split()[1]), close
 
 
 async def _connection(
@@ -98,7 +101,10 @@ async def _connection(
                 assert reader is not None
                 writer.write(request)
                 await writer.drain()
-                status = await _read_response(reader)
+                status, close = await _read_response(reader)
+            if close:
+                writer.close()
+                reader = writer = None
         except (OSError, ConnectionError, TimeoutError, asyncio.IncompleteReadError, ValueError):
             status = NO_ANSWER
             if writer is not None:

@@ -107,6 +107,14 @@ class Settings(BaseSettings):
     request_head_timeout_seconds: float = Field(
         10.0, gt=0, description="A connection's next request head must arrive within this."
     )
+    max_requests_per_connection: int = Field(
+        100,
+        ge=0,
+        description="Answer `Connection: close` on a keep-alive connection's Nth request (0: never), "
+        "as nginx's keepalive_requests does: a worker keeps each connection it accepted, so a client's "
+        "long-lived pool would otherwise stay split unevenly across the workers; the client reconnects "
+        "to whichever worker is free to accept.",
+    )
     dashboard_secure_cookie: bool = Field(
         False,
         description="Mark the manager page's session cookie Secure (served behind https); a request "

@@ -178,3 +178,23 @@ def test_past_the_concurrency_limit_a_request_is_503_at_once_instead_of_held(
             sock.close()
         time.sleep(0.5)
         assert http.post("/v1/leads/score", json=lead("after"), headers=CRM).status_code == 200
+
+
+def test_a_keep_alive_connection_is_closed_politely_after_its_request_budget(
+    served_world: Settings, tmp_path: Path
+) -> None:
+    # a worker keeps every connection it accepted; a client pool split unevenly over the workers
+    # stays so unless the server asks a connection to close now and then (nginx's keepalive_requests)
+    settings = service_settings(served_world, tmp_path, max_requests_per_connection=3)
+    with running(settings) as http:
+        sock = connect(str(http.base_url))
+        replies = []
+        for _ in range(3):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            replies.append(sock.recv(65536).lower())
+        assert all(r.startswith(b"http/1.1 200") for r in replies)
+        assert [b"connection: close" in r for r in replies] == [False, False, True]
+        assert read_all(sock) == b""  # and the server closed it after the answer
+        sock.close()
+        # a client honouring the header reconnects: nothing is lost
+        assert [http.get("/healthz").status_code for _ in range(10)] == [200] * 10
