@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,21 @@ def online_store_fault(store: FeatureStore) -> str | None:
     if isinstance(online, SqliteOnlineStore):
         online._conn = None
     return f"online store file {path} is missing"
+
+
+def online_version(store: FeatureStore) -> tuple[object, int, int] | None:
+    """A token that changes whenever the SQLite online store's rows may have changed, else None
+    (other stores: their reads are not cached).
+
+    ``PRAGMA data_version`` moves when another connection commits (``features materialize``, another
+    worker's event ingest); ``total_changes`` counts this connection's own writes (this process's
+    ingest goes through Feast's one connection, and data_version does not move for those). The
+    connection itself is part of the token: Feast opens a new one after the file was replaced.
+    """
+    if store.config.online_store.type != "sqlite":
+        return None
+    conn = store._get_provider().online_store._get_conn(store.config)
+    return conn, conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes
 
 
 def apply_definitions(store: FeatureStore, settings: Settings) -> list[str]:
@@ -216,23 +232,36 @@ def read_online(
     found: list[dict[bytes, tuple[int, dict[str, Value]]]] = [{} for _ in views]
     conn = online._get_conn(config)
     versioned = config.registry.enable_online_feature_view_versioning
+    tables = tuple(
+        (compute_table_id(config.project, fv, versioned), tuple(features)) for fv, features in views
+    )
+    decode = Value.FromString
     for start in range(0, len(blobs), _KEYS_PER_STATEMENT):
         chunk = blobs[start : start + _KEYS_PER_STATEMENT]
-        marks = ",".join("?" * len(chunk))
-        parts, params = [], []
-        for v, (fv, features) in enumerate(views):
-            table = '"' + compute_table_id(config.project, fv, versioned).replace('"', '""') + '"'
-            # Feast stores event_ts as whole epoch seconds; read as a plain number (not through the
-            # declared-type converter, a datetime per feature) and made a time once per row
-            parts.append(
-                f"SELECT {v}, entity_key, feature_name, value, CAST(event_ts AS INTEGER) FROM {table} "
-                f"WHERE entity_key IN ({marks}) AND feature_name IN ({','.join('?' * len(features))})"
-            )
-            params += [*chunk, *features]
-        for v, key, feature, blob, stamp in conn.execute(" UNION ALL ".join(parts), params):
-            row = found[v].setdefault(key, (stamp, {}))[1]
-            row[feature] = Value.FromString(blob)
+        params = [p for _, features in tables for p in (*chunk, *features)]  # per table: keys, names
+        for v, key, feature, blob, stamp in conn.execute(_read_statement(tables, len(chunk)), params):
+            row = found[v].get(key)
+            if row is None:
+                row = found[v][key] = (stamp, {})
+            row[1][feature] = decode(blob)
     return [[_online_row(rows.get(blob)) for blob in blobs] for rows in found]
+
+
+@lru_cache(maxsize=64)
+def _read_statement(tables: tuple[tuple[str, tuple[str, ...]], ...], keys: int) -> str:
+    """One statement reading ``keys`` entity keys from every ``(table, features)``, binding each
+    table's keys then its feature names (built once: one lead's read is the same every time)."""
+    marks = ",".join("?" * keys)
+    parts = []
+    for v, (table, features) in enumerate(tables):
+        quoted = '"' + table.replace('"', '""') + '"'
+        # Feast stores event_ts as whole epoch seconds; read as a plain number (not through the
+        # declared-type converter, a datetime per feature) and made a time once per row
+        parts.append(
+            f"SELECT {v}, entity_key, feature_name, value, CAST(event_ts AS INTEGER) FROM {quoted} "
+            f"WHERE entity_key IN ({marks}) AND feature_name IN ({','.join('?' * len(features))})"
+        )
+    return " UNION ALL ".join(parts)
 
 
 def _online_row(found: tuple[int, dict[str, Value]] | None) -> OnlineRow:

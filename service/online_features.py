@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from features.store import (
     OnlineStoreUnavailable,
     entity_keys,
     online_store_fault,
+    online_version,
     read_online,
     row_time,
 )
@@ -68,11 +70,18 @@ class OnlineFeatures:
     converts only the values it returns.
     """
 
-    def __init__(self, store: FeatureStore, stale_after: timedelta) -> None:
+    def __init__(self, store: FeatureStore, stale_after: timedelta, cached_companies: int = 200_000) -> None:
         self.store = store
         self.stale_after = stale_after
         self._services: dict[str, ServiceViews] = {}
         self._views(LEAD_SCORE_SERVICE)
+        # Decoded rows per (service, company), valid while the store's ``online_version`` stands:
+        # a read is a few hundred microseconds of SQLite and protobuf, and a CRM scores many leads
+        # of the same accounts between two materialisations. Bounded; cleared when full.
+        self._rows: dict[tuple[str, str], _CompanyRow] = {}
+        self._rows_version: object = None
+        self._rows_lock = threading.Lock()
+        self.cached_companies = cached_companies
 
     def fault(self) -> str | None:
         """Why the online store cannot be read now (``online_store_fault``), else None."""
@@ -105,30 +114,53 @@ class OnlineFeatures:
             )
             return None
 
+    def _company_rows(self, companies: list[str], service: str) -> list[_CompanyRow]:
+        """Each company's decoded row, from the cache when the store has not changed since it was read."""
+        version = online_version(self.store)
+        with self._rows_lock:
+            if version is None or version != self._rows_version or len(self._rows) > self.cached_companies:
+                self._rows = {}
+                self._rows_version = version
+            cached = self._rows
+        found = {c: cached[(service, c)] for c in companies if (service, c) in cached}
+        missing = [c for c in companies if c not in found]
+        if missing:
+            views = self._views(service).company
+            read = read_online(
+                self.store,
+                [(view, features) for view, _, features in views],
+                entity_keys("company_id", missing),
+            )
+            made = [_CompanyRow({}, {}) for _ in missing]
+            for (_, name, _), view_rows in zip(views, read, strict=True):
+                for row, (stamp, named) in zip(made, _named(name, view_rows), strict=True):
+                    row.values.update(named)
+                    if stamp is not None:
+                        row.stamps[name] = stamp
+            found.update(zip(missing, made, strict=True))
+            if version is not None:
+                with self._rows_lock:
+                    if self._rows is cached:  # not cleared meanwhile for a newer version
+                        cached.update(((service, c), row) for c, row in zip(missing, made, strict=True))
+        return [found[c] for c in companies]
+
     def lead_features(
         self, company_ids: list[str], now: datetime | None = None, service: str = LEAD_SCORE_SERVICE
     ) -> list[CompanyFeatures]:
         now = now or clock.now()
         # each company once: a batch of a company's leads (a backfill) reads and decodes it once
         distinct = list(dict.fromkeys(company_ids))
-        keys = entity_keys("company_id", distinct)
-        values: list[dict[str, Any]] = [{} for _ in distinct]
-        stamps: list[dict[str, datetime]] = [{} for _ in distinct]
         try:
             if fault := self.fault():
                 raise OnlineStoreUnavailable(fault)
-            views = self._views(service).company
-            read = read_online(self.store, [(view, features) for view, _, features in views], keys)
-            for (_, name, _), rows in zip(views, read, strict=True):
-                for i, (stamp, row) in enumerate(_named(name, rows)):
-                    values[i].update(row)
-                    if stamp is not None:
-                        stamps[i][name] = stamp
+            rows = self._company_rows(distinct, service)
         except Exception as err:
             log.warning(
                 "online store unavailable", extra={"error": f"{type(err).__name__}: {str(err)[:200]}"}
             )
             return [CompanyFeatures({}, None, ["online_store"], False) for _ in company_ids]
+        values = [row.values for row in rows]
+        stamps = [row.stamps for row in rows]
         found = {}
         for company, value, stamp in zip(distinct, values, stamps, strict=True):
             stale = [
@@ -143,6 +175,12 @@ class OnlineFeatures:
             CompanyFeatures(value, snapshot, list(stale), unknown)
             for value, snapshot, stale, unknown in (found[c] for c in company_ids)
         ]
+
+
+@dataclass(frozen=True)
+class _CompanyRow:
+    values: dict[str, Any]  # ``<view>__<feature>`` -> value, shared by every lead of the company
+    stamps: dict[str, datetime]  # view -> its row's event time, for the views that have a row
 
 
 def _named(name: str, rows: list[OnlineRow]) -> list[tuple[datetime | None, dict[str, Any]]]:

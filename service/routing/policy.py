@@ -306,6 +306,29 @@ def _hours_until_working(table: _RepTable, weekday: np.ndarray, hour: np.ndarray
 _NO_LOAD = RepLoad()
 
 
+@dataclass(frozen=True, eq=False)
+class _RepClock:
+    """Per rep at one minute: UTC offset, wall-clock hours until working and the availability
+    factor those hours give under the fit. Every lead routed in that minute shares them."""
+
+    offset: np.ndarray
+    wait: np.ndarray
+    availability: np.ndarray
+
+
+def _rep_clock(t: _RepTable, fit: RepFit, minute: datetime) -> _RepClock:
+    # one entry per table: a minute's clock is asked for by every lead routed in it, then never again
+    cached = t.__dict__.get("_clock")
+    if cached is not None and cached[0] == minute:
+        return cached[1]
+    offset, weekday, hour = (a[t.zone_of] for a in _zone_clock(t.zones, minute))
+    wait = _hours_until_working(t, weekday, hour)
+    availability = (1.0 - fit.delay_decay_per_hour) ** np.minimum(wait, 24 * 30)
+    made = _RepClock(offset, wait, availability)
+    object.__setattr__(t, "_clock", (minute, made))  # a frozen table's private cache
+    return made
+
+
 def rank_candidates(
     lead: LeadToRoute,
     reps: Sequence[Rep],
@@ -320,8 +343,8 @@ def rank_candidates(
         return [], ()
     t = _rep_table(reps, fit)
     n = len(t.ids)
-    offset, weekday, hour = (a[t.zone_of] for a in _zone_clock(t.zones, _minute(now)))
-    wait = _hours_until_working(t, weekday, hour)
+    rep_clock = _rep_clock(t, fit, _minute(now))
+    offset, wait = rep_clock.offset, rep_clock.wait
     load_of = [loads.get(r, _NO_LOAD) for r in t.ids]
     open_leads = np.fromiter((ld.open_leads for ld in load_of), dtype=float, count=n)
 
@@ -344,7 +367,7 @@ def rank_candidates(
         lift = lift * t.industry_lift[lead.industry]
     if lead.product_line is not None and lead.product_line in t.product_lift:
         lift = lift * t.product_lift[lead.product_line]
-    availability = (1.0 - fit.delay_decay_per_hour) ** np.minimum(wait, 24 * 30)
+    availability = rep_clock.availability
     value = lead.probability * match * lift * availability
     pressure = np.clip((open_leads / np.maximum(t.capacity, 1) - policy.reserve_from_load), 0, None) / max(
         1e-9, 1 - policy.reserve_from_load

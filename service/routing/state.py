@@ -128,6 +128,7 @@ class SqliteAssignmentStore:
         self._path = path
         self._loads: dict[str, RepLoad] | None = None  # what ``loads`` read, at ``_loads_version``
         self._loads_version = -1
+        self._written: dict[str, RepLoad] = {}  # rep loads this transaction wrote, as RETURNING gave them
         self._closed = threading.Event()
         threading.Thread(target=self._checkpoint_loop, name="routing-wal-checkpoint", daemon=True).start()
 
@@ -158,9 +159,7 @@ class SqliteAssignmentStore:
         with self._lock:
             version = self._db.execute("PRAGMA data_version").fetchone()[0]
             if self._loads is None or version != self._loads_version:
-                rows = self._db.execute(
-                    "SELECT rep_id, open_leads, last_assigned_at FROM rep_load"
-                ).fetchall()
+                rows = self._db.execute(f"SELECT {_LOAD_COLUMNS} FROM rep_load").fetchall()
                 self._loads = {
                     rep: RepLoad(n, datetime.fromisoformat(last) if last else None) for rep, n, last in rows
                 }
@@ -168,8 +167,25 @@ class SqliteAssignmentStore:
             return dict(self._loads)
 
     def _commit(self) -> None:
+        """Commit, and bring the copy ``loads`` keeps up to date with this transaction's own writes
+        (data_version does not move for them); a commit by another connection meanwhile still moves
+        data_version, so the next ``loads`` reads everything again."""
         self._db.execute("COMMIT")
-        self._loads = None  # this connection's own write: data_version does not move for it
+        if self._loads is not None:
+            self._loads.update(self._written)
+        self._written = {}
+
+    def _rollback(self) -> None:
+        self._db.execute("ROLLBACK")
+        self._written = {}
+
+    def _wrote_load(self, row: tuple[str, int, str | None] | None) -> bool:
+        """Keep a ``rep_load`` row a statement's RETURNING gave; whether there was one."""
+        if row is None:
+            return False
+        rep, n, last = row
+        self._written[rep] = RepLoad(n, datetime.fromisoformat(last) if last else None)
+        return True
 
     def try_assign(self, assignment: Assignment, capacity: int) -> bool:
         """Give the lead to the rep if the rep has room; idempotent by lead id (see ``_ASSIGN_LUA``)."""
@@ -185,11 +201,11 @@ class SqliteAssignmentStore:
                     self._db.execute("INSERT OR IGNORE INTO rep_load (rep_id) VALUES (?)", (a.rep_id,))
                     cur = self._db.execute(
                         "UPDATE rep_load SET open_leads = open_leads + 1, last_assigned_at = ? "
-                        "WHERE rep_id = ? AND open_leads < ?",
+                        f"WHERE rep_id = ? AND open_leads < ? RETURNING {_LOAD_COLUMNS}",
                         (a.assigned_at.isoformat(), a.rep_id, capacity),
                     )
-                    if cur.rowcount != 1:
-                        self._db.execute("ROLLBACK")
+                    if not self._wrote_load(cur.fetchone()):
+                        self._rollback()
                         return False
                     if holder is not None:
                         self._release(holder)
@@ -209,12 +225,16 @@ class SqliteAssignmentStore:
                 self._commit()
                 return True
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
 
     def _release(self, rep_id: str) -> None:
-        self._db.execute(
-            "UPDATE rep_load SET open_leads = MAX(open_leads - 1, 0) WHERE rep_id = ?", (rep_id,)
+        self._wrote_load(
+            self._db.execute(
+                "UPDATE rep_load SET open_leads = MAX(open_leads - 1, 0) "
+                f"WHERE rep_id = ? RETURNING {_LOAD_COLUMNS}",
+                (rep_id,),
+            ).fetchone()
         )
 
     def get(self, lead_id: str) -> Assignment | None:
@@ -244,11 +264,11 @@ class SqliteAssignmentStore:
                     f"SELECT {_COLUMNS} FROM assignments WHERE lead_id = ?", (lead_id,)
                 ).fetchone()
                 if row is None:
-                    self._db.execute("ROLLBACK")
+                    self._rollback()
                     return None, False
                 old = _assignment(row)
                 if only_from is not None and old.status != only_from:
-                    self._db.execute("ROLLBACK")
+                    self._rollback()
                     return old, False
                 released = old.status not in RELEASING and status in RELEASING
                 if released:
@@ -261,7 +281,7 @@ class SqliteAssignmentStore:
                     )
                 self._commit()
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
         return self.get(lead_id), released
 
@@ -293,7 +313,7 @@ class SqliteAssignmentStore:
                 )
                 self._commit()
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
         return True
 
@@ -304,6 +324,7 @@ class SqliteAssignmentStore:
 
 
 _COLUMNS = "lead_id, rep_id, assigned_at, deadline, status, probability, grade, profile"
+_LOAD_COLUMNS = "rep_id, open_leads, last_assigned_at"
 
 
 def _assignment(row: tuple) -> Assignment:

@@ -189,3 +189,16 @@ def test_the_router_with_a_real_store_fills_the_best_rep_to_capacity_then_moves_
     # a (best) takes 3 = its capacity, then b 3, then c; the store holds no rep above capacity
     assert chosen == ["a", "a", "a", "b", "b", "b", "c", "c"]
     assert {r: load.open_leads for r, load in router.state.loads().items()} == {"a": 3, "b": 3, "c": 2}
+
+
+def test_a_reps_clock_kept_for_one_minute_is_not_used_in_the_next() -> None:
+    """The per-rep clock (offset, wait, availability) is computed once per minute and shared by that
+    minute's leads: the same reps a minute before and at the start of work must see the change."""
+    reps = [rep("cn")]  # works 09:00-18:00 in Shanghai
+    before = datetime(2026, 3, 10, 0, 59, 30, tzinfo=UTC)  # 08:59:30 in Shanghai
+    waiting = route_lead(lead(), reps, {}, before, POLICY, FIT).chosen
+    assert waiting is not None and waiting.hours_until_available > 0
+    at_start = route_lead(lead(), reps, {}, before + timedelta(seconds=30), POLICY, FIT).chosen
+    assert at_start is not None and at_start.hours_until_available == 0 and at_start.availability == 1.0
+    again = route_lead(lead(), reps, {}, before + timedelta(seconds=10), POLICY, FIT).chosen
+    assert again == waiting  # back to the earlier minute: computed again, the same answer

@@ -197,3 +197,27 @@ def test_loads_read_by_one_worker_show_what_another_worker_assigned_since(where:
     apply_outcome(second, {"kind": "converted"}, "l1", "converted", now)
     assert first.loads()["r1"].open_leads == 1
     assert second.loads()["r1"].open_leads == 1
+
+
+def test_the_loads_a_worker_keeps_after_its_own_writes_are_what_a_fresh_read_gives(
+    where: tuple[str, str],
+) -> None:
+    """A worker's copy of the loads is brought up to date by its own writes (not read again); after
+    any mix of assignments, refusals, re-assignments and releases by two workers it must equal what
+    a new connection reads."""
+    import random
+
+    first, second = _open(*where), _open(*where)
+    rng = random.Random(3)
+    now = datetime.now(UTC)
+    for step in range(300):
+        store = first if rng.random() < 0.7 else second
+        store.loads()  # each worker keeps a copy between its writes
+        lead, rep = f"l{rng.randrange(60)}", f"r{rng.randrange(4)}"
+        if rng.random() < 0.6:
+            store.try_assign(Assignment(lead, rep, now, None, "open", 0.5, "B"), capacity=6)
+        else:
+            apply_outcome(store, {"kind": "converted"}, lead, rng.choice(["converted", "touched"]), now)
+        fresh = _open(*where).loads()
+        assert first.loads() == fresh, step
+        assert second.loads() == fresh, step
