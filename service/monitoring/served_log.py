@@ -71,11 +71,14 @@ def input_histogram(
     """``encoded`` (rows x the model's columns, as ``TabularModel.encode`` gives them) binned on the
     training distribution; inputs are matched by position, as training stored them."""
     counts = bin_counts(list(distribution), encoded)
+    named = {b.name: c.tolist() for b, c in zip(distribution, counts, strict=True)}
+    return BinCounts(model_version, serving_week(at), named)
+
+
+def serving_week(at: datetime) -> str:
+    """Monday of ``at``'s UTC week, ISO date (as ``lead_quality.week_start``)."""
     utc = at.astimezone(UTC)
-    week = (utc.date() - timedelta(days=utc.weekday())).isoformat()  # as ``lead_quality.week_start``
-    return BinCounts(
-        model_version, week, {b.name: c.tolist() for b, c in zip(distribution, counts, strict=True)}
-    )
+    return (utc.date() - timedelta(days=utc.weekday())).isoformat()
 
 
 class ServedLog(Protocol):
@@ -255,19 +258,31 @@ class ServedRecorder:
                     stop = True
                 else:
                     batch.append(item)
-            for results, encoded, at in batch:
-                self._record(results, encoded, at)
+            self._record_all(batch)
             if stop:
                 return
 
-    def _record(self, results: Sequence[ScoredLead], encoded: np.ndarray, at: datetime) -> None:
-        model = results[0].model
+    def _record_all(self, batch: list[tuple[Sequence[ScoredLead], np.ndarray, datetime]]) -> None:
+        """Everything queued since the last flush in one write per model version and serving week:
+        one histogram over the calls' stacked inputs (the sum of theirs) and all their leads. A write
+        per scoring call was a SQLite transaction and a dozen numpy passes each, under the GIL the
+        request threads need."""
+        groups: dict[tuple[str, str], list[tuple[Sequence[ScoredLead], np.ndarray, datetime]]] = {}
+        for results, encoded, at in batch:
+            groups.setdefault((results[0].model.version, serving_week(at)), []).append((results, encoded, at))
+        for calls in groups.values():
+            self._record(calls)
+
+    def _record(self, calls: list[tuple[Sequence[ScoredLead], np.ndarray, datetime]]) -> None:
+        """Calls of one model version in one serving week."""
+        model = calls[0][0][0].model
         distribution = self._distributions.get(model.version)
         if distribution is None:
             distribution = self._distributions[model.version] = distribution_of(model.model.metadata)
-        bins = input_histogram(distribution, encoded, model.version, at) if distribution else None
+        encoded = np.vstack([rows for _, rows, _ in calls])
+        bins = input_histogram(distribution, encoded, model.version, calls[0][2]) if distribution else None
         try:
-            self.log.record([served_lead(r, at) for r in results], bins)
+            self.log.record([served_lead(r, at) for results, _, at in calls for r in results], bins)
         except Exception as err:  # the writer thread outlives any one failed write
             log.warning("served-lead log not written", extra={"error": f"{type(err).__name__}: {err}"[:300]})
 

@@ -95,3 +95,77 @@ def test_a_served_log_written_before_segments_is_read_and_written_after_the_upgr
     leads = log.leads().set_index("lead_id")
     assert leads["probability"].to_dict() == {"l0": 0.3, "l1": 0.9}
     assert leads["segments"].isna().tolist() == [True, False]
+
+
+def test_calls_flushed_together_are_recorded_as_they_would_be_one_by_one(tmp_path: Path) -> None:
+    """The recorder writes what was queued since its last flush in one write per model version and
+    week: the stored histograms and leads must be what writing each call on its own stores."""
+    import numpy as np
+
+    from funnelcast.core.drift import InputBins
+    from funnelcast.core.model import TabularModel
+    from service.live_models import LiveModel
+    from service.monitoring.served_log import ServedRecorder, SqliteServedLog, input_histogram, served_lead
+    from service.schemas import LeadIn
+    from service.scoring import ScoredLead
+
+    bins = [
+        InputBins("channel", "categorical", (), ("web", "referral"), (0.5, 0.5, 0.0)).to_dict(),
+        InputBins("size", "numeric", (10.0, 100.0), (), (0.3, 0.3, 0.3, 0.1)).to_dict(),
+    ]
+
+    def model(version: str) -> LiveModel:
+        tab = TabularModel("lead_score", {"channel": ("web", "referral")}, ("size",), None, metadata={})  # type: ignore[arg-type]
+        tab.metadata["input_distribution"] = bins
+        return LiveModel("lead_score", version, tab, "registry", T0, None, {})
+
+    rng = np.random.default_rng(4)
+    calls = []
+    for i in range(40):
+        live = model("1" if i % 3 else "2")
+        at = T0 + timedelta(days=int(rng.integers(0, 14)), hours=float(rng.random() * 20))
+        n = int(rng.integers(1, 4))
+        encoded = np.column_stack([rng.integers(-1, 3, n).astype(float), rng.normal(50, 60, n)])
+        encoded[rng.random(encoded.shape) < 0.2] = np.nan
+        leads = [
+            ScoredLead(
+                LeadIn(lead_id=f"l{i}-{j}", company_id="c1", channel="web_form"),
+                0.5,
+                50,
+                "B",
+                live,
+                None,
+                None,
+                None,
+                {},
+                [],
+                False,
+            )
+            for j in range(n)
+        ]
+        calls.append((leads, encoded, at))
+
+    one_by_one = SqliteServedLog(tmp_path / "one.db")
+    for leads, encoded, at in calls:
+        live = leads[0].model
+        dist = [InputBins.from_dict(b) for b in bins]
+        one_by_one.record(
+            [served_lead(r, at) for r in leads], input_histogram(dist, encoded, live.version, at)
+        )
+    together = SqliteServedLog(tmp_path / "together.db")
+    recorder = ServedRecorder(together, flush_seconds=0.2)
+    for leads, encoded, at in calls:
+        recorder(leads, encoded, at)
+    recorder.close()  # records what is queued: the calls went out in one or a few flushes
+    assert (
+        together.leads()
+        .sort_values("lead_id")
+        .reset_index(drop=True)
+        .equals(one_by_one.leads().sort_values("lead_id").reset_index(drop=True))
+    )
+    for version in ("1", "2"):
+        expected, got = one_by_one.histogram(version), together.histogram(version)
+        assert expected.keys() == got.keys() and len(expected) >= 2  # both weeks
+        for week in expected:
+            for name in expected[week]:
+                assert np.array_equal(expected[week][name], got[week][name]), (version, week, name)
