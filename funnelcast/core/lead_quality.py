@@ -30,13 +30,16 @@ def lead_labels(
     now: datetime,
     window_days: int,
 ) -> pd.Series:
-    """1 converted within the window, 0 disqualified first or the window over, NaN not yet known."""
+    """1 converted within the window, 0 disqualified first or the window over, NaN not yet known,
+    all as known at ``now``: an outcome dated after ``now`` has not happened yet (a check replayed at
+    an earlier date, or a CRM that posts a planned date), so it neither labels nor closes a lead."""
     served = utc_times(served_at)
-    conv = utc_times(converted_at)
-    disq = utc_times(disqualified_at)
+    at_now = pd.Timestamp(now)
+    conv = utc_times(converted_at).where(lambda t: t <= at_now)
+    disq = utc_times(disqualified_at).where(lambda t: t <= at_now)
     window = pd.Timedelta(days=window_days)
     won = conv.notna() & (conv <= served + window) & (disq.isna() | (conv <= disq))
-    closed = (served + window <= pd.Timestamp(now)) | disq.notna() | conv.notna()
+    closed = (served + window <= at_now) | disq.notna() | conv.notna()
     return pd.Series(np.where(won, 1.0, np.where(closed, 0.0, np.nan)), index=served.index)
 
 

@@ -54,6 +54,17 @@ def test_a_lead_is_positive_when_it_converts_in_its_window_and_unknown_while_the
     )
 
 
+def test_an_outcome_dated_after_now_has_not_happened_yet() -> None:
+    """A check run (or replayed) at ``now`` must not see a conversion or a disqualification dated later."""
+    served = pd.Series([T0, T0, T0 - timedelta(days=40)])
+    converted = pd.Series([T0 + timedelta(days=3), None, T0 - timedelta(days=20)])
+    disqualified = pd.Series([None, T0 + timedelta(days=4), None])
+    early = lead_labels(served, converted, disqualified, now=T0 + timedelta(days=2), window_days=30)
+    assert np.isnan(early.iloc[0]) and np.isnan(early.iloc[1]) and early.iloc[2] == 1.0
+    later = lead_labels(served, converted, disqualified, now=T0 + timedelta(days=5), window_days=30)
+    assert later.iloc[0] == 1.0 and later.iloc[1] == 0.0 and later.iloc[2] == 1.0
+
+
 def test_weekly_auc_groups_by_the_week_scored_and_skips_unresolved_leads() -> None:
     served = pd.Series([T0, T0, T0, T0 + timedelta(days=7), T0 + timedelta(days=8)])
     p = pd.Series([0.9, 0.2, 0.5, 0.3, 0.6])
@@ -96,7 +107,11 @@ def test_stored_times_with_and_without_a_fraction_of_a_second_are_all_read() -> 
     touched = pd.Series([fraction, exact, None])
     assert sla_compliance(deadline, touched, now=T0 + timedelta(hours=1)) == (2, 3)
     labels = lead_labels(
-        pd.Series([fraction, exact]), pd.Series([exact, fraction]), pd.Series([None, None]), T0, 30
+        pd.Series([fraction, exact]),
+        pd.Series([exact, fraction]),
+        pd.Series([None, None]),
+        T0 + timedelta(hours=1),  # both conversions have happened
+        30,
     )
     assert labels.tolist() == [1.0, 1.0]
     assert utc_times(
