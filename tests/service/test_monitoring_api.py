@@ -112,6 +112,7 @@ def test_monitoring_numbers_move_with_served_leads_outcomes_and_the_weekly_snaps
                 touched = next(r for r in results if r["routing"]["rep_id"])
                 touch = {"kind": "touched", "lead_id": touched["lead_id"], "at": start.isoformat()}
                 http.post("/v1/outcomes", json=touch, headers=CRM)
+                now[0] = start + timedelta(days=2)  # the outcomes above have happened by now
                 judged = http.get("/v1/monitoring", headers=MANAGER).json()
                 [week] = judged["lead_quality"]["weeks"]
                 assert (week["resolved"], week["converted"], week["roc_auc"]) == (LEADS, LEADS // 2, 1.0)
