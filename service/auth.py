@@ -18,6 +18,7 @@ from typing import Annotated
 
 from fastapi import HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from funnelcast.core import clock
 
@@ -60,7 +61,7 @@ class RoleCheck:
     def __init__(self, roles: tuple[Role, ...]) -> None:
         self.roles = roles
 
-    def __call__(
+    async def __call__(
         self,
         request: Request,
         api_key: Annotated[str | None, Security(API_KEY_HEADER)],
@@ -72,7 +73,8 @@ class RoleCheck:
         if key:
             role = keys.get(key)
         elif token and request.method in ("GET", "HEAD"):  # the manager page's session: reads only
-            role = session_role(token, keys, clock.now())
+            # the clock may be a shared one (a Redis or SQLite read): off the event loop
+            role = await run_in_threadpool(lambda: session_role(token, keys, clock.now()))
         else:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,

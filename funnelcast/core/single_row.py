@@ -47,6 +47,9 @@ class _FastConfig:
                 ctypes.byref(self.handle),
             )
         )
+        # freed with this object, or at exit while the library is still there (a __del__ then found
+        # it gone in a server's worker processes)
+        weakref.finalize(self, _LIB.LGBM_FastConfigFree, self.handle)
 
     def predict(self, row: np.ndarray) -> np.ndarray:
         out = np.empty(self.outputs, dtype=np.float64)
@@ -61,9 +64,6 @@ class _FastConfig:
         )
         return out[: written.value]
 
-    def __del__(self) -> None:
-        if self.handle.value is not None:
-            _LIB.LGBM_FastConfigFree(self.handle)
 
 
 _CONFIGS: weakref.WeakKeyDictionary[lgb.Booster, dict[str, _FastConfig]] = weakref.WeakKeyDictionary()

@@ -6,7 +6,7 @@ A route declares ``models: ModelsDep`` instead of reading ``request.app.state``;
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -30,22 +30,22 @@ from service.snapshots import Refreshed
 from service.weekly_store import WeeklyStore
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
-def get_rules(request: Request) -> list[Rule]:
+async def get_rules(request: Request) -> list[Rule]:
     return request.app.state.rules
 
 
@@ -54,10 +54,10 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 RulesDep = Annotated[list[Rule], Depends(get_rules)]
 
 
-def _from_runtime(part: str) -> Callable[[Runtime], Any]:
+def _from_runtime(part: str) -> Callable[[Runtime], Awaitable[Any]]:
     """A dependency giving one part of the runtime; the ``Annotated`` alias below states its type."""
 
-    def get(runtime: RuntimeDep) -> Any:
+    async def get(runtime: RuntimeDep) -> Any:
         return getattr(runtime, part)
 
     return get
