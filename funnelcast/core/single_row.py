@@ -65,7 +65,6 @@ class _FastConfig:
         return out[: written.value]
 
 
-
 _CONFIGS: weakref.WeakKeyDictionary[lgb.Booster, dict[str, _FastConfig]] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 

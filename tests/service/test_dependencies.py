@@ -32,7 +32,7 @@ def _routes(routes: list) -> Iterator[APIRoute]:
 def _is_async(call: object) -> bool:
     if inspect.isroutine(call):
         return inspect.iscoroutinefunction(call)
-    return inspect.iscoroutinefunction(getattr(call, "__call__", None))  # a callable instance
+    return inspect.iscoroutinefunction(type(call).__call__)  # a callable instance (RoleCheck)
 
 
 def test_every_dependency_of_every_route_runs_on_the_event_loop(tmp_path) -> None:  # type: ignore[no-untyped-def]
