@@ -34,7 +34,7 @@ from service.pipeline import OfflinePipeline, Pipeline, open_deals, rep_groups_o
 from service.reload_signal import ReloadSignal, follow, reload_signal
 from service.routing.policy import RoutingPolicy
 from service.routing.router import RepDirectory, RepDirectoryUnavailable, Router, reps_from_feast
-from service.routing.state import assignment_store
+from service.routing.state import assignment_store, opened_assignment_store
 from service.rules import Rule
 from service.snapshots import Refreshed
 from service.weekly_store import WeeklyStore, weekly_store
@@ -54,7 +54,8 @@ def check_stores(settings: Settings) -> None:
     """
     check_tracking_store(settings.mlflow_tracking_uri)
     read_directory(settings)  # a replica needs the online store, not the data folder
-    assignment_store(settings).ping()
+    with opened_assignment_store(settings) as state:
+        state.ping()
 
 
 @dataclass
@@ -173,3 +174,4 @@ class Runtime:
         self.stopping.set()
         self.models.stop()
         self.served.close()
+        self.router.state.close()  # its checkpoint thread and connections

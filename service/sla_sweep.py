@@ -27,7 +27,7 @@ from funnelcast.core.settings import Settings
 from service.live_models import LiveModels
 from service.routing.policy import LeadToRoute, RepFit, RoutingPolicy
 from service.routing.router import RepDirectory, Router, reps_from_feast
-from service.routing.state import Assignment, assignment_store
+from service.routing.state import Assignment, AssignmentStore, opened_assignment_store
 from service.rules import Firing, RuleContext, evaluate, load_rules
 from service.scoring import rep_fit_of
 from service.webhook import send_alerts
@@ -67,7 +67,11 @@ class SweepReport:
 
 def sweep(settings: Settings, now: datetime) -> SweepReport:
     """Re-route every overdue lead once and store (and send) the first-touch rule's firings."""
-    state = assignment_store(settings)
+    with opened_assignment_store(settings) as state:
+        return _sweep(settings, now, state)
+
+
+def _sweep(settings: Settings, now: datetime, state: AssignmentStore) -> SweepReport:
     overdue = state.overdue(now)
     rules = [r for r in load_rules(settings.rules_path) if r.kind == "first_touch_sla"]
     frame = pd.DataFrame(

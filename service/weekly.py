@@ -18,7 +18,7 @@ from service.monitoring.alerting import check_monitoring
 from service.monitoring.forecast_snapshot import forecast_snapshot
 from service.pipeline import open_deals, rep_groups_of, score_pipeline
 from service.routing.router import reps_from_feast
-from service.routing.state import assignment_store
+from service.routing.state import opened_assignment_store
 from service.rules import Firing, evaluate, load_rules
 from service.webhook import send_alerts
 from service.weekly_store import results_of, weekly_store
@@ -50,10 +50,10 @@ def score_weekly(settings: Settings, now: datetime | None = None) -> WeeklyRepor
     snap = score_pipeline(store, open_deals(directory.open_deals, rep_groups_of(reps)), model, now)
     p_last = previous_week_p_win(store, snap, snap.weeks_to_quarter_end, settings.raw_dir)
     punctuality = account_punctuality(store, sorted(set(snap.deals["company_id"])))
-    state = assignment_store(settings)
-    ctx = rule_context(
-        now, deal_context(snap, p_last, punctuality), state.overdue(now), settings.raw_dir, as_of=snap.as_of
-    )
+    with opened_assignment_store(settings) as state:
+        overdue = state.overdue(now)
+    deals = deal_context(snap, p_last, punctuality)
+    ctx = rule_context(now, deals, overdue, settings.raw_dir, as_of=snap.as_of)
     firings = evaluate(rules, ctx)
     stored = weekly_store(settings)
     new = stored.add_alerts(firings, now)

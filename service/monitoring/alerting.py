@@ -16,7 +16,7 @@ from service.live_models import LiveModels
 from service.monitoring.report import collect_report
 from service.monitoring.schemas import Crossing, MonitoringOut
 from service.monitoring.served_log import served_log
-from service.routing.state import assignment_store
+from service.routing.state import opened_assignment_store
 from service.rules import Firing
 from service.webhook import send_alerts
 from service.weekly_store import weekly_store
@@ -47,9 +47,8 @@ def check_monitoring(settings: Settings, now: datetime) -> MonitoringCheck:
     models = LiveModels(settings.mlflow_tracking_uri, settings.service_dir / "model_cache", ["lead_score"])
     models.start()
     stored = weekly_store(settings)
-    report = collect_report(
-        served_log(settings), assignment_store(settings), stored, models.get("lead_score"), settings, now
-    )
+    with opened_assignment_store(settings) as state:
+        report = collect_report(served_log(settings), state, stored, models.get("lead_score"), settings, now)
     before = stored.swap_crossings({c.key for c in report.crossed})
     raised = [c for c in report.crossed if c.key not in before]
     firings = [firing_of(c) for c in raised]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -165,6 +166,17 @@ def test_the_sla_sweep_reroutes_an_untouched_overdue_lead_and_escalates_it(
         client.put("/v1/clock", json={"now": (swept_at + timedelta(minutes=5)).isoformat()}, headers=ADMIN)
         (again,) = run_due(settings)
         assert again.detail.startswith("0 overdue")
+        # a job closes the stores it opened: each run used to leave a SQLite checkpoint thread and two
+        # connections behind for the life of the process (a 12-week live run: hundreds of threads)
+        checkpointers = sum(t.name == "routing-wal-checkpoint" for t in threading.enumerate())
+        for minutes in range(10, 40, 5):
+            client.put(
+                "/v1/clock", json={"now": (swept_at + timedelta(minutes=minutes)).isoformat()}, headers=ADMIN
+            )
+            (run,) = run_due(settings)
+            assert run.outcome == "ok"
+        time.sleep(2.5)  # a closed store's thread ends at its next wake-up (every 2 s)
+        assert sum(t.name == "routing-wal-checkpoint" for t in threading.enumerate()) <= checkpointers
 
 
 @pytest.mark.slow  # trains the lead model twice
