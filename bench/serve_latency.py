@@ -18,7 +18,10 @@ prints one table:
 
 Last line: ``serve: p99_ms=X p99_explain_ms=Y cpu_ms_per_lead=Z`` (Z: in-process, without reasons).
 
-Run: ``python bench/serve_latency.py`` (``--port`` moves both servers' ports).
+Run: ``python bench/serve_latency.py`` (``--port`` moves both servers' ports). ``--cpu-only
+--companies 200`` prints only the in-process CPU, the leads cycling through the world's first 200
+companies (a CRM's accounts: their online rows are kept between writes), on any world the
+``FUNNELCAST_*`` settings point at, without wrk or servers.
 """
 
 from __future__ import annotations
@@ -108,8 +111,9 @@ def cpu_seconds(pid: int) -> float:
     return total + (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14, 15)
 
 
-def in_process_cpu_ms(settings: Settings, n: int, explain: bool) -> float:
-    """CPU ms per lead of ``score_leads`` (score and route one lead) plus its response's JSON, here."""
+def in_process_cpu_ms(settings: Settings, n: int, explain: bool, companies: list[str] | None = None) -> float:
+    """CPU ms per lead of ``score_leads`` (score and route one lead) plus its response's JSON, here;
+    the leads' companies cycle through ``companies`` (default: the one of ``LEAD``)."""
     from service.observability import Metrics
     from service.rules import load_rules
     from service.runtime import Runtime
@@ -122,16 +126,19 @@ def in_process_cpu_ms(settings: Settings, n: int, explain: bool) -> float:
     runtime = Runtime.start(state, load_rules(state.rules_path), Metrics())
     model = runtime.models.get("lead_score")
 
-    def one(lead_id: str) -> None:
-        lead = LeadIn.model_validate_json(LEAD.replace("{i}", lead_id))
+    accounts = companies or ["c11228"]
+
+    def one(lead_id: str, i: int) -> None:
+        body = LEAD.replace("{i}", lead_id).replace('"c11228"', json.dumps(accounts[i % len(accounts)]))
+        lead = LeadIn.model_validate_json(body)
         result = score_leads([lead], model, runtime.features, runtime.router, explain, "en")
         LeadScore.of(result[0]).model_dump_json()
 
     for i in range(200):  # warm up
-        one(f"warm-{explain}-{i}")
+        one(f"warm-{explain}-{i}", i)
     t0 = time.process_time()
     for i in range(n):
-        one(f"cpu-{explain}-{i}")
+        one(f"cpu-{explain}-{i}", i)
     runtime.stop()
     return (time.process_time() - t0) / n * 1000
 
@@ -252,11 +259,29 @@ def main() -> None:
     parser.add_argument("--workers", type=int, help="uvicorn workers (default: settings.service_workers)")
     parser.add_argument("--cpu-leads", type=int, default=2000, help="leads scored in-process per CPU count")
     parser.add_argument("--seconds", type=int, default=10, help="length of each load phase")
+    parser.add_argument(
+        "--cpu-only",
+        action="store_true",
+        help="print only the in-process CPU per lead (no servers, no wrk); with --companies",
+    )
+    parser.add_argument(
+        "--companies",
+        type=int,
+        default=0,
+        help="cycle the in-process leads through the world's first K companies (0: the one of LEAD)",
+    )
     args = parser.parse_args()
     OURS, THEIRS = args.port, args.port + 1
+    settings = get_settings()
+    if args.cpu_only:
+        accounts = sorted(pd.read_parquet(settings.raw_dir / "companies.parquet")["company_id"])
+        accounts = accounts[: args.companies] if args.companies else None  # type: ignore[assignment]
+        for explain in (False, True):
+            ms = in_process_cpu_ms(settings, args.cpu_leads, explain, accounts)
+            print(f"in-process CPU per scored + routed lead, explain={str(explain).lower()}: {ms:.3f} ms")
+        return
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install wrk")
-    settings = get_settings()
     workers = args.workers or settings.service_workers
     rows: list[tuple[str, str, str, str]] = []
     cpu = {explain: in_process_cpu_ms(settings, args.cpu_leads, explain) for explain in (False, True)}
