@@ -159,17 +159,16 @@ class OnlineFeatures:
                 "online store unavailable", extra={"error": f"{type(err).__name__}: {str(err)[:200]}"}
             )
             return [CompanyFeatures({}, None, ["online_store"], False) for _ in company_ids]
-        values = [row.values for row in rows]
-        stamps = [row.stamps for row in rows]
         found = {}
-        for company, value, stamp in zip(distinct, values, stamps, strict=True):
+        for company, row in zip(distinct, rows, strict=True):
+            stamp = row.stamps
             stale = [
                 f"stale:{view}"
                 for view in _FRESHNESS_VIEWS
                 if view in stamp and now - stamp[view] > self.stale_after
             ]
-            unknown = value.get("company_firmographics__industry") is None
-            found[company] = (value, max(stamp.values()) if stamp else None, stale, unknown)
+            unknown = row.values.get("company_firmographics__industry") is None
+            found[company] = (row.values, max(stamp.values()) if stamp else None, stale, unknown)
         # the values are shared by a company's leads (read, never written); the flags are each lead's own
         return [
             CompanyFeatures(value, snapshot, list(stale), unknown)
