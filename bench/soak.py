@@ -8,7 +8,8 @@ deals, one deal explained, accounts at risk, the dashboard page) at the same tim
 
 Prints one row per minute: requests, errors, p50/p99 of single scores, p99 of manager reads, and
 the server's resident memory (``VmRSS`` summed over uvicorn and its workers) at the end of the
-minute; then the line
+minute (while it runs, on stderr: also the server's and this load's CPU over the minute, and the
+load's longest garbage-collection pause, a stall that would read as server latency); then the line
 ``soak: errors=N p99_ms=X rss_growth=Y%``, the growth measured from the end of minute 5 (after
 warm-up; minute 1 in a run of under 6 minutes) to the end.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -102,6 +104,43 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return total + int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and its descendants (uvicorn and its workers)."""
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            pids += tree_pids(int(child))
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU seconds used so far by ``pids`` (``/proc/<pid>/stat`` fields 14-15)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class GcPauses:
+    """The longest garbage-collection pause of this (the load's) process since the last ``take``:
+    a client pause delays every call in flight and would read as server latency."""
+
+    def __init__(self) -> None:
+        self.longest, self._began = 0.0, 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.longest = max(self.longest, time.perf_counter() - self._began)
+
+    def take(self) -> float:
+        longest, self.longest = self.longest, 0.0
+        return round(1000 * longest, 1)
 
 
 @dataclass
@@ -209,11 +248,18 @@ async def soak(url: str, pid: int, rate: float, minutes: int, mix: Mix, connecti
     results: list[Result] = []
     rss: list[float] = []
 
+    gc.collect()
+    gc.freeze()  # what the load imported and built before the run (pandas, the mix) is never garbage
+    pauses = GcPauses()
+
     async def watch() -> None:
         start, seen = time.perf_counter(), 0
+        pids = tree_pids(pid)
+        server_cpu, client_cpu = cpu_seconds(pids), time.process_time()
         for m in range(1, minutes + 1):
             await asyncio.sleep(max(0.0, start + 60 * m - time.perf_counter()))
             rss.append(rss_mb(pid))
+            server_now, client_now = cpu_seconds(pids), time.process_time()
             # only the answers that came in this minute: a scan of the whole run would stall the
             # loop that sends (for seconds, 30 minutes in) and show up as latency
             new, seen = results[seen:], len(results)
@@ -223,7 +269,15 @@ async def soak(url: str, pid: int, rate: float, minutes: int, mix: Mix, connecti
                 "errors": sum(r.status != 200 for r in new),
                 "score_p99_ms": percentile_ms(scores, 0.99),
                 "rss_mb": round(rss[-1], 1),
+                # CPU in % of one core over the minute: the server's processes, and this load's own
+                "server_cpu_pct": round(100 * (server_now - server_cpu) / 60, 1),
+                "client_cpu_pct": round(100 * (client_now - client_cpu) / 60, 1),
+                "client_gc_max_ms": pauses.take(),
             }
+            server_cpu, client_cpu = server_now, client_now
+            # the results so far live to the end: frozen, the client's full collections (135-155 ms
+            # at 15 and 29 minutes in, delaying every call in flight) do not walk them again
+            gc.freeze()
             print(f"minute {m}: {json.dumps(line)}", file=sys.stderr, flush=True)
 
     watcher = asyncio.create_task(watch())
