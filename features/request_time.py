@@ -220,6 +220,11 @@ def _stored(rows: Mapping[str, object], names: Sequence[str], days: int, n: int)
         present = [
             i for i, v in enumerate(values) if v is not None and not (isinstance(v, float) and np.isnan(v))
         ]
+        if n < _SMALL:  # a request's row or few: a slice each costs less than stacking them first
+            for i in present:
+                width = min(days, len(values[i]))
+                out[i, s, :width] = values[i][:width]
+            continue
         lengths = {len(values[i]) for i in present}
         if len(lengths) == 1:  # the usual case: one conversion for the whole column
             width = min(days, lengths.pop())

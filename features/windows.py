@@ -151,9 +151,8 @@ def bucket_windows(
     days = buckets.shape[2]
     known = ~np.isnan(stored_day)
     shift = np.where(known, np.maximum(now_day - np.where(known, stored_day, 0), 0), days)
-    filled = np.nan_to_num(buckets.astype(np.float64))
-    out = np.empty((buckets.shape[0], buckets.shape[1], len(windows_days)))
-    for w, window in enumerate(windows_days):
-        keep = np.arange(days)[None, :] <= (window - shift)[:, None]
-        out[:, :, w] = np.where(keep[:, None, :], filled, 0.0).sum(axis=2)
-    return out
+    filled = np.nan_to_num(np.asarray(buckets, dtype=np.float64))
+    # every window at once: ``keep[row, window, k]``; each sum still adds the same ``days`` values
+    # in the same order as a window at a time did, so the result is the same to the last bit
+    keep = np.arange(days)[None, None, :] <= (np.asarray(windows_days)[None, :] - shift[:, None])[:, :, None]
+    return np.where(keep[:, None, :, :], filled[:, :, None, :], 0.0).sum(axis=3)

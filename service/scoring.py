@@ -102,6 +102,7 @@ def checked_inputs(
 class Predicted:
     company: list[CompanyFeatures]  # each row's online features and flags
     columns: dict[str, np.ndarray]  # the model's input columns
+    encoded: np.ndarray  # those columns as the booster's matrix (``TabularModel.encode``)
     probabilities: np.ndarray
     scores: np.ndarray
     grades: np.ndarray
@@ -123,10 +124,11 @@ def predict_columns(
     for name in {k for comp in company for k in comp.values}:
         request[name] = [comp.values.get(name) for comp in company]
     columns = lead_model_columns(request, [c for c in tab.columns if c not in LEAD_MODEL_COLUMNS])
-    probs = tab.predict(columns)
+    encoded = tab.encode(columns)
+    probs = tab.predict_encoded(encoded)
     scores = score_0_100(probs, tab.metadata["score_quantiles"]).astype(int)
     grades = grade_of(scores, tab.metadata["grade_cuts"])
-    return Predicted(company, columns, probs, scores, grades)
+    return Predicted(company, columns, encoded, probs, scores, grades)
 
 
 def _labels(column: Sequence[object] | np.ndarray | None, n: int) -> list[str | None]:
@@ -171,7 +173,7 @@ def score_leads(
         comp.degraded.extend(check.missing)
         if carried is None:  # the attributes could not be placed: none reached the model
             comp.degraded.extend(f"missing:{name}" for name in check.values)
-    contributions = tab.contributions(columns) if explain else None
+    contributions = tab.contributions_encoded(predicted.encoded) if explain else None
     offsets: list[float | None] = [None] * len(leads)
     if router is not None:  # routing compares clocks now, not at creation
         now_s = np.full(len(leads), np.datetime64(now.replace(tzinfo=None), "s"))
@@ -222,5 +224,5 @@ def score_leads(
             )
         )
     if served is not None:
-        served(out, tab.encode(columns), now)
+        served(out, predicted.encoded, now)
     return out

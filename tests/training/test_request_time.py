@@ -129,3 +129,35 @@ def test_tender_windows_and_recency_age_from_the_stored_row_to_the_request() -> 
     assert frame.loc[0, "company_tenders__tender_budget_90d_cny"] == 50.0
     assert frame.loc[0, "company_tenders__tenders_30d"] == 0
     assert frame.loc[0, "company_tenders__days_since_last_tender"] == 86.0
+
+
+def test_stored_buckets_read_one_row_at_a_time_equal_the_batched_read_to_the_bit() -> None:
+    """A request's few rows take the slice-per-row path of the stored buckets, training's thousands
+    the stacked one; lists (online) or arrays (offline), short, long, missing: the same columns."""
+    from features.catalog import BEHAVIOR_EVENT_TYPES
+    from features.request_time import BEHAVIOR_STORED_DAY, TENDER_STORED_DAY, daily_column
+
+    rng = np.random.default_rng(5)
+    n = 120
+    times = pd.date_range("2026-03-01", periods=n, freq="7h", tz="UTC")
+    rows = pd.DataFrame([lead(created_at=t) for t in times])
+    day = float(times[0].value // 86_400_000_000_000)
+
+    def buckets(i: int, length: int, scale: float) -> object:
+        if i % 11 == 0:
+            return None
+        if i % 13 == 0:
+            return float("nan")
+        values = rng.lognormal(8, 2, length - i % 5) * scale
+        return list(values) if i % 2 else values  # online lists, offline arrays
+
+    for t in BEHAVIOR_EVENT_TYPES:
+        rows[f"company_behavior__{daily_column(t)}"] = [buckets(i, 91, 1) for i in range(n)]
+    rows[f"company_behavior__{BEHAVIOR_STORED_DAY}"] = day + rng.integers(0, 30, n)
+    rows[f"company_tenders__{daily_column('tenders')}"] = [buckets(i, 91, 1e-3) for i in range(n)]
+    rows[f"company_tenders__{daily_column('tender_budget')}"] = [buckets(i, 95, 1.0) for i in range(n)]
+    rows[f"company_tenders__{TENDER_STORED_DAY}"] = day + rng.integers(0, 30, n)
+    together = lead_model_frame(rows)
+    one_by_one = pd.concat([lead_model_frame(rows.iloc[[i]]) for i in range(n)])
+    pd.testing.assert_frame_equal(together, one_by_one, check_exact=True)
+    assert together["company_tenders__tender_budget_90d_cny"].gt(0).sum() > n // 2  # the buckets were read
