@@ -38,7 +38,7 @@ import pandas as pd
 from loadgen import Call, Result, open_loop, percentile_ms
 from rich.console import Console
 from rich.table import Table
-from serve_latency import BIN, process
+from serve_latency import BIN, cpu_seconds, process
 
 from features.catalog import CHANNELS
 from funnelcast.core.settings import PROJECT_ROOT, get_settings
@@ -104,24 +104,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return total + int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def tree_pids(pid: int) -> list[int]:
-    """``pid`` and its descendants (uvicorn and its workers)."""
-    pids = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            pids += tree_pids(int(child))
-    return pids
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User plus system CPU seconds used so far by ``pids`` (``/proc/<pid>/stat`` fields 14-15)."""
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 class GcPauses:
@@ -254,12 +236,11 @@ async def soak(url: str, pid: int, rate: float, minutes: int, mix: Mix, connecti
 
     async def watch() -> None:
         start, seen = time.perf_counter(), 0
-        pids = tree_pids(pid)
-        server_cpu, client_cpu = cpu_seconds(pids), time.process_time()
+        server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
         for m in range(1, minutes + 1):
             await asyncio.sleep(max(0.0, start + 60 * m - time.perf_counter()))
             rss.append(rss_mb(pid))
-            server_now, client_now = cpu_seconds(pids), time.process_time()
+            server_now, client_now = cpu_seconds(pid), time.process_time()
             # only the answers that came in this minute: a scan of the whole run would stall the
             # loop that sends (for seconds, 30 minutes in) and show up as latency
             new, seen = results[seen:], len(results)
