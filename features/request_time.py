@@ -216,6 +216,10 @@ def _stored(rows: Mapping[str, object], names: Sequence[str], days: int, n: int)
         values = rows.get(name)
         if values is None:
             continue
+        if isinstance(values, np.ndarray) and values.ndim == 2:  # a batch's ``[row, day]`` matrix
+            width = min(days, values.shape[1])
+            out[:, s, :width] = values[:, :width]
+            continue
         # arrays offline, lists online, None / NaN when absent
         present = [
             i for i, v in enumerate(values) if v is not None and not (isinstance(v, float) and np.isnan(v))

@@ -129,15 +129,49 @@ def predict_columns(
         if slot_of.setdefault(id(comp.values), len(shared)) == len(shared):
             shared.append(comp.values)
     slots = [slot_of[id(comp.values)] for comp in company]
-    for name in {k for values in shared for k in values}:
-        per_company = [values.get(name) for values in shared]
-        request[name] = list(map(per_company.__getitem__, slots))
+    rows = np.asarray(slots) if len(slots) >= _STACK_ROWS else None
+    names = list(set().union(*shared))
+    # ``by_name[j][c]``: feature ``names[j]`` of company ``c`` (None where it has none)
+    by_name = zip(*(tuple(map(values.get, names)) for values in shared), strict=True) if names else ()
+    for name, per_company in zip(names, by_name, strict=True):
+        stacked = _stacked(per_company) if rows is not None else None
+        request[name] = stacked[rows] if stacked is not None else list(map(per_company.__getitem__, slots))
     columns = lead_model_columns(request, [c for c in tab.columns if c not in LEAD_MODEL_COLUMNS])
     encoded = tab.encode(columns)
     probs = tab.predict_encoded(encoded)
     scores = score_0_100(probs, tab.metadata["score_quantiles"]).astype(int)
     grades = grade_of(scores, tab.metadata["grade_cuts"])
     return Predicted(company, columns, encoded, probs, scores, grades)
+
+
+# from this many rows a batch spreads its companies' numbers as one array (a request's few rows
+# stay lists: building arrays costs more than it saves there)
+_STACK_ROWS = 64
+
+
+def _stacked(per_company: Sequence[object]) -> np.ndarray | None:
+    """One company-level feature as an array the request-time function reads exactly as it reads
+    the list of values: equal-length numeric arrays (daily buckets) as a ``[company, day]`` float
+    matrix with NaN rows where a company has none, plain numbers as floats with NaN for None.
+    None for anything else (strings, uneven arrays), which stays a list."""
+    first = next((v for v in per_company if v is not None), None)
+    if isinstance(first, np.ndarray) and first.ndim == 1 and first.dtype.kind in "iuf":
+        present = [i for i, v in enumerate(per_company) if v is not None]
+        if not all(isinstance(per_company[i], np.ndarray) for i in present):
+            return None
+        try:
+            block = np.array([per_company[i] for i in present], dtype=np.float64)
+        except ValueError:  # uneven lengths
+            return None
+        out = np.full((len(per_company), block.shape[1]), np.nan)
+        out[present] = block
+        return out
+    if isinstance(first, (int, float)) and not isinstance(first, bool):
+        try:  # None reads as NaN, as the request-time function reads a missing number
+            return np.array(per_company, dtype=np.float64)
+        except (TypeError, ValueError):
+            return None
+    return None
 
 
 def _labels(column: Sequence[object] | np.ndarray | None, n: int) -> list[str | None]:

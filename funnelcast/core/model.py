@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Literal
 
 import lightgbm as lgb
@@ -109,7 +110,9 @@ class TabularModel:
         for j, (name, levels) in enumerate(self.categorical_levels.items()):
             if name in columns:
                 lut = self._codes(name, levels)
-                x[:, j] = [lut.get(v, np.nan) for v in np.asarray(columns[name], dtype=object)]
+                x[:, j] = np.fromiter(
+                    map(lut.get, np.asarray(columns[name], dtype=object), repeat(np.nan)), float, n
+                )
         plain: list[tuple[int, np.ndarray]] = []
         for j, name in enumerate(self.numeric_columns, start=len(self.categorical_levels)):
             if name in columns:

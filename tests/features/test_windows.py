@@ -51,3 +51,37 @@ def test_windows_counted_together_equal_each_window_alone_to_the_bit() -> None:
     for w, window in enumerate(windows):
         alone = bucket_windows(buckets, stored, now, (window,))[:, :, 0]
         assert together[:, :, w].tobytes() == alone.tobytes()
+
+
+def _masked_sums(
+    buckets: np.ndarray, stored: np.ndarray, now: np.ndarray, windows: tuple[int, ...]
+) -> np.ndarray:
+    """The windows as first written: every kept bucket summed, the others masked to zero."""
+    days = buckets.shape[2]
+    known = ~np.isnan(stored)
+    shift = np.where(known, np.maximum(now - np.where(known, stored, 0), 0), days)
+    filled = np.nan_to_num(buckets)
+    keep = np.arange(days)[None, None, :] <= (np.asarray(windows)[None, :] - shift[:, None])[:, :, None]
+    return np.where(keep[:, None, :, :], filled[:, :, None, :], 0.0).sum(axis=3)
+
+
+def test_counts_by_prefix_sums_and_amounts_by_masked_sums_equal_the_masked_sums_to_the_bit() -> None:
+    """Count series take a prefix-sum path (whole numbers add exactly in any order), amounts the
+    masked sums; together they must give the masked sums' bytes, for any stored and request day."""
+    rng = np.random.default_rng(5)
+    rows, days = 400, 91
+    counts = rng.integers(0, 40, (rows, 3, days)).astype(float)
+    counts[:, 2] *= 2**40  # large whole numbers: still exact
+    amounts = rng.lognormal(12, 2, (rows, 1, days)) * rng.random((rows, 1, days))
+    buckets = np.concatenate([counts, amounts], axis=1)
+    buckets[rng.random(buckets.shape) < 0.1] = np.nan
+    stored = rng.integers(19_000, 19_030, rows).astype(float)
+    stored[:10] = np.nan
+    now = stored + rng.integers(-3, 100, rows)
+    now[:10] = 19_010
+    now[10:20] = stored[10:20] + 0.5  # half a day on: a 0-day window keeps nothing, as masked
+    windows = (0, 7, 30, 90)
+    got = bucket_windows(buckets, stored, now, windows)
+    assert got.tobytes() == _masked_sums(buckets, stored, now, windows).tobytes()
+    only_counts = bucket_windows(buckets[:, :3], stored, now, windows)
+    assert only_counts.tobytes() == _masked_sums(buckets[:, :3], stored, now, windows).tobytes()
