@@ -27,6 +27,7 @@ from rich.table import Table
 from features.catalog import CHANNELS, CONTACT_ROLES, COUNTRIES, LANGUAGES, PRODUCT_LINE_NAMES
 from features.request_time import LEAD_MODEL_COLUMNS, LEAD_REQUEST_COLUMNS, lead_model_columns
 from features.store import latest_feature_time, open_store
+from funnelcast.core.compiled_forest import compile_and_attach
 from funnelcast.core.settings import get_settings
 from service.live_models import LiveModels
 from service.online_features import OnlineFeatures, feature_service_of
@@ -64,6 +65,10 @@ def scored(settings, batch: list[LeadIn], one_by_one: bool) -> dict[str, dict]: 
     live = LiveModels(settings.mlflow_tracking_uri, Path(tempfile.mkdtemp()), ["lead_score"])
     live.start()
     model = live.get("lead_score")
+    # as the service serves it: through the verified compiled forest
+    cache = settings.service_dir / "model_cache" / "compiled"
+    if settings.compile_trees and compile_and_attach(model.model.booster, cache) is None:
+        raise SystemExit("the lead champion's trees did not compile to LightGBM's numbers")
     features = OnlineFeatures(open_store(settings), timedelta(hours=settings.feature_stale_hours))
     groups = [[lead] for lead in batch] if one_by_one else [batch]
     out: dict[str, dict] = {}

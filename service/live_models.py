@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from funnelcast.core import clock
+from funnelcast.core.compiled_forest import compile_in_background
 from funnelcast.core.model import CHAMPION, TabularModel
 from funnelcast.core.tracking_store import check_tracking_store
 
@@ -67,9 +68,12 @@ def registry_reachable(uri: str, timeout_seconds: float = 2.0) -> None:
 
 
 class LiveModels:
-    def __init__(self, tracking_uri: str, cache_dir: Path, names: Iterable[str]) -> None:
+    def __init__(
+        self, tracking_uri: str, cache_dir: Path, names: Iterable[str], compile_trees: bool = False
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.cache_dir = cache_dir
+        self.compile_trees = compile_trees  # each live champion's trees compiled in the background
         self.names = tuple(names)
         self._live: dict[str, LiveModel] = {}
         self._broken: dict[str, str] = {}  # name -> why its cached champion could not be read
@@ -101,6 +105,7 @@ class LiveModels:
             cached = self._from_cache(name)
             if cached is not None:
                 self._live[name] = cached
+                self._compile(cached)
                 log.warning("model %s served from cache v%s: %s", name, cached.version, errors[name])
         return errors
 
@@ -130,6 +135,7 @@ class LiveModels:
                     continue
                 self._live[name] = live  # the swap: one reference assignment
                 self._broken.pop(name, None)
+                self._compile(live)
                 changed.append(name)
                 log.info("model %s v%s live", name, live.version)
         return changed, errors
@@ -152,6 +158,10 @@ class LiveModels:
         self._stop.set()
 
     # -- internals
+    def _compile(self, live: LiveModel) -> None:
+        if self.compile_trees:  # LightGBM predicts until the verified forest is attached
+            compile_in_background(live.model.booster, self.cache_dir / "compiled", live.name)
+
     def _client(self):  # type: ignore[no-untyped-def]
         from mlflow import MlflowClient
 

@@ -83,7 +83,12 @@ class Runtime:
 
         shared_clock = use_clock(settings)  # before anything below reads the time
         store = open_store(settings)
-        models = LiveModels(settings.mlflow_tracking_uri, settings.service_dir / "model_cache", MODEL_NAMES)
+        models = LiveModels(
+            settings.mlflow_tracking_uri,
+            settings.service_dir / "model_cache",
+            MODEL_NAMES,
+            settings.compile_trees,
+        )
         for name, err in models.start().items():
             log.warning("model not loaded from registry", extra={"model": name, "error": err[:300]})
         models.start_polling(settings.model_poll_seconds)

@@ -19,6 +19,10 @@ from features.world.generate import WorldSummary, generate_world
 from features.world.params import WorldParams
 from funnelcast.core.settings import PROJECT_ROOT, Settings
 
+# Each server a test starts would spend tens of seconds of CPU compiling its champions' trees in the
+# background; tests/test_compiled_forest.py holds the compiled path to LightGBM's numbers instead.
+os.environ.setdefault("FUNNELCAST_COMPILE_TREES", "false")
+
 TINY_LEADS = 3_000
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"  # screenshots (git-ignored)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         "load (plus two leads), however much better the learned fit says the rep is (1.0 = even).",
     )
     model_poll_seconds: float = Field(30.0, ge=0, description="Poll MLflow aliases this often (0: never).")
+    compile_trees: bool = Field(
+        True,
+        description="Compile each served binary champion's trees (lleaves) in a child process and "
+        "use them once verified bit for bit against LightGBM (the test suite turns this off).",
+    )
     reload_watch_seconds: float = Field(
         1.0,
         ge=0,
