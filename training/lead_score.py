@@ -26,6 +26,7 @@ from feast.types import Bool, Float32, Float64, Int32, Int64
 from features.importers.manifest import ImportManifest, load_manifest
 from features.importers.model_inputs import lead_inputs
 from features.jobs.raw import latest_observed_time, read_raw
+from features.rep_roster import RepRoster
 from features.repo.services import LEAD_SCORE_IMPORT_SERVICE, LEAD_SCORE_SERVICE
 from features.request_time import LEAD_CATEGORICAL_LEVELS, LEAD_NUMERIC_COLUMNS, lead_model_frame
 from features.training_sets import LEAD_LABEL_DAYS, lead_training_set, require_service
@@ -138,7 +139,8 @@ def build_dataset(
         raise ValueError(f"lead labels are all {rows['label'].iloc[0]}; need converted and unconverted leads")
     resolves = pd.Timedelta(days=LEAD_LABEL_DAYS)  # the label's window: purged between splits
     split = split_rows(rows["created_at"], rows["label"].to_numpy(int), 0.15, 0.20, label_window=resolves)
-    frame = lead_model_frame(rows, added)
+    # the routing facts at creation, from the roster (unknown for an export without reps' hours)
+    frame = lead_model_frame(rows, added, RepRoster.from_tables(reps.get("reps"), reps.get("rep_languages")))
     if _has_attributes(imported):
         categorical, numeric = imported.model_columns()
         frame = frame.join(rows[[*categorical, *numeric]])
