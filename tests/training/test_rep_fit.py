@@ -93,16 +93,16 @@ def test_the_rep_fits_offset_scores_each_lead_with_a_booster_that_never_saw_it()
     seen = data.split.train | data.split.valid
     fold = time_folds(data.rows["created_at"][seen])
     assert np.bincount(fold).tolist() == [480] * 5  # five blocks of creation time
-    before = out_of_fold_scores(model, data, params, best_iteration=60)
+    before = out_of_fold_scores(model, data, params, best_iteration=30)
     # flip the first block's outcomes: its own scores stay, every other block's move
     flipped = data.rows["label"].to_numpy().copy()
     first = np.flatnonzero(seen)[fold == 0]
     flipped[first] = 1 - flipped[first]
     after = out_of_fold_scores(
-        model, replace(data, rows=data.rows.assign(label=flipped)), params, best_iteration=60
+        model, replace(data, rows=data.rows.assign(label=flipped)), params, best_iteration=30
     )
     assert np.array_equal(before[fold == 0], after[fold == 0])
     assert not np.allclose(before[fold == 1], after[fold == 1])
     # and they are not the in-sample scores of a booster fitted on every seen lead
-    model.booster = refit_booster(model.matrix(data.frame[seen]), data.y[seen], params, 60)
+    model.booster = refit_booster(model.matrix(data.frame[seen]), data.y[seen], params, 30)
     assert not np.allclose(before, model.predict(data.frame[seen]), atol=1e-3)
