@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.catalog import COUNTRIES, LANGUAGES
 from features.directory import read_directory
 from features.rep_roster import ROSTER_COLUMNS, RepRoster
 from features.repo.services import LEAD_SCORE_SERVICE
@@ -102,6 +103,21 @@ def test_a_lead_scored_at_t_gets_the_training_rows_recency_and_windows_anchored_
     assert online[facts].notna().all(axis=None)
     assert np.array_equal(online[facts].to_numpy(float), offline[facts].to_numpy(float))
     pd.testing.assert_frame_equal(online, offline.reset_index(drop=True), check_dtype=False)
+    # and over a whole week, hour by hour, in every language and a spread of zones: the service's
+    # roster (its routing directory) and training's (the reps tables) give the same facts
+    week = pd.DataFrame(
+        {
+            "created_at": pd.date_range(at, periods=7 * 24, freq="h") + pd.Timedelta(minutes=17),
+            "language": [LANGUAGES[i % len(LANGUAGES)] for i in range(7 * 24)],
+            "timezone": [COUNTRIES[i % len(COUNTRIES)].timezone for i in range(7 * 24)],
+        }
+    )
+    trained = lead_model_frame(week, roster=RepRoster.from_tables(reps, languages))[facts]
+    request = {name: list(week[name]) for name in week.columns}
+    request["created_at"] = list(week["created_at"].dt.tz_localize(None).to_numpy().astype("datetime64[s]"))
+    served = pd.DataFrame(lead_model_columns(request, roster=directory))[facts]
+    assert trained["hours_until_any_rep"].gt(0).any() and trained["near_fluent_share"].between(0, 1).all()
+    assert np.array_equal(trained.to_numpy(float), served.to_numpy(float), equal_nan=True)
 
     # and the served probability over HTTP is the training row's, to the response's 6 decimals
     models = LiveModels(served_world.mlflow_tracking_uri, tmp_path / "models", ["lead_score"])
