@@ -368,17 +368,25 @@ def _roster_columns(
     n = len(created)
     if roster is None:
         return roster_facts(None, *(np.empty((n, 0)),) * 3, lead_offset, language)
-    if n < _SMALL:
-        minutes = created.astype("datetime64[m]").astype("datetime64[s]").astype(np.int64)
+    # every rep zone's clock once per distinct minute (a batch scored "now" shares one)
+    minutes, at = np.unique(created.astype("datetime64[m]"), return_inverse=True)
+    if len(minutes) == 0:
+        weekday = hour = offset = np.empty((0, len(roster.zones)))
+    elif len(minutes) < _SMALL:
+        seconds = minutes.astype("datetime64[s]").astype(np.int64)
         weekday, hour, offset = (
-            np.stack(a) for a in zip(*(_zones_at(roster.zones, int(m)) for m in minutes), strict=True)
+            np.stack(a) for a in zip(*(_zones_at(roster.zones, int(m)) for m in seconds), strict=True)
         )
     else:
-        clocks = [local_clock(created, np.full(n, zone, dtype=object)) for zone in roster.zones]
-        weekday, hour, offset = (
-            np.stack([getattr(c, name) for c in clocks], axis=1)
-            for name in ("weekday", "hour", "utc_offset_hours")
-        )
+        utc = pd.DatetimeIndex(minutes.astype("datetime64[ns]")).tz_localize("UTC")
+        weekday, hour, offset = (np.empty((len(minutes), len(roster.zones))) for _ in range(3))
+        for z, zone in enumerate(roster.zones):
+            local = utc.tz_convert(zone).tz_localize(None)
+            weekday[:, z] = local.weekday
+            hour[:, z] = local.hour + local.minute / 60.0
+            offset[:, z] = (local - utc.tz_localize(None)).total_seconds().to_numpy() / 3600.0
+    at = at.reshape(-1)
+    weekday, hour, offset = weekday[at], hour[at], offset[at]
     return roster_facts(roster, weekday, hour, offset, lead_offset, language)
 
 
