@@ -48,7 +48,7 @@ from rich.table import Table
 # the tests' harness (real uvicorn in a thread) is imported from the repository's tests package
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from features.directory import read_directory
+from features.directory import build_directory, publish_directory, read_directory
 from features.importers.bundle_mapping import load_bundle_mapping
 from features.importers.bundle_run import import_bundle
 from features.jobs.raw import read_raw
@@ -105,6 +105,8 @@ def prepare(settings: Settings, args: argparse.Namespace, console: Console) -> L
     # every view but the lead's company views: those are written per replayed lead, as at its T
     others = [v.name for v in store.list_feature_views() if v.name not in company_views(store)]
     materialize(store, latest_feature_time(settings), others)
+    # the serving directory, as `features materialize` publishes it: the service's rep roster
+    publish_directory(settings, build_directory(settings, latest_feature_time(settings)))
     run = train_model(settings, "lead", force=True)
     console.print(f"lead champion trained: holdout ROC-AUC {run.metrics['roc_auc']:.4f}")
     oracle = settings.oracle_dir if settings.oracle_dir.exists() else None
