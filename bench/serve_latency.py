@@ -142,7 +142,9 @@ def in_process_cpu_ms(settings: Settings, n: int, explain: bool, companies: list
     def one(lead_id: str, i: int) -> None:
         body = LEAD.replace("{i}", lead_id).replace('"c11228"', json.dumps(accounts[i % len(accounts)]))
         lead = LeadIn.model_validate_json(body)
-        result = score_leads([lead], model, runtime.features, runtime.router, explain, "en")
+        result = score_leads(
+            [lead], model, runtime.features, runtime.router, explain, "en", roster=runtime.router.roster()
+        )
         LeadScore.of(result[0]).model_dump_json()
 
     for i in range(200):  # warm up
@@ -185,7 +187,9 @@ def in_process_column_rows_per_s(
     body = sink.getvalue().to_pybytes()
 
     def batch() -> None:
-        answer_stream(*score_columns(read_stream(body), model, runtime.features), model)
+        answer_stream(
+            *score_columns(read_stream(body), model, runtime.features, runtime.router.roster()), model
+        )
 
     batch()  # warm: the companies' rows read once
     t0 = time.process_time()

@@ -48,10 +48,12 @@ from rich.table import Table
 # the tests' harness (real uvicorn in a thread) is imported from the repository's tests package
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from features.directory import build_directory, publish_directory, read_directory
 from features.importers.bundle_mapping import load_bundle_mapping
 from features.importers.bundle_run import import_bundle
 from features.jobs.raw import read_raw
 from features.jobs.run import build_all
+from features.rep_roster import RepRoster
 from features.request_time import LEAD_REQUEST_COLUMNS, lead_model_columns
 from features.store import apply_definitions, latest_feature_time, materialize, open_store
 from features.world.crm_export import FORMATS, export_world, write_export
@@ -103,6 +105,8 @@ def prepare(settings: Settings, args: argparse.Namespace, console: Console) -> L
     # every view but the lead's company views: those are written per replayed lead, as at its T
     others = [v.name for v in store.list_feature_views() if v.name not in company_views(store)]
     materialize(store, latest_feature_time(settings), others)
+    # the serving directory, as `features materialize` publishes it: the service's rep roster
+    publish_directory(settings, build_directory(settings, latest_feature_time(settings)))
     run = train_model(settings, "lead", force=True)
     console.print(f"lead champion trained: holdout ROC-AUC {run.metrics['roc_auc']:.4f}")
     oracle = settings.oracle_dir if settings.oracle_dir.exists() else None
@@ -179,6 +183,7 @@ def replay(
     assert champion is not None, "no lead_score champion"
     offline_p = pd.Series(champion.model.predict(offline_frame), index=leads["lead_id"].to_numpy())
     reader = OnlineFeatures(store, timedelta(days=36500))
+    roster = service_roster(settings, store)
     served: dict[str, float] = {}
     online_columns: list[pd.DataFrame] = []
     rejected: dict[str, str] = {}
@@ -189,7 +194,7 @@ def replay(
                 rows = stored_before(table, batch)
                 if len(rows):
                     store.write_to_online_store(view, rows.reset_index(drop=True))
-            online_columns.append(online_model_columns(reader, batch, champion.model.metadata))
+            online_columns.append(online_model_columns(reader, batch, champion.model.metadata, roster))
             for start in range(0, len(batch), BATCH):
                 part = batch.iloc[start : start + BATCH]
                 body = {"leads": [request_body(r) for _, r in part.iterrows()]}
@@ -209,7 +214,24 @@ def replay(
     return probs, feature_diffs(online, offline[online.columns])
 
 
-def online_model_columns(reader: OnlineFeatures, batch: pd.DataFrame, metadata: dict) -> pd.DataFrame:  # type: ignore[type-arg]
+def service_roster(settings: Settings, store) -> RepRoster | None:  # type: ignore[no-untyped-def]
+    """The rep roster the service scores with: its routing directory, read from the online store
+    (None, as in the service, when there is no directory)."""
+    from service.routing.router import RepDirectory, RepDirectoryUnavailable, reps_from_feast
+
+    directory = RepDirectory(lambda: reps_from_feast(store, read_directory(settings).rep_ids))
+    try:
+        return directory.roster()
+    except RepDirectoryUnavailable:
+        return None
+
+
+def online_model_columns(
+    reader: OnlineFeatures,
+    batch: pd.DataFrame,
+    metadata: dict,  # type: ignore[type-arg]
+    roster: RepRoster | None,
+) -> pd.DataFrame:
     """What the service computes for these leads from the online store: the same read and function."""
     from service.online_features import feature_service_of
 
@@ -220,7 +242,7 @@ def online_model_columns(reader: OnlineFeatures, batch: pd.DataFrame, metadata: 
     )
     for name in {k for comp in company for k in comp.values}:
         request[name] = [comp.values.get(name) for comp in company]
-    return pd.DataFrame(lead_model_columns(request), index=batch["lead_id"].to_numpy())
+    return pd.DataFrame(lead_model_columns(request, roster=roster), index=batch["lead_id"].to_numpy())
 
 
 def feature_diffs(online: pd.DataFrame, offline: pd.DataFrame) -> pd.DataFrame:

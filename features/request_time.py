@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -44,6 +44,7 @@ from features.catalog import (
     LANGUAGES,
     PRODUCT_LINE_NAMES,
 )
+from features.rep_roster import ROSTER_COLUMNS, RepRoster, roster_facts
 from features.windows import bucket_windows
 
 # Stored in the behaviour and tender views: the UTC day their buckets end on, the last event's
@@ -125,6 +126,7 @@ LEAD_NUMERIC_COLUMNS = (
     "utc_hour",
     "utc_offset_hours",
     "holiday_week",
+    *ROSTER_COLUMNS,
 )
 LEAD_MODEL_COLUMNS = (*LEAD_CATEGORICAL_LEVELS, *LEAD_NUMERIC_COLUMNS)
 
@@ -284,7 +286,9 @@ def trailing_features(rows: Mapping[str, object], created: np.ndarray) -> dict[s
 
 
 def lead_model_columns(
-    rows: Mapping[str, Sequence[object] | np.ndarray], stored: Sequence[str] = ()
+    rows: Mapping[str, Sequence[object] | np.ndarray],
+    stored: Sequence[str] = (),
+    roster: RepRoster | None = None,
 ) -> dict[str, np.ndarray]:
     """The lead-score model's input columns (``LEAD_MODEL_COLUMNS``) as arrays, from column arrays.
 
@@ -293,6 +297,8 @@ def lead_model_columns(
     sequences. ``created_at`` is UTC (tz-aware pandas values or naive UTC ``datetime64``).
     ``stored`` names further stored features a newer feature service adds (``lead_score_v2``'s
     trend view): they are passed through as they are, a missing one as unknown (None).
+    ``roster`` is the rep roster the routing facts (``features.rep_roster.ROSTER_COLUMNS``) are read
+    from: training's reps tables, the service's routing directory; None leaves them unknown (NaN).
     """
     n = len(rows["created_at"])
 
@@ -340,11 +346,57 @@ def lead_model_columns(
     out["utc_hour"] = clock.utc_hour
     out["utc_offset_hours"] = clock.utc_offset_hours
     out["holiday_week"] = holiday_week(clock.iso_year, clock.iso_week, out["country"])
+    out |= _roster_columns(roster, created, clock.utc_offset_hours, out["language"])
     passed = {name: np.asarray(rows[name]) if name in rows else np.full(n, None) for name in stored}
     return {**{name: out[name] for name in LEAD_MODEL_COLUMNS}, **passed}
 
 
-def lead_model_frame(rows: pd.DataFrame, stored: Sequence[str] = ()) -> pd.DataFrame:
+@lru_cache(maxsize=1024)
+def _zones_at(zones: tuple[str, ...], minute_s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Local weekday, hour (fractional) and UTC offset of each zone at one minute (epoch seconds):
+    what ``local_clock`` gives, for a request's few leads without its per-call setup."""
+    utc = datetime.fromtimestamp(minute_s, UTC)
+    local = [utc.astimezone(ZoneInfo(zone)) for zone in zones]
+    offset = [(t.utcoffset() or timedelta()).total_seconds() / 3600.0 for t in local]
+    return (
+        np.array([t.weekday() for t in local], dtype=float),
+        np.array([t.hour + t.minute / 60.0 for t in local]),
+        np.array(offset),
+    )
+
+
+def _roster_columns(
+    roster: RepRoster | None, created: np.ndarray, lead_offset: np.ndarray, language: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The roster facts at each lead's creation: the local clock of every rep zone, then ``roster_facts``."""
+    n = len(created)
+    if roster is None:
+        return roster_facts(None, *(np.empty((n, 0)),) * 3, lead_offset, language)
+    # every rep zone's clock once per distinct minute (a batch scored "now" shares one)
+    minutes, at = np.unique(created.astype("datetime64[m]"), return_inverse=True)
+    if len(minutes) == 0:
+        weekday = hour = offset = np.empty((0, len(roster.zones)))
+    elif len(minutes) < _SMALL:
+        seconds = minutes.astype("datetime64[s]").astype(np.int64)
+        weekday, hour, offset = (
+            np.stack(a) for a in zip(*(_zones_at(roster.zones, int(m)) for m in seconds), strict=True)
+        )
+    else:
+        utc = pd.DatetimeIndex(minutes.astype("datetime64[ns]")).tz_localize("UTC")
+        weekday, hour, offset = (np.empty((len(minutes), len(roster.zones))) for _ in range(3))
+        for z, zone in enumerate(roster.zones):
+            local = utc.tz_convert(zone).tz_localize(None)
+            weekday[:, z] = local.weekday
+            hour[:, z] = local.hour + local.minute / 60.0
+            offset[:, z] = (local - utc.tz_localize(None)).total_seconds().to_numpy() / 3600.0
+    at = at.reshape(-1)
+    weekday, hour, offset = weekday[at], hour[at], offset[at]
+    return roster_facts(roster, weekday, hour, offset, lead_offset, language)
+
+
+def lead_model_frame(
+    rows: pd.DataFrame, stored: Sequence[str] = (), roster: RepRoster | None = None
+) -> pd.DataFrame:
     """``lead_model_columns`` over a DataFrame (training), returned as a DataFrame on the same index."""
-    columns = lead_model_columns({name: rows[name].to_numpy() for name in rows.columns}, stored)
+    columns = lead_model_columns({name: rows[name].to_numpy() for name in rows.columns}, stored, roster)
     return pd.DataFrame(columns, index=rows.index)

@@ -32,6 +32,7 @@ from pydantic import ValidationError
 
 from features.catalog import CHANNELS, CONTACT_ROLES, PRODUCT_LINE_NAMES
 from features.importers.model_inputs import inputs_of
+from features.rep_roster import RepRoster
 from features.request_time import LEAD_REQUEST_COLUMNS
 from funnelcast.core import clock
 from service.live_models import LiveModel
@@ -181,13 +182,15 @@ def lead_columns(table: pa.Table, model: LiveModel, now: datetime) -> LeadColumn
 
 
 def score_columns(
-    table: pa.Table, model: LiveModel, features: OnlineFeatures
+    table: pa.Table, model: LiveModel, features: OnlineFeatures, roster: RepRoster | None = None
 ) -> tuple[LeadColumns, Predicted]:
-    """Check and score a columnar batch (no routing, no reasons)."""
+    """Check and score a columnar batch (no routing, no reasons; ``roster`` for the routing facts)."""
     now = clock.now()
     leads = lead_columns(table, model, now)
     service = feature_service_of(model.model.metadata)
-    return leads, predict_columns(leads.request, leads.company_ids, model.model, features, service, now)
+    return leads, predict_columns(
+        leads.request, leads.company_ids, model.model, features, service, now, roster
+    )
 
 
 def answer_stream(leads: LeadColumns, predicted: Predicted, model: LiveModel) -> bytes:

@@ -23,9 +23,24 @@ GROUPS: Catalogue = (
     ("CHANNEL", lambda c: c == "channel"),
     (
         "TIMING",
-        lambda c: c in ("local_hour", "local_weekday", "utc_hour", "holiday_week", "utc_offset_hours"),
+        lambda c: (
+            c
+            in (
+                "local_hour",
+                "local_weekday",
+                "utc_hour",
+                "holiday_week",
+                "utc_offset_hours",
+                "hours_until_any_rep",  # the routing facts (features.rep_roster): when a rep can answer
+                "hours_until_language_rep",
+            )
+        ),
     ),
-    ("GEOGRAPHY", lambda c: c in ("language", "country")),
+    # and how well the reps working then match the lead's language and time zone
+    (
+        "GEOGRAPHY",
+        lambda c: c in ("language", "country", "language_rep_share", "near_rep_share", "near_fluent_share"),
+    ),
 )
 
 

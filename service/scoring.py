@@ -17,6 +17,7 @@ from datetime import datetime
 import numpy as np
 
 from features.importers.model_inputs import AttributeCheck, ModelInput, check_request, inputs_of
+from features.rep_roster import ROSTER_COLUMNS, RepRoster
 from features.request_time import LEAD_MODEL_COLUMNS, LEAD_REQUEST_COLUMNS, lead_model_columns, local_clock
 from funnelcast.core import clock
 from funnelcast.core.grades import grade_of, score_0_100
@@ -115,11 +116,13 @@ def predict_columns(
     features: OnlineFeatures,
     service: str,
     now: datetime,
+    roster: RepRoster | None = None,
 ) -> Predicted:
     """The champion's probability, score and grade for leads given as request columns
     (``LEAD_REQUEST_COLUMNS``, ``created_at`` as naive UTC ``datetime64``, plus any columns the
     request carries), joined with each company's online features of ``service``: the one path of
-    JSON leads (``score_leads``) and of columnar batches (``service.lead_columns``)."""
+    JSON leads (``score_leads``) and of columnar batches (``service.lead_columns``). ``roster`` is
+    the routing directory's (``Router.roster``), for the routing facts at creation."""
     company = features.lead_features(list(company_ids), now, service)
     # a company's leads share its values: each feature is looked up once per company and spread to
     # the rows by position (a batch of 10,000 leads spent 40% of its CPU looking up per row)
@@ -136,7 +139,7 @@ def predict_columns(
     for name, per_company in zip(names, by_name, strict=True):
         stacked = _stacked(per_company) if rows is not None else None
         request[name] = stacked[rows] if stacked is not None else list(map(per_company.__getitem__, slots))
-    columns = lead_model_columns(request, [c for c in tab.columns if c not in LEAD_MODEL_COLUMNS])
+    columns = lead_model_columns(request, [c for c in tab.columns if c not in LEAD_MODEL_COLUMNS], roster)
     encoded = tab.encode(columns)
     probs = tab.predict_encoded(encoded)
     scores = score_0_100(probs, tab.metadata["score_quantiles"]).astype(int)
@@ -190,9 +193,12 @@ def score_leads(
     now: datetime | None = None,
     exclude: Mapping[str, frozenset[str]] | None = None,
     served: ServedRecorder | None = None,
+    roster: RepRoster | None = None,
 ) -> list[ScoredLead]:
     """Score (and route, when a router is given) each lead; one feature read and one predict per batch.
-    ``served`` (monitoring) records what was served and the inputs it was scored on."""
+    ``served`` (monitoring) records what was served and the inputs it was scored on. ``roster``
+    (the rep directory's, whether or not this call routes) gives the routing facts at creation;
+    without it they are unknown, and a champion that reads them says ``rep_roster`` in ``degraded``."""
     if model is None:
         raise ModelNotLoaded("no lead_score champion is loaded")
     now = now or clock.now()
@@ -209,8 +215,11 @@ def score_leads(
     request["created_at"] = [np.datetime64((x.created_at or now).replace(tzinfo=None), "s") for x in leads]
     for name, column in (carried or {}).items():
         request[column] = [check.values.get(name) for check in checks]
-    predicted = predict_columns(request, [x.company_id for x in leads], tab, features, service, now)
+    predicted = predict_columns(request, [x.company_id for x in leads], tab, features, service, now, roster)
     company, columns, probs = predicted.company, predicted.columns, predicted.probabilities
+    if roster is None and any(c in ROSTER_COLUMNS for c in tab.columns):
+        for comp in company:
+            comp.degraded.append("rep_roster")
     scores, grades = predicted.scores, predicted.grades
     for comp, check in zip(company, checks, strict=True):
         comp.degraded.extend(check.missing)

@@ -26,6 +26,7 @@ from feast.types import Bool, Float32, Float64, Int32, Int64
 from features.importers.manifest import ImportManifest, load_manifest
 from features.importers.model_inputs import lead_inputs
 from features.jobs.raw import latest_observed_time, read_raw
+from features.rep_roster import RepRoster
 from features.repo.services import LEAD_SCORE_IMPORT_SERVICE, LEAD_SCORE_SERVICE
 from features.request_time import LEAD_CATEGORICAL_LEVELS, LEAD_NUMERIC_COLUMNS, lead_model_frame
 from features.training_sets import LEAD_LABEL_DAYS, lead_training_set, require_service
@@ -36,7 +37,7 @@ from funnelcast.core.routing_filters import MAX_TIMEZONE_GAP_HOURS, MIN_LANGUAGE
 from training.baselines import ODOO_FIELDS, OdooNaiveBayes, lead_rule_points
 from training.bootstrap import paired_bootstrap_interval
 from training.diagnostics import diagnostics, rep_region
-from training.fitting import BoostParams, fit_booster, fit_calibrate_refit
+from training.fitting import BoostParams, fit_booster, fit_calibrate_refit, refit_booster, refit_rounds
 from training.metrics import roc_auc, scorer_metrics
 from training.plots import calibration_figure, importance_figure
 from training.registry import GateRows, TrainingOutcome, run_params
@@ -138,7 +139,8 @@ def build_dataset(
         raise ValueError(f"lead labels are all {rows['label'].iloc[0]}; need converted and unconverted leads")
     resolves = pd.Timedelta(days=LEAD_LABEL_DAYS)  # the label's window: purged between splits
     split = split_rows(rows["created_at"], rows["label"].to_numpy(int), 0.15, 0.20, label_window=resolves)
-    frame = lead_model_frame(rows, added)
+    # the routing facts at creation, from the roster (unknown for an export without reps' hours)
+    frame = lead_model_frame(rows, added, RepRoster.from_tables(reps.get("reps"), reps.get("rep_languages")))
     if _has_attributes(imported):
         categorical, numeric = imported.model_columns()
         frame = frame.join(rows[[*categorical, *numeric]])
@@ -179,7 +181,7 @@ def train(
         "best_iteration": fit.best_iteration,
         "refit_rounds": fit.refit_rounds,
         "as_of": data.as_of.isoformat(),
-        "rep_fit": learned_rep_fit(model, data),
+        "rep_fit": learned_rep_fit(model, data, out_of_fold_scores(model, data, params, fit.best_iteration)),
         # what a caller may send (the service lists and validates against it)
         "inputs": [i.model_dump() for i in lead_inputs(data.imported, model.categorical_levels)],
         # what live monitoring measures drift (PSI) against
@@ -235,8 +237,50 @@ def clock_columns_earned(data: LeadDataset, params: BoostParams) -> tuple[bool, 
     )
 
 
-def learned_rep_fit(model: TabularModel, data: LeadDataset) -> dict | None:
-    """Routing's rep fit from the train + valid leads' history (None without reps or routing)."""
+REP_FIT_FOLDS = 5
+
+
+def time_folds(created: pd.Series, folds: int = REP_FIT_FOLDS) -> np.ndarray:
+    """Fold of each row: ``folds`` contiguous blocks of creation time, equal in rows."""
+    order = np.argsort(pd.to_datetime(created, utc=True).to_numpy(), kind="stable")
+    fold = np.empty(len(order), dtype=np.int64)
+    fold[order] = np.arange(len(order)) * folds // max(len(order), 1)
+    return fold
+
+
+def out_of_fold_scores(
+    model: TabularModel,
+    data: LeadDataset,
+    params: BoostParams,
+    best_iteration: int,
+    folds: int = REP_FIT_FOLDS,
+) -> np.ndarray:
+    """Calibrated scores of the train + valid rows, each from a booster that never saw it.
+
+    The rep fit prices each rep against these scores; a score the model learned from the same lead
+    already holds part of that lead's outcome (and so part of its rep's lift). Folds are blocks of
+    creation time; each booster has the model's params and the early-stopped rounds scaled to its
+    rows (as the refit's are), and the model's calibrator maps its raw scores.
+    """
+    seen = np.flatnonzero(data.split.train | data.split.valid)
+    x = model.matrix(data.frame.iloc[seen])
+    y = data.y[seen]
+    fold = time_folds(data.rows["created_at"].iloc[seen], folds)
+    raw = np.empty(len(seen))
+    n_fit = int(data.split.train.sum())
+    for k in range(folds):
+        held = fold == k
+        if not held.any():
+            continue
+        rounds = refit_rounds(best_iteration, n_fit, int((~held).sum()))
+        booster = refit_booster(x[~held], y[~held], params, rounds)
+        raw[held] = booster.predict(x[held], num_threads=0)
+    return model.calibrator(raw)
+
+
+def learned_rep_fit(model: TabularModel, data: LeadDataset, scores: np.ndarray | None = None) -> dict | None:
+    """Routing's rep fit from the train + valid leads' history (None without reps or routing), priced
+    against ``scores`` of those rows (out of fold: ``out_of_fold_scores``; the model's own when None)."""
     if (
         data.reps is None
         or data.rep_languages is None
@@ -262,7 +306,8 @@ def learned_rep_fit(model: TabularModel, data: LeadDataset) -> dict | None:
         industry=column(data.frame[seen], "industry"),
         product=column(rows, "product_interest"),
     )
-    return fit_rep_fit(data.y[seen], model.predict(data.frame[seen]), match, cells)
+    offset = model.predict(data.frame[seen]) if scores is None else scores
+    return fit_rep_fit(data.y[seen], offset, match, cells)
 
 
 def gate_rows(data: LeadDataset) -> GateRows:

@@ -10,6 +10,7 @@ import pandas as pd
 from features.catalog import INDUSTRIES, PRODUCT_LINE_NAMES
 from features.timezones import utc_offset_hours
 from features.world.params import RepMechanism
+from funnelcast.core.working_hours import hours_until_working
 
 # (region, team, time zones, native language of each zone)
 _REGION_TEAMS: tuple[tuple[str, tuple[tuple[str, tuple[tuple[str, str], ...]], ...]], ...] = (
@@ -87,9 +88,10 @@ def online_matrix(reps: pd.DataFrame, hours: pd.DatetimeIndex) -> np.ndarray:
     online = np.zeros((len(hours), len(reps)), dtype=bool)
     for j, rep in enumerate(reps.itertuples(index=False)):
         local = hours.tz_convert(rep.timezone)
-        online[:, j] = (
-            (local.weekday < 5) & (local.hour >= rep.work_start_hour) & (local.hour < rep.work_end_hour)
+        wait = hours_until_working(
+            local.weekday.to_numpy(), local.hour.to_numpy(), rep.work_start_hour, rep.work_end_hour
         )
+        online[:, j] = wait == 0.0
     return online
 
 

@@ -37,8 +37,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from funnelcast.core.routing_filters import MAX_TIMEZONE_GAP_HOURS, MIN_LANGUAGE_PROFICIENCY
+from funnelcast.core.working_hours import WEEKDAYS, hours_until_working
 
-WEEKDAYS = 5  # Monday..Friday
 # what ``rank_candidates`` reports instead of relaxed filters when it holds a lead back
 CAPACITY_RESERVED = "capacity_reserved"
 
@@ -182,7 +182,10 @@ def utc_offset(zone: str, at: datetime) -> float:
 
 def is_working(rep: Rep, at: datetime) -> bool:
     local = at.astimezone(ZoneInfo(rep.timezone))
-    return local.weekday() < WEEKDAYS and rep.work_start_hour <= local.hour < rep.work_end_hour
+    wait = hours_until_working(
+        np.array(local.weekday()), np.array(local.hour), rep.work_start_hour, rep.work_end_hour
+    )
+    return bool(wait == 0.0)
 
 
 def next_working_start(rep: Rep, at: datetime) -> datetime:
@@ -291,16 +294,8 @@ def _zone_clock(zones: tuple[str, ...], minute: datetime) -> tuple[np.ndarray, n
 
 
 def _hours_until_working(table: _RepTable, weekday: np.ndarray, hour: np.ndarray) -> np.ndarray:
-    """Wall-clock hours until each rep works (0 when working now); a DST switch inside the wait is
-    ignored here (the deadline, computed once per decision, respects it)."""
-    workday = weekday < WEEKDAYS
-    later_today = workday & (hour < table.start)
-    # the next day that can start a shift: today if it starts later, else tomorrow, skipping the weekend
-    ahead = np.where(later_today, 0, 1)
-    nxt = (weekday + ahead) % 7
-    ahead = ahead + np.where(nxt == 5, 2, 0) + np.where(nxt == 6, 1, 0)
-    wait = ahead * 24.0 + table.start - hour
-    return np.where(workday & (table.start <= hour) & (hour < table.end), 0.0, wait)
+    """Wall-clock hours until each rep works (0 when working now; ``funnelcast.core.working_hours``)."""
+    return hours_until_working(weekday, hour, table.start, table.end)
 
 
 _NO_LOAD = RepLoad()

@@ -17,6 +17,7 @@ from datetime import datetime
 from feast import FeatureStore
 
 from features.catalog import LANGUAGES
+from features.rep_roster import RepRoster
 from service.routing.policy import (
     LeadToRoute,
     Rep,
@@ -63,6 +64,17 @@ def reps_from_feast(store: FeatureStore, rep_ids: list[str]) -> list[Rep]:
     return reps
 
 
+def roster_of(reps: list[Rep]) -> RepRoster | None:
+    """The directory as the lead model's rep roster (``features.rep_roster``): training's reps
+    tables hold the same time zones, working hours and proficiencies."""
+    return RepRoster.build(
+        [r.timezone for r in reps],
+        [r.work_start_hour for r in reps],
+        [r.work_end_hour for r in reps],
+        [r.languages for r in reps],
+    )
+
+
 class RepDirectoryUnavailable(RuntimeError):
     """No rep profiles could be read and none were read before: routing is unavailable."""
 
@@ -79,6 +91,7 @@ class RepDirectory:
         self._by_id: dict[str, Rep] = {}
         self._loaded_at = 0.0
         self._lock = threading.Lock()
+        self._roster: tuple[list[Rep], RepRoster | None] | None = None
 
     def reps(self) -> list[Rep]:
         if time.monotonic() - self._loaded_at > self.refresh_seconds or not self._reps:
@@ -99,6 +112,14 @@ class RepDirectory:
         self.reps()
         return self._by_id
 
+    def roster(self) -> RepRoster | None:
+        """The current reps as the lead model's roster, built once per directory snapshot."""
+        reps = self.reps()
+        cached = self._roster
+        if cached is None or cached[0] is not reps:
+            cached = self._roster = (reps, roster_of(reps))
+        return cached[1]
+
 
 class Router:
     def __init__(self, directory: RepDirectory, state: AssignmentStore, policy: RoutingPolicy) -> None:
@@ -113,6 +134,14 @@ class Router:
         except RepDirectoryUnavailable:
             return False
         return True
+
+    def roster(self) -> RepRoster | None:
+        """The rep roster the lead model's routing facts are read from; None (unknown facts, and a
+        ``rep_roster`` degradation) when there is no rep directory."""
+        try:
+            return self.directory.roster()
+        except RepDirectoryUnavailable:
+            return None
 
     def release_for_reroute(self, lead_id: str, now: datetime) -> frozenset[str]:
         """Release the lead's current assignment (status ``rerouted``); the reps to exclude next."""

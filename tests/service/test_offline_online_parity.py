@@ -15,6 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.catalog import COUNTRIES, LANGUAGES
+from features.directory import read_directory
+from features.rep_roster import ROSTER_COLUMNS, RepRoster
 from features.repo.services import LEAD_SCORE_SERVICE
 from features.request_time import LEAD_REQUEST_COLUMNS, lead_model_columns, lead_model_frame
 from features.schema import read_table
@@ -23,6 +26,7 @@ from features.training_sets import historical_features
 from funnelcast.core.settings import Settings
 from service.live_models import LiveModels
 from service.online_features import OnlineFeatures
+from service.routing.router import reps_from_feast, roster_of
 from tests.service.conftest import CRM, lead, running, service_settings
 
 pytestmark = pytest.mark.integration
@@ -61,8 +65,13 @@ def test_a_lead_scored_at_t_gets_the_training_rows_recency_and_windows_anchored_
     bodies = [lead(f"parity-{i}", company_id=c, created_at=at.isoformat()) for i, c in enumerate(companies)]
 
     # training's row for each lead at T: the point-in-time join, then the one request-time function
+    # over the raw reps tables' roster
     entity = pd.DataFrame(bodies).assign(event_timestamp=at)
-    offline = lead_model_frame(historical_features(store, LEAD_SCORE_SERVICE, entity).assign(created_at=at))
+    reps, languages = (read_table(t, served_world.raw_dir) for t in ("reps", "rep_languages"))
+    offline = lead_model_frame(
+        historical_features(store, LEAD_SCORE_SERVICE, entity).assign(created_at=at),
+        roster=RepRoster.from_tables(reps, languages),
+    )
     # the service's: the online store's latest rows, through the same function with T as "now"
     online_rows = OnlineFeatures(store, pd.Timedelta(days=3650).to_pytimedelta()).lead_features(
         list(companies), at.to_pydatetime()
@@ -71,7 +80,9 @@ def test_a_lead_scored_at_t_gets_the_training_rows_recency_and_windows_anchored_
     request["created_at"] = [np.datetime64(at.tz_localize(None), "s")] * len(bodies)
     for name in {k for row in online_rows for k in row.values}:
         request[name] = [row.values.get(name) for row in online_rows]
-    online = pd.DataFrame(lead_model_columns(request))
+    # the service's roster: the routing directory it reads from the online store
+    directory = roster_of(reps_from_feast(store, read_directory(served_world).rep_ids))
+    online = pd.DataFrame(lead_model_columns(request, roster=directory))
 
     quiet, no_tender, active = range(3)
     events = read_table("behavior_events", served_world.raw_dir)
@@ -87,7 +98,26 @@ def test_a_lead_scored_at_t_gets_the_training_rows_recency_and_windows_anchored_
     assert online.loc[active, "company_behavior__events_30d"] == _window_count(
         events, companies[active], at, 30
     )
+    # the routing facts at creation are known, and the same, to the last decimal
+    facts = list(ROSTER_COLUMNS)
+    assert online[facts].notna().all(axis=None)
+    assert np.array_equal(online[facts].to_numpy(float), offline[facts].to_numpy(float))
     pd.testing.assert_frame_equal(online, offline.reset_index(drop=True), check_dtype=False)
+    # and over a whole week, hour by hour, in every language and a spread of zones: the service's
+    # roster (its routing directory) and training's (the reps tables) give the same facts
+    week = pd.DataFrame(
+        {
+            "created_at": pd.date_range(at, periods=7 * 24, freq="h") + pd.Timedelta(minutes=17),
+            "language": [LANGUAGES[i % len(LANGUAGES)] for i in range(7 * 24)],
+            "timezone": [COUNTRIES[i % len(COUNTRIES)].timezone for i in range(7 * 24)],
+        }
+    )
+    trained = lead_model_frame(week, roster=RepRoster.from_tables(reps, languages))[facts]
+    request = {name: list(week[name]) for name in week.columns}
+    request["created_at"] = list(week["created_at"].dt.tz_localize(None).to_numpy().astype("datetime64[s]"))
+    served = pd.DataFrame(lead_model_columns(request, roster=directory))[facts]
+    assert trained["hours_until_any_rep"].gt(0).any() and trained["near_fluent_share"].between(0, 1).all()
+    assert np.array_equal(trained.to_numpy(float), served.to_numpy(float), equal_nan=True)
 
     # and the served probability over HTTP is the training row's, to the response's 6 decimals
     models = LiveModels(served_world.mlflow_tracking_uri, tmp_path / "models", ["lead_score"])

@@ -34,7 +34,8 @@ router = APIRouter(tags=["leads"], dependencies=[CRM], responses=errors(503))
 def scored(
     models: LiveModels,
     features: OnlineFeatures,
-    rep_router: Router | None,
+    rep_router: Router,
+    route: bool,
     metrics: Metrics,
     leads: list[schemas.LeadIn],
     explain: bool,
@@ -42,8 +43,7 @@ def scored(
     exclude: dict[str, frozenset[str]] | None = None,
     served: ServedRecorder | None = None,
 ) -> list[ScoredLead]:
-    """Score (and route, given a router) and count what was degraded and how routing went."""
-    route = rep_router is not None
+    """Score (and route, given ``route``) and count what was degraded and how routing went."""
     ready = rep_router if route and rep_router.ready() else None
     results = score_leads(
         leads,
@@ -54,6 +54,7 @@ def scored(
         lang=language_of(accept),
         exclude=exclude,
         served=served,
+        roster=rep_router.roster(),  # scoring reads the routing facts whether or not it routes
     )
     if route and ready is None:  # no rep directory (e.g. online store down since start)
         for r in results:
@@ -82,7 +83,8 @@ def score_lead(
     results = scored(
         models,
         features,
-        rep_router if route else None,
+        rep_router,
+        route,
         metrics,
         [lead],
         explain,
@@ -112,7 +114,8 @@ def score_batch(
         results = scored(
             models,
             features,
-            rep_router if route else None,
+            rep_router,
+            route,
             metrics,
             body.leads,
             explain,
@@ -135,7 +138,9 @@ def score_batch(
         }
     },
 )
-async def score_lead_columns(request: Request, models: ModelsDep, features: FeaturesDep) -> Response:
+async def score_lead_columns(
+    request: Request, models: ModelsDep, features: FeaturesDep, rep_router: RouterDep
+) -> Response:
     """Score a backfill given as columns (an Arrow IPC stream, ``service/lead_columns.py``): the
     same probabilities as the JSON batch, checked and scored column by column; no routing or reasons."""
     body = await request.body()
@@ -143,7 +148,7 @@ async def score_lead_columns(request: Request, models: ModelsDep, features: Feat
 
     def scored_stream() -> bytes:  # off the event loop: parsing and scoring block
         try:
-            leads, predicted = score_columns(read_stream(body), model, features)
+            leads, predicted = score_columns(read_stream(body), model, features, rep_router.roster())
         except InvalidColumn as err:
             raise invalid_field(err.column, err.why) from None
         return answer_stream(leads, predicted, model)
@@ -171,7 +176,7 @@ def reroute(
     excluded = rep_router.release_for_reroute(body.lead.lead_id, clock.now())
     exclude = {body.lead.lead_id: excluded} if excluded else {}
     result = scored(
-        models, features, rep_router, metrics, [body.lead], False, accept_language, exclude, served
+        models, features, rep_router, True, metrics, [body.lead], False, accept_language, exclude, served
     )
     return schemas.LeadScore.of(result[0])
 
