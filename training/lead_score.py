@@ -26,7 +26,7 @@ from feast.types import Bool, Float32, Float64, Int32, Int64
 from features.importers.manifest import ImportManifest, load_manifest
 from features.importers.model_inputs import lead_inputs
 from features.jobs.raw import latest_observed_time, read_raw
-from features.rep_roster import RepRoster
+from features.rep_roster import ROSTER_COLUMNS, RepRoster
 from features.repo.services import LEAD_SCORE_IMPORT_SERVICE, LEAD_SCORE_SERVICE
 from features.request_time import LEAD_CATEGORICAL_LEVELS, LEAD_NUMERIC_COLUMNS, lead_model_frame
 from features.training_sets import LEAD_LABEL_DAYS, lead_training_set, require_service
@@ -73,10 +73,14 @@ class LeadDataset:
     def model_columns(self) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
         """Categorical levels and numeric columns: the lead model's, plus any imported attributes
         and the stored features a newer feature service adds."""
+        # an export without reps' hours has no routing facts: the model does not read them, so the
+        # service does not call every answer degraded for a roster it never had
+        known = [c for c in ROSTER_COLUMNS if c in self.frame and self.frame[c].notna().any()]
+        base = tuple(c for c in LEAD_NUMERIC_COLUMNS if c not in ROSTER_COLUMNS or c in known)
         if not _has_attributes(self.imported):
-            return LEAD_CATEGORICAL_LEVELS, (*LEAD_NUMERIC_COLUMNS, *self.added)
+            return LEAD_CATEGORICAL_LEVELS, (*base, *self.added)
         categorical, numeric = self.imported.model_columns(self.rows[self.split.train])
-        return {**LEAD_CATEGORICAL_LEVELS, **categorical}, (*LEAD_NUMERIC_COLUMNS, *numeric)
+        return {**LEAD_CATEGORICAL_LEVELS, **categorical}, (*base, *numeric)
 
 
 def _has_attributes(imported: ImportManifest | None) -> bool:
