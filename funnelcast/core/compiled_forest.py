@@ -43,6 +43,7 @@ import numpy as np
 log = logging.getLogger("funnelcast.compiled_forest")
 _BINARY = "objective=binary sigmoid:1"  # the one objective compiled: LightGBM's 1 / (1 + exp(-x))
 PROBE_ROWS = 4000
+COMPILE_TIMEOUT_SECONDS = 900
 _forests: weakref.WeakKeyDictionary[lgb.Booster, CompiledForest] = weakref.WeakKeyDictionary()
 _forests_lock = threading.Lock()
 
@@ -132,6 +133,7 @@ def compile_forest(booster: lgb.Booster, cache_dir: Path) -> CompiledForest | No
                 capture_output=True,
                 text=True,
                 check=False,
+                timeout=COMPILE_TIMEOUT_SECONDS,  # a hung compiler ends; LightGBM keeps serving
             )
             if done.returncode != 0 or not tmp_object.exists():
                 log.warning("trees not compiled: %s", done.stderr.strip()[-300:])
